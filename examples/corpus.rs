@@ -1,0 +1,178 @@
+//! Benchmark and accuracy check of the scanner over the shared corpus of real files.
+//!
+//! ```text
+//! cargo run --release --example corpus -- ../shared/corpus
+//! ```
+//!
+//! Prints timings (best and median of several full scans), peak memory, and checks:
+//! every finding's span holds its reference in the file as read independently here, and
+//! every `@sha256:` pin on an image line of a Dockerfile, Compose file or Kubernetes
+//! manifest (by the corpus's `kind` column, among files whose names the formats match)
+//! is inside some finding. Exits 1 when a check fails.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use repin::scan::walk;
+
+const RUNS: usize = 20;
+
+fn main() {
+    let root = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "../shared/corpus".to_owned()),
+    );
+    let (jobs, _) = walk::collect(std::slice::from_ref(&root)).unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    });
+    let bytes: u64 = jobs
+        .iter()
+        .filter_map(|j| std::fs::metadata(&j.abs).ok())
+        .map(|m| m.len())
+        .sum();
+
+    // Timing: the whole scan (walk + read + parse), repeated.
+    let mut times = Vec::with_capacity(RUNS);
+    let mut report = None;
+    for _ in 0..RUNS {
+        let start = Instant::now();
+        let r = walk::scan_paths(std::slice::from_ref(&root)).expect("scan");
+        times.push(start.elapsed());
+        report = Some(r);
+    }
+    let report = report.expect("at least one run");
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "scanned {} files ({:.1} MB), {} findings, {} warnings",
+        report.files,
+        bytes as f64 / 1e6,
+        report.found.len(),
+        report.warnings.len()
+    );
+    println!(
+        "time per full scan over {RUNS} runs: best {:.1} ms, median {:.1} ms, worst {:.1} ms",
+        ms(times[0]),
+        ms(times[RUNS / 2]),
+        ms(times[RUNS - 1])
+    );
+    if let Some(hwm) = peak_memory_kb() {
+        println!("peak memory (VmHWM): {:.1} MB", hwm as f64 / 1024.0);
+    }
+
+    let mut walk_times: Vec<Duration> = (0..RUNS)
+        .map(|_| {
+            let start = Instant::now();
+            let _ = walk::collect(std::slice::from_ref(&root));
+            start.elapsed()
+        })
+        .collect();
+    walk_times.sort();
+    println!(
+        "of which walking the tree: median {:.1} ms",
+        ms(walk_times[RUNS / 2])
+    );
+
+    let mut failures = 0;
+    // Spans, checked against the file as read here.
+    let mut files: HashMap<String, Vec<u8>> = HashMap::new();
+    for f in &report.found {
+        let bytes = files
+            .entry(f.path.clone())
+            .or_insert_with(|| std::fs::read(root.join(&f.path)).unwrap_or_default());
+        let ok = bytes.get(f.span.clone()) == Some(f.reference.as_bytes());
+        let line = 1 + bytes[..f.span.start.min(bytes.len())]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count();
+        if !ok || line != f.line {
+            failures += 1;
+            println!("SPAN ERROR {}:{} {:?}", f.path, f.line, f.reference);
+        }
+    }
+    let mut skips: HashMap<&str, usize> = HashMap::new();
+    for f in &report.found {
+        *skips
+            .entry(f.skip_reason.map_or("updatable", |s| s.name()))
+            .or_default() += 1;
+    }
+    let mut skips: Vec<_> = skips.into_iter().collect();
+    skips.sort();
+    println!("findings by state: {skips:?}");
+
+    // Coverage of digest pins on image lines.
+    let detected: HashMap<&str, _> = jobs.iter().map(|j| (j.rel.as_str(), j)).collect();
+    let manifest = std::fs::read_to_string(root.join("MANIFEST.tsv")).unwrap_or_default();
+    let (mut pins, mut covered) = (0, 0);
+    for row in manifest.lines().skip(1) {
+        let cols: Vec<&str> = row.split('\t').collect();
+        let (Some(path), Some(kind)) = (cols.first(), cols.get(5)) else {
+            continue;
+        };
+        if !matches!(*kind, "dockerfile" | "compose" | "kubernetes") || !detected.contains_key(path)
+        {
+            continue;
+        }
+        let text = std::fs::read(root.join(path)).unwrap_or_default();
+        let text = String::from_utf8_lossy(&text);
+        let spans: Vec<_> = report
+            .found
+            .iter()
+            .filter(|f| f.path == *path)
+            .map(|f| f.span.clone())
+            .collect();
+        for (at, _) in text.match_indices("@sha256:") {
+            if !on_image_line(&text, at, kind) {
+                continue;
+            }
+            pins += 1;
+            if spans.iter().any(|s| s.contains(&at)) {
+                covered += 1;
+            } else {
+                failures += 1;
+                let line = text[..at].matches('\n').count() + 1;
+                println!("MISSED {path}:{line}");
+            }
+        }
+    }
+    println!("digest pins on image lines: {pins}, found: {covered}");
+    for w in report.warnings.iter().take(50) {
+        println!("warning: {w}");
+    }
+    if failures > 0 {
+        println!("FAILED: {failures} problems");
+        std::process::exit(1);
+    }
+    println!("ok: zero span errors, every pin on an image line found");
+}
+
+/// Whether the line holding byte `at` is one where an image reference is written, judged
+/// by plain text (independent of the scanner): `FROM`, `COPY --from`, `RUN --mount`,
+/// `ARG` and `# syntax=` in Dockerfiles; an `image:` key in YAML.
+fn on_image_line(text: &str, at: usize, kind: &str) -> bool {
+    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[start..].lines().next().unwrap_or_default();
+    let before = text[start..at].trim_start().trim_start_matches('\u{feff}');
+    match kind {
+        "dockerfile" => {
+            let upper = before.to_ascii_uppercase();
+            ["FROM ", "COPY ", "RUN ", "ARG ", "# SYNTAX=", "#SYNTAX="]
+                .iter()
+                .any(|p| upper.starts_with(p))
+                && (upper.contains("FROM") || upper.starts_with("ARG") || upper.contains("SYNTAX"))
+        }
+        _ => {
+            let key = before.trim_start_matches("- ").trim_start();
+            key.starts_with("image:") && !line.contains("imageID")
+        }
+    }
+}
+
+fn peak_memory_kb() -> Option<u64> {
+    let status = std::fs::read_to_string(Path::new("/proc/self/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}

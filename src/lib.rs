@@ -1,0 +1,28 @@
+//! repin keeps digest-pinned container images fresh.
+//!
+//! # Layout
+//!
+//! Data flows left to right; each stage is plain data in, plain data out, with I/O kept
+//! at the edges:
+//!
+//! ```text
+//! source ─► scan ─► (plan ─► resolve ─► decide ─► edit ─► deliver: later issues)
+//! ```
+//!
+//! - [`imageref`]: the reference grammar. `ImageRef`, `Digest` and `Platform`: parse,
+//!   normalize (`nginx` → `docker.io/library/nginx`), display.
+//! - [`scan`]: find every image reference in a tree with exact byte spans. One module
+//!   per file format behind one narrow interface (text in, candidate spans out):
+//!   [`scan::dockerfile`], [`scan::compose`], [`scan::kubernetes`], sharing a positioned
+//!   YAML tree (`scan/yaml.rs`) and `${VAR}` handling (`scan/vars.rs`).
+//!   [`scan::walk`] chooses files (`.gitignore`-aware, hidden files included, no
+//!   symlinks followed) and scans them in parallel. The reference text of every finding
+//!   is cut from the file at its span, so `file[start..end] == reference` holds by
+//!   construction.
+//! - [`output`]: the `--format text|json` renderings of findings (stdout is data).
+//! - [`cli`]: the clap definitions; `main.rs` dispatches and maps errors to exit codes.
+
+pub mod cli;
+pub mod imageref;
+pub mod output;
+pub mod scan;

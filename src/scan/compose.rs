@@ -1,0 +1,218 @@
+//! Compose files (`compose.yaml`, `docker-compose*.yml`, `compose.*.yaml`):
+//! `services.*.image`.
+//!
+//! Values reached through anchors and merge keys (`<<: *defaults`) are reported once, at
+//! the anchor where the text is written; `image` keys inside top-level `x-` extension
+//! fields are reported too, since that is where shared service defaults live. Compose
+//! interpolates `${VAR}`: when the value is `${VAR:-default}` and the default holds the
+//! whole reference, the default's span is reported; anything else built from variables
+//! is `contains-variable`.
+
+use std::collections::HashSet;
+
+use super::vars::whole_variable;
+use super::yaml::{self, ImageValue, Node, NodeId, UNREADABLE, Yaml};
+use super::{Candidate, Extracted, SkipReason};
+
+/// How many merge-key levels are followed; deeper chains are not real Compose files.
+const MAX_MERGE_DEPTH: usize = 16;
+
+/// Extracts image references from a Compose file.
+#[must_use]
+pub fn extract(text: &str) -> Extracted {
+    let mut out = Extracted::default();
+    let (yaml, error) = yaml::parse(text);
+    if let Some(error) = error {
+        out.notes
+            .push((error.line, format!("YAML syntax error: {}", error.message)));
+    }
+    let Some(&root) = yaml.docs.first() else {
+        return out;
+    };
+    let mut images = Vec::new();
+    if let Some(services) = yaml.get(root, "services")
+        && let Node::Map(pairs) = &yaml.nodes[yaml.resolve(services)]
+    {
+        for &(_, service) in pairs {
+            if let Some(image) = service_image(&yaml, service, 0) {
+                images.push(image);
+            }
+        }
+    }
+    if let Node::Map(pairs) = &yaml.nodes[yaml.resolve(root)] {
+        for &(key, value) in pairs {
+            if yaml.str(key).is_some_and(|k| k.starts_with("x-")) {
+                extension_images(&yaml, value, &mut images, &mut HashSet::new());
+            }
+        }
+    }
+    let mut seen = HashSet::new();
+    for image in images {
+        let image = yaml.resolve(image);
+        if !seen.insert(image) {
+            continue;
+        }
+        match yaml.image_value(text, image) {
+            ImageValue::At(span) => out.candidates.push(interpolated(text, span)),
+            ImageValue::Absent => {}
+            ImageValue::Unreadable(line) => out.notes.push((line, UNREADABLE.to_owned())),
+        }
+    }
+    out
+}
+
+/// The `image` node of a service: its own key, else the first merged mapping's.
+fn service_image(yaml: &Yaml, service: NodeId, depth: usize) -> Option<NodeId> {
+    if depth > MAX_MERGE_DEPTH {
+        return None;
+    }
+    if let Some(image) = yaml.get(service, "image") {
+        return Some(image);
+    }
+    let merged = yaml.get(service, "<<")?;
+    match &yaml.nodes[yaml.resolve(merged)] {
+        Node::Map(_) => service_image(yaml, merged, depth + 1),
+        Node::Seq(items) => items
+            .iter()
+            .find_map(|&item| service_image(yaml, item, depth + 1)),
+        _ => None,
+    }
+}
+
+/// Every `image` key with a scalar value under an `x-` extension field.
+fn extension_images(yaml: &Yaml, id: NodeId, out: &mut Vec<NodeId>, seen: &mut HashSet<NodeId>) {
+    let id = yaml.resolve(id);
+    if !seen.insert(id) {
+        return;
+    }
+    match &yaml.nodes[id] {
+        Node::Map(pairs) => {
+            for &(key, value) in pairs {
+                if yaml.str(key) == Some("image")
+                    && matches!(yaml.nodes[yaml.resolve(value)], Node::Scalar { .. })
+                {
+                    out.push(value);
+                } else {
+                    extension_images(yaml, value, out, seen);
+                }
+            }
+        }
+        Node::Seq(items) => {
+            for &item in items {
+                extension_images(yaml, item, out, seen);
+            }
+        }
+        Node::Scalar { .. } | Node::Alias(_) => {}
+    }
+}
+
+/// Applies Compose interpolation to a value written at `span`.
+fn interpolated(text: &str, span: std::ops::Range<usize>) -> Candidate {
+    let value = &text[span.clone()];
+    if !value.contains('$') {
+        return Candidate::at(span);
+    }
+    if let Some(var) = whole_variable(value)
+        && let Some(default) = var.default
+        && !value[default.clone()].contains('$')
+        && !default.is_empty()
+    {
+        return Candidate::at(span.start + default.start..span.start + default.end);
+    }
+    Candidate {
+        span,
+        platform: None,
+        skip: Some(SkipReason::ContainsVariable),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::scan::{Detected, scan_text};
+
+    const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+    fn refs(text: &str) -> Vec<(String, usize, Option<&'static str>)> {
+        let (found, warnings) = scan_text("compose.yaml", Detected::Compose, text);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        for f in &found {
+            assert_eq!(&text[f.span.clone()], f.reference);
+        }
+        found
+            .into_iter()
+            .map(|f| (f.reference, f.line, f.skip_reason.map(|s| s.name())))
+            .collect()
+    }
+
+    #[test]
+    fn styles_of_values() {
+        let text = format!(
+            "services:\n  a:\n    image: redis:7@{D1}\n  b:\n    image: \"postgres:16\"\n  c:\n    image: 'mysql:8'\n  d: {{image: nginx:1, ports: [80]}}\n  e:\n    image: >-\n      busybox:1\n  f:\n    build: .\n"
+        );
+        assert_eq!(
+            refs(&text),
+            vec![
+                (format!("redis:7@{D1}"), 3, None),
+                ("postgres:16".into(), 5, None),
+                ("mysql:8".into(), 7, None),
+                ("nginx:1".into(), 8, None),
+                ("busybox:1".into(), 11, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn anchors_and_merge_keys_report_the_anchor_once() {
+        let text = "x-base: &base\n  image: app:1\n  restart: always\nx-img: &img other:2\nservices:\n  a:\n    <<: *base\n  b:\n    <<: [*base]\n    ports: [1]\n  c:\n    image: *img\n  d:\n    <<: *base\n    image: own:3\n";
+        assert_eq!(
+            refs(text),
+            vec![
+                ("app:1".into(), 2, None),
+                ("other:2".into(), 4, None),
+                ("own:3".into(), 15, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn interpolation() {
+        let text = format!(
+            "services:\n  a:\n    image: ${{REDIS_IMAGE:-redis:5.0.0@{D1}}}\n  b:\n    image: ${{IMAGE_NAME}}:${{DEMO_VERSION}}-svc\n  c:\n    image: ${{ONLY}}\n  d:\n    image: \"${{X-nginx:1}}\"\n"
+        );
+        assert_eq!(
+            refs(&text),
+            vec![
+                (format!("redis:5.0.0@{D1}"), 3, None),
+                (
+                    "${IMAGE_NAME}:${DEMO_VERSION}-svc".into(),
+                    5,
+                    Some("contains-variable")
+                ),
+                ("${ONLY}".into(), 7, Some("contains-variable")),
+                ("nginx:1".into(), 9, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn images_outside_services_are_not_references() {
+        let text = "services:\n  a:\n    environment:\n      image: nope:1\n    labels:\n      image: nope:2\nvolumes:\n  image: {}\n";
+        assert!(refs(text).is_empty());
+    }
+
+    #[test]
+    fn syntax_error_is_a_warning() {
+        let (found, warnings) = scan_text(
+            "compose.yaml",
+            super::super::Detected::Compose,
+            "services:\n  a: [\n",
+        );
+        assert!(found.is_empty());
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].to_string().starts_with("compose.yaml:"),
+            "{}",
+            warnings[0]
+        );
+    }
+}

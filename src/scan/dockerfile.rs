@@ -1,0 +1,739 @@
+//! Dockerfiles and Containerfiles: image references in `FROM`, `COPY --from`,
+//! `RUN --mount=…,from=`, the `# syntax=` directive, and `ARG` defaults used by `FROM`.
+//!
+//! The file is read the way BuildKit reads it, in one pass: parser directives at the top
+//! (`# syntax=`, `# escape=`), then logical lines (physical lines joined at the escape
+//! character, comment lines inside a continuation dropped), with heredoc bodies
+//! (`RUN <<EOF … EOF`) skipped as data. Each logical line keeps a map from its bytes back
+//! to file offsets, so a token's span is exact even when the instruction spans lines.
+//!
+//! Stage names (`FROM … AS build`) are not images: a later `FROM build`, `COPY
+//! --from=build` or `--from=0` refers to a stage. `FROM ${BASE}` with a global
+//! `ARG BASE=image` reports the span inside the `ARG` line, where an edit must go.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use super::vars::whole_variable;
+use super::{Candidate, Extracted, SkipReason};
+use crate::imageref::Platform;
+
+/// Extracts image references from a Dockerfile's text.
+#[must_use]
+pub fn extract(text: &str) -> Extracted {
+    let mut parser = Parser::new(text);
+    parser.run();
+    parser.out
+}
+
+/// A logical line: its text with continuations removed, and each byte's file offset.
+struct Logical {
+    text: String,
+    offsets: Vec<usize>,
+    /// File offset of the first byte of the line's first physical line.
+    start: usize,
+}
+
+impl Logical {
+    /// The file span of `range` of the logical text, if those bytes are contiguous in the
+    /// file (a token split by a line continuation is not).
+    fn file_span(&self, range: Range<usize>) -> Option<Range<usize>> {
+        if range.is_empty() {
+            return None;
+        }
+        let start = self.offsets[range.start];
+        let end = self.offsets[range.end - 1] + 1;
+        (end - start == range.len()).then_some(start..end)
+    }
+}
+
+/// A whitespace-separated word of a logical line, with quotes understood.
+#[derive(Debug, Clone)]
+struct Word {
+    /// Range in the logical text, quotes included.
+    range: Range<usize>,
+}
+
+/// A global or stage `ARG` with a literal default.
+#[derive(Debug, Clone)]
+struct ArgDefault {
+    /// The default as written, quotes removed.
+    value: String,
+    /// File span of the default, when it is contiguous in the file.
+    span: Option<Range<usize>>,
+    /// File offset of the `ARG` line, for messages.
+    at: usize,
+}
+
+struct Parser<'a> {
+    text: &'a str,
+    /// Byte offset of the next physical line.
+    pos: usize,
+    escape: u8,
+    /// `ARG`s declared before the first `FROM`; only these reach `FROM` lines.
+    global_args: HashMap<String, Option<ArgDefault>>,
+    /// `ARG`s of the current stage (a bare `ARG NAME` inherits the global default).
+    stage_args: HashMap<String, Option<ArgDefault>>,
+    /// Stage names seen so far, lowercased (BuildKit compares them case-insensitively).
+    stages: Vec<String>,
+    in_stage: bool,
+    out: Extracted,
+}
+
+impl<'a> Parser<'a> {
+    fn new(text: &'a str) -> Self {
+        Self {
+            text,
+            pos: if text.starts_with('\u{feff}') { 3 } else { 0 },
+            escape: b'\\',
+            global_args: HashMap::new(),
+            stage_args: HashMap::new(),
+            stages: Vec::new(),
+            in_stage: false,
+            out: Extracted::default(),
+        }
+    }
+
+    fn line_number(&self, offset: usize) -> usize {
+        super::source::line_of(self.text, offset)
+    }
+
+    /// The next physical line: (start offset, content without the line break).
+    fn next_physical(&mut self) -> Option<(usize, &'a str)> {
+        if self.pos >= self.text.len() {
+            return None;
+        }
+        let start = self.pos;
+        let rest = &self.text[start..];
+        let (line, advance) = match rest.find('\n') {
+            Some(i) => (&rest[..i], i + 1),
+            None => (rest, rest.len()),
+        };
+        self.pos += advance;
+        Some((start, line.strip_suffix('\r').unwrap_or(line)))
+    }
+
+    fn run(&mut self) {
+        self.directives();
+        while let Some(logical) = self.next_logical() {
+            self.instruction(&logical);
+        }
+    }
+
+    /// Parser directives: `# key=value` lines at the very top. The first line that is not
+    /// one ends them.
+    fn directives(&mut self) {
+        loop {
+            let save = self.pos;
+            let Some((start, line)) = self.next_physical() else {
+                return;
+            };
+            let Some((key, value_range)) = directive(line) else {
+                self.pos = save;
+                return;
+            };
+            let value = &line[value_range.clone()];
+            match key.to_ascii_lowercase().as_str() {
+                "syntax" if !value.is_empty() => self.out.candidates.push(Candidate::at(
+                    start + value_range.start..start + value_range.end,
+                )),
+                "escape" => match value {
+                    "`" => self.escape = b'`',
+                    "\\" => self.escape = b'\\',
+                    _ => {
+                        let line = self.line_number(start);
+                        self.out
+                            .notes
+                            .push((line, format!("invalid escape directive {value:?}")));
+                    }
+                },
+                _ => {}
+            }
+        }
+    }
+
+    /// Whether a physical line ends with the escape character (then spaces/tabs), and if
+    /// so the length of the content before it.
+    fn continued(&self, line: &str) -> Option<usize> {
+        let trimmed = line.trim_end_matches([' ', '\t']);
+        trimmed
+            .as_bytes()
+            .last()
+            .is_some_and(|b| *b == self.escape)
+            .then(|| trimmed.len() - 1)
+    }
+
+    fn next_logical(&mut self) -> Option<Logical> {
+        // Skip blank lines and comments between instructions.
+        let (start, first) = loop {
+            let (start, line) = self.next_physical()?;
+            let trimmed = line.trim_start();
+            if !trimmed.is_empty() && !trimmed.starts_with('#') {
+                break (start, line);
+            }
+        };
+        let mut logical = Logical {
+            text: String::new(),
+            offsets: Vec::new(),
+            start,
+        };
+        let mut piece = (start, first);
+        loop {
+            let (offset, line) = piece;
+            let cont = self.continued(line);
+            let content = &line[..cont.unwrap_or(line.len())];
+            logical.text.push_str(content);
+            logical.offsets.extend(offset..offset + content.len());
+            if cont.is_none() {
+                break;
+            }
+            // Within a continuation, comment lines and blank lines are dropped.
+            let next = loop {
+                match self.next_physical() {
+                    None => break None,
+                    Some((o, l)) => {
+                        let t = l.trim_start();
+                        if !t.is_empty() && !t.starts_with('#') {
+                            break Some((o, l));
+                        }
+                    }
+                }
+            };
+            match next {
+                Some(p) => piece = p,
+                None => break,
+            }
+        }
+        Some(logical)
+    }
+
+    fn instruction(&mut self, line: &Logical) {
+        let words = words(&line.text);
+        let Some(first) = words.first() else {
+            return;
+        };
+        let keyword = line.text[first.range.clone()].to_ascii_uppercase();
+        let args = &words[1..];
+        match keyword.as_str() {
+            "FROM" => self.from(line, args),
+            "ARG" => self.arg(line, args),
+            "COPY" => {
+                self.flags(line, args, |key, _| key == "from");
+                self.heredocs(line, args);
+            }
+            "ADD" => self.heredocs(line, args),
+            "RUN" => {
+                self.mounts(line, args);
+                self.heredocs(line, args);
+            }
+            _ => {}
+        }
+    }
+
+    fn from(&mut self, line: &Logical, args: &[Word]) {
+        self.in_stage = true;
+        self.stage_args.clear();
+        let mut platform = None;
+        let mut image = None;
+        let mut rest = args.iter();
+        for word in rest.by_ref() {
+            let text = &line.text[word.range.clone()];
+            if let Some(value) = text.strip_prefix("--platform=") {
+                platform = unquote(value).parse::<Platform>().ok();
+            } else if !text.starts_with("--") {
+                image = Some(word);
+                break;
+            }
+        }
+        let alias = match (rest.next(), rest.next()) {
+            (Some(kw), Some(name)) if line.text[kw.range.clone()].eq_ignore_ascii_case("as") => {
+                Some(line.text[name.range.clone()].to_ascii_lowercase())
+            }
+            _ => None,
+        };
+        if let Some(word) = image {
+            self.image_word(line, word.range.clone(), platform, true);
+        }
+        if let Some(alias) = alias {
+            self.stages.push(alias);
+        }
+    }
+
+    /// Reports the image written in `range` of the logical line (quotes allowed), unless
+    /// it names a stage or `scratch`. `from_line` limits variables to global `ARG`s.
+    fn image_word(
+        &mut self,
+        line: &Logical,
+        range: Range<usize>,
+        platform: Option<Platform>,
+        from_line: bool,
+    ) {
+        let range = unquoted_range(&line.text, range);
+        let text = &line.text[range.clone()];
+        if text.is_empty() || self.is_stage(text) || text.eq_ignore_ascii_case("scratch") {
+            return;
+        }
+        if !from_line && text.bytes().all(|b| b.is_ascii_digit()) {
+            return; // `--from=0`: a stage by index
+        }
+        if text.contains('$') {
+            self.variable_image(line, range, platform, from_line);
+            return;
+        }
+        self.push(line, range, platform, None);
+    }
+
+    /// `FROM ${BASE}`: follow the variable to its literal default, in the `ARG` line or in
+    /// `${BASE:-default}` itself; otherwise report the text as `contains-variable`.
+    fn variable_image(
+        &mut self,
+        line: &Logical,
+        range: Range<usize>,
+        platform: Option<Platform>,
+        from_line: bool,
+    ) {
+        let text = &line.text[range.clone()];
+        let skip = Some(SkipReason::ContainsVariable);
+        let Some(var) = whole_variable(text) else {
+            self.push(line, range, platform, skip);
+            return;
+        };
+        let arg = if from_line {
+            self.global_args.get(var.name)
+        } else {
+            self.stage_args
+                .get(var.name)
+                .or_else(|| self.global_args.get(var.name))
+        };
+        if let Some(Some(arg)) = arg.cloned() {
+            if arg.value.contains('$') || arg.value.is_empty() {
+                self.push(line, range, platform, skip);
+            } else if self.is_stage(&arg.value) || arg.value.eq_ignore_ascii_case("scratch") {
+                // `ARG BASE=builder` then `FROM $BASE`: a stage, not an image.
+            } else if let Some(span) = arg.span {
+                self.out.candidates.push(Candidate {
+                    span,
+                    platform,
+                    skip: None,
+                });
+            } else {
+                self.out.notes.push((
+                    self.line_number(arg.at),
+                    "ARG default is split across lines; it cannot be edited in place".to_owned(),
+                ));
+            }
+            return;
+        }
+        match var.default {
+            Some(default) if !text[default.clone()].contains('$') => {
+                let range = range.start + default.start..range.start + default.end;
+                if !self.is_stage(&line.text[range.clone()]) {
+                    self.push(line, range, platform, None);
+                }
+            }
+            _ => self.push(line, range, platform, skip),
+        }
+    }
+
+    fn push(
+        &mut self,
+        line: &Logical,
+        range: Range<usize>,
+        platform: Option<Platform>,
+        skip: Option<SkipReason>,
+    ) {
+        match line.file_span(range) {
+            Some(span) => self.out.candidates.push(Candidate {
+                span,
+                platform,
+                skip,
+            }),
+            None => {
+                let n = self.line_number(line.start);
+                self.out.notes.push((
+                    n,
+                    "image reference is split by a line continuation; it cannot be edited in place"
+                        .to_owned(),
+                ));
+            }
+        }
+    }
+
+    fn is_stage(&self, name: &str) -> bool {
+        self.stages.iter().any(|s| s.eq_ignore_ascii_case(name))
+    }
+
+    /// `ARG NAME[=default] …`: remember literal defaults.
+    fn arg(&mut self, line: &Logical, args: &[Word]) {
+        for word in args {
+            let text = &line.text[word.range.clone()];
+            let (name, default) = match text.split_once('=') {
+                Some((name, _)) => {
+                    let value_start = word.range.start + name.len() + 1;
+                    let range = unquoted_range(&line.text, value_start..word.range.end);
+                    let value = line.text[range.clone()].to_owned();
+                    let default = ArgDefault {
+                        value,
+                        span: line.file_span(range),
+                        at: line.start,
+                    };
+                    (name, Some(default))
+                }
+                None => (text, None),
+            };
+            if self.in_stage {
+                let inherited = default.or_else(|| self.global_args.get(name).cloned().flatten());
+                self.stage_args.insert(name.to_owned(), inherited);
+            } else {
+                self.global_args.insert(name.to_owned(), default);
+            }
+        }
+    }
+
+    /// Leading `--key=value` flags of an instruction; reports the value of the flag that
+    /// `wanted` picks as an image (stage names excepted).
+    fn flags(&mut self, line: &Logical, args: &[Word], wanted: impl Fn(&str, &str) -> bool) {
+        for word in args {
+            let text = &line.text[word.range.clone()];
+            let Some(flag) = text.strip_prefix("--") else {
+                break;
+            };
+            if let Some((key, value)) = flag.split_once('=')
+                && wanted(key, value)
+            {
+                let start = word.range.start + 2 + key.len() + 1;
+                self.image_word(line, start..word.range.end, None, false);
+            }
+        }
+    }
+
+    /// `RUN --mount=type=…,from=IMAGE,…`: the `from` of each mount.
+    fn mounts(&mut self, line: &Logical, args: &[Word]) {
+        for word in args {
+            let text = &line.text[word.range.clone()];
+            let Some(flag) = text.strip_prefix("--") else {
+                break;
+            };
+            if !flag.starts_with("mount=") {
+                continue;
+            }
+            let spec_start = word.range.start + "--mount=".len();
+            let spec_range = unquoted_range(&line.text, spec_start..word.range.end);
+            let mut offset = spec_range.start;
+            for field in line.text[spec_range.clone()].split(',') {
+                if let Some(value) = field.strip_prefix("from=") {
+                    let start = offset + "from=".len();
+                    self.image_word(line, start..start + value.len(), None, false);
+                }
+                offset += field.len() + 1;
+            }
+        }
+    }
+
+    /// Skips the bodies of heredocs opened on this line (`<<EOF`, `<<-EOF`, `<<"EOF"`),
+    /// in order, so their contents are never read as instructions.
+    fn heredocs(&mut self, line: &Logical, args: &[Word]) {
+        for word in args {
+            let text = &line.text[word.range.clone()];
+            let Some((strip_tabs, name)) = heredoc_marker(text) else {
+                continue;
+            };
+            loop {
+                let Some((_, body)) = self.next_physical() else {
+                    return;
+                };
+                let body = if strip_tabs {
+                    body.trim_start_matches('\t')
+                } else {
+                    body
+                };
+                if body == name {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// `# key=value` → key and the value's byte range in the line (trimmed).
+fn directive(line: &str) -> Option<(&str, Range<usize>)> {
+    let rest = line.strip_prefix('#')?;
+    let (key, value) = rest.split_once('=')?;
+    let key = key.trim();
+    if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return None;
+    }
+    let lead = value.len() - value.trim_start().len();
+    let start = line.len() - value.len() + lead;
+    let end = start + value.trim().len();
+    Some((key, start..end))
+}
+
+/// A heredoc opener word: `<<EOF`, `<<-EOF`, `<<"EOF"`, `<<'EOF'`, `3<<EOF`.
+fn heredoc_marker(word: &str) -> Option<(bool, &str)> {
+    let rest = word.trim_start_matches(|c: char| c.is_ascii_digit());
+    let rest = rest.strip_prefix("<<")?;
+    let (strip_tabs, rest) = match rest.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, rest),
+    };
+    if rest.contains('<') {
+        return None;
+    }
+    let name = unquote(rest);
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+    ok.then_some((strip_tabs, name))
+}
+
+/// Splits a logical line into words at unquoted whitespace.
+fn words(text: &str) -> Vec<Word> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= bytes.len() {
+            break;
+        }
+        let start = i;
+        let mut quote = None;
+        while i < bytes.len() {
+            let b = bytes[i];
+            match quote {
+                Some(q) if b == q => quote = None,
+                Some(_) => {}
+                None if b == b'"' || b == b'\'' => quote = Some(b),
+                None if b.is_ascii_whitespace() => break,
+                None => {}
+            }
+            i += 1;
+        }
+        out.push(Word { range: start..i });
+    }
+    out
+}
+
+/// The range inside matching surrounding quotes, or the range itself.
+fn unquoted_range(text: &str, range: Range<usize>) -> Range<usize> {
+    let s = &text[range.clone()];
+    let b = s.as_bytes();
+    if b.len() >= 2 && (b[0] == b'"' || b[0] == b'\'') && b[b.len() - 1] == b[0] {
+        range.start + 1..range.end - 1
+    } else {
+        range
+    }
+}
+
+fn unquote(s: &str) -> &str {
+    let b = s.as_bytes();
+    if b.len() >= 2 && (b[0] == b'"' || b[0] == b'\'') && b[b.len() - 1] == b[0] {
+        &s[1..s.len() - 1]
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::{Detected, scan_text};
+
+    const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+    /// (reference, line, platform, skip) for each finding in `text`.
+    fn scan(text: &str) -> Vec<(String, usize, Option<String>, Option<&'static str>)> {
+        let (found, _) = scan_text("Dockerfile", Detected::Dockerfile, text);
+        for f in &found {
+            assert_eq!(&text[f.span.clone()], f.reference);
+        }
+        found
+            .into_iter()
+            .map(|f| {
+                (
+                    f.reference,
+                    f.line,
+                    f.platform.map(|p| p.to_string()),
+                    f.skip_reason.map(SkipReason::name),
+                )
+            })
+            .collect()
+    }
+
+    fn refs(text: &str) -> Vec<String> {
+        scan(text).into_iter().map(|f| f.0).collect()
+    }
+
+    #[test]
+    fn from_with_platform_and_alias() {
+        let text = format!(
+            "FROM --platform=linux/arm64/v8 node:20@{D1} AS build\nfrom build\nFrOM scratch\n"
+        );
+        assert_eq!(
+            scan(&text),
+            vec![(
+                format!("node:20@{D1}"),
+                1,
+                Some("linux/arm64/v8".into()),
+                None
+            )]
+        );
+    }
+
+    #[test]
+    fn stage_names_are_case_insensitive() {
+        let text = "FROm golang:1.22 aS Base\nFrOM base As build\nFROM alpine:3\nCOPY --from=BASE /a /b\nCOPY --from=1 /a /b\n";
+        assert_eq!(refs(text), vec!["golang:1.22", "alpine:3"]);
+    }
+
+    #[test]
+    fn variable_platform_is_not_a_platform() {
+        let text = format!("FROM --platform=$BUILDPLATFORM golang:1.22@{D1}\n");
+        assert_eq!(scan(&text)[0].2, None);
+    }
+
+    #[test]
+    fn continuation_lines() {
+        let text = "FROM \\\n\tnginx:1.19 \\\n# a comment\n\n  AS web\nFROM web\n";
+        assert_eq!(scan(text), vec![("nginx:1.19".into(), 2, None, None)]);
+    }
+
+    #[test]
+    fn escape_directive_changes_the_continuation_character() {
+        let text = "# escape=`\nFROM `\n  mcr.microsoft.com/windows/servercore:ltsc2022\nRUN dir C:\\\nFROM alpine\n";
+        assert_eq!(
+            refs(text),
+            vec!["mcr.microsoft.com/windows/servercore:ltsc2022", "alpine"]
+        );
+    }
+
+    #[test]
+    fn backslash_is_not_a_continuation_under_backtick_escape() {
+        // With the default escape, `C:\` would swallow the next FROM.
+        let text = "# escape=`\nFROM a\nRUN dir C:\\\nFROM b\n";
+        assert_eq!(refs(text), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn syntax_directive() {
+        let text = format!("# syntax=docker/dockerfile:1.7@{D1}\n# escape=\\\nFROM alpine\n");
+        let found = scan(&text);
+        assert_eq!(found[0].0, format!("docker/dockerfile:1.7@{D1}"));
+        assert_eq!(found[0].1, 1);
+        // A directive after the first instruction is a comment.
+        let text = "FROM alpine\n# syntax=docker/dockerfile:1\n";
+        assert_eq!(refs(text), vec!["alpine"]);
+    }
+
+    #[test]
+    fn arg_defaults_used_by_from() {
+        let text = format!(
+            "ARG BASE=alpine:3.20@{D1}\nARG TAG=1.22\nARG NOVAL\nFROM ${{BASE}}\nFROM $BASE AS two\nFROM golang:${{TAG}}\nFROM ${{NOVAL}}\n"
+        );
+        let found = scan(&text);
+        assert_eq!(found.len(), 3, "{found:?}");
+        // The ARG default, once, on line 1.
+        assert_eq!(found[0], (format!("alpine:3.20@{D1}"), 1, None, None));
+        assert_eq!(
+            found[1],
+            ("golang:${TAG}".into(), 6, None, Some("contains-variable"))
+        );
+        assert_eq!(
+            found[2],
+            ("${NOVAL}".into(), 7, None, Some("contains-variable"))
+        );
+    }
+
+    #[test]
+    fn quoted_arg_default_and_quoted_from() {
+        let text = "ARG IMG=\"gcr.io/distroless/static:nonroot\"\nFROM $IMG\nFROM \"gcr.io/distroless/base\"\n";
+        assert_eq!(
+            refs(text),
+            vec!["gcr.io/distroless/static:nonroot", "gcr.io/distroless/base"]
+        );
+    }
+
+    #[test]
+    fn arg_inside_a_stage_does_not_reach_from() {
+        let text = "FROM alpine AS a\nARG BASE=debian:12\nFROM ${BASE}\n";
+        assert_eq!(
+            scan(text)[1],
+            ("${BASE}".into(), 3, None, Some("contains-variable"))
+        );
+    }
+
+    #[test]
+    fn arg_naming_a_stage_is_a_stage() {
+        let text = "FROM alpine AS builder\nARG X=builder\nFROM alpine\n";
+        assert_eq!(refs(text), vec!["alpine", "alpine"]);
+        let text = "ARG B=builder\nFROM alpine AS builder\nFROM $B\n";
+        assert_eq!(refs(text), vec!["alpine"]);
+    }
+
+    #[test]
+    fn default_inside_the_from_variable() {
+        let text = "FROM ${BASE:-debian:12-slim}\n";
+        assert_eq!(refs(text), vec!["debian:12-slim"]);
+    }
+
+    #[test]
+    fn copy_from_and_run_mount_from() {
+        let text = format!(
+            "FROM alpine AS b\nCOPY --chown=1 --from=ghcr.io/astral-sh/uv:0.5@{D1} /uv /bin/\nCOPY --from=b /x /y\nRUN --mount=type=cache,target=/c --mount=type=bind,from=busybox:1.36,source=/bin,target=/b true\nADD --from=x a b\n"
+        );
+        assert_eq!(
+            refs(&text),
+            vec![
+                "alpine".to_owned(),
+                format!("ghcr.io/astral-sh/uv:0.5@{D1}"),
+                "busybox:1.36".into(),
+            ]
+        );
+    }
+
+    #[test]
+    fn heredoc_bodies_are_data() {
+        let text = "FROM alpine\nRUN <<EOF\nFROM notanimage\nEOF\nCOPY <<-\"A\" <<'B' /dst\n\tFROM no1\n\tA\nFROM no2\nB\nFROM debian\nRUN echo $((1<<2))\nFROM ubuntu\n";
+        assert_eq!(refs(text), vec!["alpine", "debian", "ubuntu"]);
+    }
+
+    #[test]
+    fn crlf_and_bom() {
+        let text = "\u{feff}FROM alpine:3\r\nFROM \\\r\n  debian:12\r\n";
+        let found = scan(text);
+        assert_eq!(found[0].0, "alpine:3");
+        assert_eq!(found[1], ("debian:12".into(), 3, None, None));
+    }
+
+    #[test]
+    fn invalid_digests_are_reported_as_invalid() {
+        let text = "FROM a@sha256:abcdef\nFROM b:1@sha256:${HASH}\nFROM C:1\n";
+        let skips: Vec<_> = scan(text).into_iter().map(|f| f.3).collect();
+        assert_eq!(
+            skips,
+            vec![
+                Some("invalid-reference"),
+                Some("contains-variable"),
+                Some("invalid-reference")
+            ]
+        );
+    }
+
+    #[test]
+    fn split_reference_is_a_note_not_a_wrong_span() {
+        let text = "FROM ngi\\\nnx:1\n";
+        let out = extract(text);
+        assert!(out.candidates.is_empty());
+        assert_eq!(out.notes.len(), 1);
+        assert_eq!(out.notes[0].0, 1);
+    }
+
+    #[test]
+    fn unterminated_heredoc_ends_the_file_quietly() {
+        assert_eq!(refs("FROM a\nRUN <<EOF\nFROM b\n"), vec!["a"]);
+    }
+}

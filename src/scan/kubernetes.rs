@@ -1,0 +1,258 @@
+//! Kubernetes manifests, found by content: any YAML document whose top level has
+//! `apiVersion` and `kind`, in any `*.yaml`/`*.yml` file.
+//!
+//! A reference is the string value of an `image` key anywhere in the document, outside
+//! `metadata`, `status` and `managedFields`. That one rule covers `containers`,
+//! `initContainers` and `ephemeralContainers` of every workload kind (and `List` items,
+//! CronJob `jobTemplate`s), and the CRDs that reuse the key (Tekton steps and sidecars,
+//! Argo Workflows templates, Knative services), without a list of kinds to keep up to
+//! date. Strings that only look like images are left alone: annotations, env values,
+//! ConfigMap and Secret data, block-scalar scripts, `imageID`, and `image` keys whose
+//! value is a mapping (CRD schemas).
+
+use std::collections::HashSet;
+
+use super::yaml::{self, ImageValue, Node, NodeId, UNREADABLE, Yaml};
+use super::{Candidate, Extracted};
+
+/// Keys whose subtrees never hold images to update.
+const SKIPPED_KEYS: [&str; 3] = ["metadata", "status", "managedFields"];
+/// Keys of ConfigMaps and Secrets that hold opaque data.
+const DATA_KEYS: [&str; 3] = ["data", "stringData", "binaryData"];
+
+/// Extracts image references from the Kubernetes documents of a YAML file. Documents
+/// that are not Kubernetes objects are ignored, so any YAML file may be passed.
+#[must_use]
+pub fn extract(text: &str) -> Extracted {
+    let mut out = Extracted::default();
+    let mut yaml = Yaml::default();
+    for range in yaml::documents(text) {
+        let part = &text[range.clone()];
+        if !may_hold_images(part) {
+            continue;
+        }
+        // A syntax error matters only if it may have hidden a Kubernetes object.
+        if let Some(error) = yaml::parse_into(&mut yaml, text, range)
+            && part.contains("apiVersion")
+        {
+            out.notes
+                .push((error.line, format!("YAML syntax error: {}", error.message)));
+        }
+    }
+    let mut walk = Walk {
+        yaml: &yaml,
+        text,
+        seen: HashSet::new(),
+        out: &mut out,
+    };
+    for &doc in &yaml.docs {
+        if let Some(kind) = kubernetes_kind(&yaml, doc) {
+            let opaque_data = matches!(kind, "ConfigMap" | "Secret");
+            walk.node(doc, opaque_data);
+        }
+    }
+    out
+}
+
+/// Whether a document needs parsing at all: it must contain an `image` key (the word,
+/// then an optional closing quote and blanks, then `:`), and not be a
+/// `CustomResourceDefinition` (whose `image:` keys are schema, never references; read
+/// from a top-level `kind:` line). Large CRD bundles are most of the bytes in real
+/// manifests, so this is most of the scanner's speed. The price: a key spelt with YAML
+/// escapes (`"\x69mage"`) is not seen; no manifest does that.
+fn may_hold_images(part: &str) -> bool {
+    let crd = part.lines().any(|l| {
+        l.strip_prefix("kind:")
+            .is_some_and(|k| k.trim() == "CustomResourceDefinition")
+    });
+    !crd && part.match_indices("image").any(|(at, word)| {
+        let rest = part[at + word.len()..].trim_start_matches(['"', '\'']);
+        rest.trim_start_matches([' ', '\t']).starts_with(':')
+    })
+}
+
+/// The `kind` of a document that is a Kubernetes object.
+fn kubernetes_kind(yaml: &Yaml, doc: NodeId) -> Option<&str> {
+    yaml.get(doc, "apiVersion").and_then(|v| yaml.str(v))?;
+    yaml.get(doc, "kind").and_then(|v| yaml.str(v))
+}
+
+struct Walk<'a> {
+    yaml: &'a Yaml,
+    text: &'a str,
+    /// Nodes already walked: an anchored subtree reached through several aliases is
+    /// reported once, and alias bombs cost linear time.
+    seen: HashSet<NodeId>,
+    out: &'a mut Extracted,
+}
+
+impl Walk<'_> {
+    fn node(&mut self, id: NodeId, opaque_data: bool) {
+        let id = self.yaml.resolve(id);
+        if !self.seen.insert(id) {
+            return;
+        }
+        match &self.yaml.nodes[id] {
+            Node::Map(pairs) => {
+                for &(key, value) in pairs {
+                    let key = self.yaml.str(key).unwrap_or_default();
+                    if SKIPPED_KEYS.contains(&key) || opaque_data && DATA_KEYS.contains(&key) {
+                        continue;
+                    }
+                    if key == "image" {
+                        self.image(value);
+                    }
+                    self.node(value, false);
+                }
+            }
+            Node::Seq(items) => {
+                for &item in items {
+                    self.node(item, false);
+                }
+            }
+            Node::Scalar { .. } | Node::Alias(_) => {}
+        }
+    }
+
+    fn image(&mut self, value: NodeId) {
+        match self.yaml.image_value(self.text, value) {
+            ImageValue::At(span) => self.out.candidates.push(Candidate::at(span)),
+            ImageValue::Absent => {}
+            ImageValue::Unreadable(line) => self.out.notes.push((line, UNREADABLE.to_owned())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::scan::{Detected, scan_text};
+
+    const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+    fn refs(text: &str) -> Vec<(String, usize, Option<&'static str>)> {
+        let (found, _) = scan_text("k.yaml", Detected::Yaml, text);
+        for f in &found {
+            assert_eq!(&text[f.span.clone()], f.reference);
+        }
+        found
+            .into_iter()
+            .map(|f| (f.reference, f.line, f.skip_reason.map(|s| s.name())))
+            .collect()
+    }
+
+    fn names(text: &str) -> Vec<String> {
+        refs(text).into_iter().map(|r| r.0).collect()
+    }
+
+    #[test]
+    fn workload_containers() {
+        let text = format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  annotations:\n    image: not/this:1\nspec:\n  template:\n    metadata:\n      labels: {{image: no}}\n    spec:\n      initContainers:\n      - name: init\n        image: busybox:1.36  # init\n      containers:\n      - image: \"nginx:1.27@{D1}\"\n        name: web\n        env:\n        - name: IMG\n          value: redis:7\n      - name: side\n        image: 'ghcr.io/acme/side:v2'\n"
+        );
+        assert_eq!(
+            refs(&text),
+            vec![
+                ("busybox:1.36".into(), 14, None),
+                (format!("nginx:1.27@{D1}"), 16, None),
+                ("ghcr.io/acme/side:v2".into(), 22, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn not_kubernetes_without_api_version_and_kind() {
+        assert!(names("image: nginx:1\nkind: Foo\n").is_empty());
+        assert!(names("services:\n  a:\n    image: nginx\n").is_empty());
+    }
+
+    #[test]
+    fn multi_document_cronjob_list_and_crds() {
+        let text = "---\napiVersion: batch/v1\nkind: CronJob\nspec:\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          containers:\n          - image: alpine:3\n---\n# comment only\n---\napiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata:\n    name: p\n  spec:\n    ephemeralContainers:\n    - image: debug:1\n  status:\n    containerStatuses:\n    - image: docker.io/library/debug:1\n      imageID: docker-pullable://debug@sha256:00\n---\napiVersion: tekton.dev/v1\nkind: Task\nspec:\n  params:\n  - name: img\n    default: gcr.io/x/y:1\n  steps:\n  - image: gcr.io/tekton/step:1\n    script: |\n      image: not-this\n  sidecars:\n  - image: gcr.io/tekton/side:1\n";
+        assert_eq!(
+            names(text),
+            vec![
+                "alpine:3",
+                "debug:1",
+                "gcr.io/tekton/step:1",
+                "gcr.io/tekton/side:1"
+            ]
+        );
+    }
+
+    #[test]
+    fn crd_schema_image_keys_are_not_references() {
+        let text = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nspec:\n  versions:\n  - schema:\n      openAPIV3Schema:\n        properties:\n          image:\n            description: image to run\n            type: string\n";
+        assert!(names(text).is_empty());
+    }
+
+    #[test]
+    fn prefilter_keeps_every_way_to_write_the_key() {
+        for text in [
+            "image: a",
+            "- image : a",
+            "{\"image\": \"a\"}",
+            "'image':\ta",
+            "description: the image\nimage: a",
+        ] {
+            assert!(super::may_hold_images(text), "{text}");
+        }
+        for text in [
+            "description: an image to run",
+            "imagePullPolicy: Always",
+            "kind: CustomResourceDefinition\nspec:\n  image:\n    type: string",
+        ] {
+            assert!(!super::may_hold_images(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn configmap_data_is_opaque() {
+        let text = "apiVersion: v1\nkind: ConfigMap\ndata:\n  image: nginx:1\n";
+        assert!(names(text).is_empty());
+    }
+
+    #[test]
+    fn crlf_bom_and_non_ascii() {
+        let text = "\u{feff}apiVersion: v1\r\nkind: Pod\r\nspec:\r\n  containers:\r\n  - name: 한국어\r\n    image: nginx:1 # 주석\r\n";
+        let (found, _) = scan_text("k.yaml", Detected::Yaml, text);
+        assert_eq!(found[0].reference, "nginx:1");
+        assert_eq!(&text[found[0].span.clone()], "nginx:1");
+        assert_eq!((found[0].line, found[0].column), (6, 12));
+    }
+
+    #[test]
+    fn templates_and_variables_are_skipped() {
+        let text = "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - image: \"{{ .Values.image }}\"\n  - image: ${REGISTRY}/app:1\n  - image: ~\n  - image: \"\"\n";
+        assert_eq!(
+            refs(text),
+            vec![
+                ("{{ .Values.image }}".into(), 5, Some("contains-template")),
+                ("${REGISTRY}/app:1".into(), 6, Some("contains-variable")),
+            ]
+        );
+    }
+
+    #[test]
+    fn anchored_image_reported_once_where_written() {
+        let text = "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - image: &img nginx:1\n  - image: *img\n";
+        assert_eq!(refs(text), vec![("nginx:1".into(), 5, None)]);
+    }
+
+    #[test]
+    fn escaped_value_is_a_note() {
+        let text = "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - image: \"ngin\\x78:1\"\n";
+        let out = super::extract(text);
+        assert!(out.candidates.is_empty());
+        assert_eq!(out.notes[0].0, 5);
+    }
+
+    #[test]
+    fn syntax_error_keeps_earlier_documents() {
+        let text = "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - image: a:1\n---\napiVersion: v1\nkind: Pod\nspec: [{image: b:1}\n---\napiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - image: c:1\n";
+        let out = super::extract(text);
+        // The document after the broken one is still read.
+        assert_eq!(out.candidates.len(), 2);
+        assert_eq!(out.notes.len(), 1);
+        assert_eq!(out.notes[0].0, 10);
+    }
+}

@@ -1,0 +1,235 @@
+//! Walking trees: which files to scan, and scanning them in parallel.
+//!
+//! The walk honours `.gitignore` (also outside a git repository) and `.ignore`, includes
+//! hidden files and folders (`.github/`, `.devcontainer/`) but never `.git`, and does not
+//! follow symbolic links at all, so nothing outside a root is ever read through one. A
+//! path given explicitly as a file is scanned even if its name matches no format (as a
+//! Dockerfile, or as YAML when it ends in `.yaml`/`.yml`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::{Detected, Found, MAX_FILE_SIZE, Warning, scan_bytes};
+
+/// Why a scan could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: no such file or directory")]
+    NotFound { path: String },
+    #[error("{path}: cannot read: {source}")]
+    Unreadable {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Everything a scan found.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Findings, ordered by path, then position.
+    pub found: Vec<Found>,
+    /// Per-file problems, ordered by path.
+    pub warnings: Vec<Warning>,
+    /// Files read and scanned.
+    pub files: usize,
+}
+
+/// A file chosen for scanning.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub abs: PathBuf,
+    /// Path shown in output: relative to its root, `/`-separated.
+    pub rel: String,
+    pub detected: Detected,
+}
+
+/// Lists the files under each path that repin scans.
+///
+/// # Errors
+/// [`Error::NotFound`] for a path that does not exist, [`Error::Unreadable`] for a root
+/// that cannot be read.
+pub fn collect(paths: &[PathBuf]) -> Result<(Vec<Job>, Vec<Warning>), Error> {
+    let mut jobs = Vec::new();
+    let mut warnings = Vec::new();
+    for root in paths {
+        match check_root(root)? {
+            Some(job) => jobs.push(job),
+            None => {
+                for entry in walker(root).build() {
+                    match entry_job(root, entry) {
+                        Ok(Some(job)) => jobs.push(job),
+                        Ok(None) => {}
+                        Err(warning) => warnings.push(warning),
+                    }
+                }
+            }
+        }
+    }
+    Ok((jobs, warnings))
+}
+
+/// Checks that a root exists and is readable. A root that is a file is its own job.
+fn check_root(root: &Path) -> Result<Option<Job>, Error> {
+    let display = root.to_string_lossy().into_owned();
+    let meta = std::fs::metadata(root).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => Error::NotFound {
+            path: display.clone(),
+        },
+        _ => Error::Unreadable {
+            path: display.clone(),
+            source,
+        },
+    })?;
+    if meta.is_file() {
+        let detected = Detected::from_path(root).unwrap_or(Detected::Dockerfile);
+        return Ok(Some(Job {
+            abs: root.to_path_buf(),
+            rel: slashed(root),
+            detected,
+        }));
+    }
+    std::fs::read_dir(root).map_err(|source| Error::Unreadable {
+        path: display,
+        source,
+    })?;
+    Ok(None)
+}
+
+fn walker(root: &Path) -> ignore::WalkBuilder {
+    let mut builder = ignore::WalkBuilder::new(root);
+    builder
+        .hidden(false)
+        .follow_links(false)
+        .require_git(false)
+        .git_global(false)
+        .filter_entry(|e| e.file_name() != ".git");
+    builder
+}
+
+/// The job for a walked entry: `None` for directories, symbolic links (a file type of
+/// their own here, never followed) and files no format reads.
+fn entry_job(
+    root: &Path,
+    entry: Result<ignore::DirEntry, ignore::Error>,
+) -> Result<Option<Job>, Warning> {
+    let entry = entry.map_err(|err| Warning {
+        path: slashed(root),
+        line: None,
+        message: err.to_string(),
+    })?;
+    if !entry.file_type().is_some_and(|t| t.is_file()) {
+        return Ok(None);
+    }
+    let path = entry.path();
+    let Some(detected) = Detected::from_path(path) else {
+        return Ok(None);
+    };
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    Ok(Some(Job {
+        abs: path.to_path_buf(),
+        rel: slashed(rel),
+        detected,
+    }))
+}
+
+/// A path as output shows it: `/`-separated.
+fn slashed(path: &Path) -> String {
+    let s = path.to_string_lossy();
+    if std::path::MAIN_SEPARATOR == '/' {
+        s.into_owned()
+    } else {
+        s.replace(std::path::MAIN_SEPARATOR, "/")
+    }
+}
+
+/// Reads and scans one file.
+fn scan_job(job: &Job) -> (Vec<Found>, Vec<Warning>, bool) {
+    let warn = |message: String| Warning {
+        path: job.rel.clone(),
+        line: None,
+        message,
+    };
+    match std::fs::metadata(&job.abs) {
+        Ok(meta) if meta.len() > MAX_FILE_SIZE => {
+            let message = format!(
+                "file too large ({} bytes, the limit is {MAX_FILE_SIZE}); skipped",
+                meta.len()
+            );
+            return (Vec::new(), vec![warn(message)], false);
+        }
+        Ok(_) => {}
+        Err(e) => return (Vec::new(), vec![warn(format!("cannot read: {e}"))], false),
+    }
+    let bytes = match std::fs::read(&job.abs) {
+        Ok(bytes) => bytes,
+        Err(e) => return (Vec::new(), vec![warn(format!("cannot read: {e}"))], false),
+    };
+    match scan_bytes(&job.rel, job.detected, &bytes) {
+        Ok((found, warnings)) => (found, warnings, true),
+        Err(warning) => (Vec::new(), vec![warning], false),
+    }
+}
+
+type Outcome = (Vec<Found>, Vec<Warning>, bool);
+
+fn into_report(outcomes: Vec<Outcome>) -> Report {
+    let mut report = Report::default();
+    for (found, warnings, scanned) in outcomes {
+        report.found.extend(found);
+        report.warnings.extend(warnings);
+        report.files += usize::from(scanned);
+    }
+    report
+        .found
+        .sort_by(|a, b| (&a.path, a.span.start).cmp(&(&b.path, b.span.start)));
+    report
+        .warnings
+        .sort_by(|a, b| (&a.path, a.line).cmp(&(&b.path, b.line)));
+    report
+}
+
+/// Scans the given jobs, sequentially (for callers that already hold a job list).
+#[must_use]
+pub fn scan_jobs(jobs: &[Job]) -> Report {
+    into_report(jobs.iter().map(scan_job).collect())
+}
+
+/// Walks every path and scans what it finds, on all cores: each walker thread scans the
+/// files it meets, so reading directories and parsing files overlap.
+///
+/// # Errors
+/// See [`collect`]; every root is checked before any is scanned.
+pub fn scan_paths(paths: &[PathBuf]) -> Result<Report, Error> {
+    let mut outcomes = Vec::new();
+    let mut dirs = Vec::new();
+    for root in paths {
+        match check_root(root)? {
+            Some(job) => outcomes.push(scan_job(&job)),
+            None => dirs.push(root),
+        }
+    }
+    let shared = Mutex::new(outcomes);
+    for root in dirs {
+        walker(root).build_parallel().run(|| {
+            let shared = &shared;
+            Box::new(move |entry| {
+                let outcome = match entry_job(root, entry) {
+                    Ok(Some(job)) => scan_job(&job),
+                    Ok(None) => return ignore::WalkState::Continue,
+                    Err(warning) => (Vec::new(), vec![warning], false),
+                };
+                shared
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(outcome);
+                ignore::WalkState::Continue
+            })
+        });
+    }
+    Ok(into_report(
+        shared
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    ))
+}

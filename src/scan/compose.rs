@@ -30,10 +30,18 @@ pub fn extract(text: &str) -> Extracted {
         return out;
     };
     let mut images = Vec::new();
-    if let Some(services) = yaml.get(root, "services")
+    // Compose file format v1 (no `services:`, no `version:`) lists services at the top.
+    let services = yaml.get(root, "services").or_else(|| {
+        let legacy = yaml.get(root, "version").is_none();
+        legacy.then_some(root)
+    });
+    if let Some(services) = services
         && let Node::Map(pairs) = &yaml.nodes[yaml.resolve(services)]
     {
-        for &(_, service) in pairs {
+        for &(key, service) in pairs {
+            if yaml.str(key).is_some_and(|k| k.starts_with("x-")) {
+                continue;
+            }
             if let Some(image) = service_image(&yaml, service, 0) {
                 images.push(image);
             }
@@ -192,6 +200,14 @@ mod tests {
                 ("nginx:1".into(), 9, None),
             ]
         );
+    }
+
+    #[test]
+    fn compose_file_format_v1() {
+        let text = "redis:\n  image: redis:alpine\nweb:\n  build: .\n";
+        assert_eq!(refs(text), vec![("redis:alpine".into(), 2, None)]);
+        // With `version:` and no `services:`, there is nothing to read.
+        assert!(refs("version: '3'\nredis:\n  image: redis\n").is_empty());
     }
 
     #[test]

@@ -455,9 +455,10 @@ impl<'a> Parser<'a> {
     }
 }
 
-/// `# key=value` → key and the value's byte range in the line (trimmed).
+/// `# key=value` → key and the value's byte range in the line (trimmed). Leading
+/// whitespace is allowed, as BuildKit allows it.
 fn directive(line: &str) -> Option<(&str, Range<usize>)> {
-    let rest = line.strip_prefix('#')?;
+    let rest = line.trim_start().strip_prefix('#')?;
     let (key, value) = rest.split_once('=')?;
     let key = key.trim();
     if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric()) {
@@ -608,6 +609,23 @@ mod tests {
         assert_eq!(
             refs(text),
             vec!["mcr.microsoft.com/windows/servercore:ltsc2022", "alpine"]
+        );
+    }
+
+    #[test]
+    fn directives_may_be_indented_and_any_case() {
+        let text = "#  syntax=docker/dockerfile:1\n # EsCaPe=`\n ARG `\n\t# c\n   A=alpine:3\nFROM `\n${A} as s1\n";
+        assert_eq!(scan(text)[0].0, "docker/dockerfile:1");
+        assert_eq!(scan(text)[1], ("alpine:3".into(), 5, None, None));
+    }
+
+    #[test]
+    fn stage_arg_does_not_reach_a_later_from() {
+        // BuildKit: only ARGs before the first FROM are visible to FROM lines.
+        let text = "ARG A=alpine:3\nFROM $A AS one\nARG B=debian:12\nFROM $B\n";
+        assert_eq!(
+            scan(text)[1],
+            ("$B".into(), 4, None, Some("contains-variable"))
         );
     }
 

@@ -13,6 +13,7 @@
 use std::collections::HashSet;
 
 use super::yaml::{self, ImageValue, Node, NodeId, UNREADABLE, Yaml};
+use super::yaml_lines;
 use super::{Candidate, Extracted};
 
 /// Keys whose subtrees never hold images to update.
@@ -31,12 +32,21 @@ pub fn extract(text: &str) -> Extracted {
         if !may_hold_images(part) {
             continue;
         }
-        // A syntax error matters only if it may have hidden a Kubernetes object.
-        if let Some(error) = yaml::parse_into(&mut yaml, text, range)
-            && part.contains("apiVersion")
-        {
-            out.notes
-                .push((error.line, format!("YAML syntax error: {}", error.message)));
+        // A syntax error matters only if it may have hidden a Kubernetes object; then
+        // the rest of the document is read line by line.
+        if let Some(error) = yaml::parse_into(&mut yaml, text, range.clone()) {
+            let rest = error.doc_start.clamp(range.start, range.end)..range.end;
+            if yaml_lines::looks_like_kubernetes(&text[rest.clone()]) {
+                out.notes.push((
+                    error.line,
+                    format!(
+                        "YAML syntax error: {}; image lines read line by line",
+                        error.message
+                    ),
+                ));
+                let spans = yaml_lines::image_values(text, rest);
+                out.candidates.extend(spans.into_iter().map(Candidate::at));
+            }
         }
     }
     let mut walk = Walk {
@@ -248,11 +258,11 @@ mod tests {
 
     #[test]
     fn syntax_error_keeps_earlier_documents() {
-        let text = "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - image: a:1\n---\napiVersion: v1\nkind: Pod\nspec: [{image: b:1}\n---\napiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - image: c:1\n";
+        let text = "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - image: a:1\n---\napiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - image: b:1\n  x: [\n---\napiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - image: c:1\n";
         let out = super::extract(text);
-        // The document after the broken one is still read.
-        assert_eq!(out.candidates.len(), 2);
+        // The broken document is read line by line, the one after it parsed.
+        assert_eq!(out.candidates.len(), 3);
         assert_eq!(out.notes.len(), 1);
-        assert_eq!(out.notes[0].0, 10);
+        assert_eq!(out.notes[0].0, 13);
     }
 }

@@ -14,6 +14,7 @@ mod source;
 mod vars;
 pub mod walk;
 mod yaml;
+mod yaml_lines;
 
 use std::fmt;
 use std::ops::Range;
@@ -84,20 +85,21 @@ impl Detected {
         }
         const BASES: [&str; 2] = ["dockerfile", "containerfile"];
         let is_dockerfile = BASES.iter().any(|base| {
-            lower == *base
-                || lower
-                    .strip_suffix(base)
-                    .is_some_and(|rest| rest.ends_with('.'))
+            lower
+                .strip_suffix(base)
+                .is_some_and(|rest| rest.is_empty() || rest.ends_with('.'))
                 || lower.strip_prefix(base).is_some_and(|rest| {
-                    rest.starts_with('.') && !NOT_DOCKERFILE.iter().any(|ext| rest.ends_with(ext))
+                    rest.starts_with(['.', '-', '_'])
+                        && !NOT_DOCKERFILE.iter().any(|ext| rest.ends_with(ext))
                 })
         });
         is_dockerfile.then_some(Self::Dockerfile)
     }
 }
 
-/// Extensions that follow `Dockerfile.` in names of files that are not Dockerfiles
-/// (`Dockerfile.dockerignore` is BuildKit's per-Dockerfile ignore file).
+/// Endings of names that start like a Dockerfile's (`Dockerfile.*`, `Dockerfile-*`,
+/// `Dockerfile_*`) but are not one (`Dockerfile.dockerignore` is BuildKit's
+/// per-Dockerfile ignore file).
 const NOT_DOCKERFILE: [&str; 6] = [".dockerignore", ".md", ".txt", ".json", ".sh", ".orig"];
 
 /// Why a reference is reported but cannot be updated. Serialized in kebab-case.
@@ -347,6 +349,9 @@ mod tests {
             ("api.Dockerfile", Some(Detected::Dockerfile)),
             ("api.dockerfile", Some(Detected::Dockerfile)),
             ("Dockerfile.debug", Some(Detected::Dockerfile)),
+            ("Dockerfile-pinned-as", Some(Detected::Dockerfile)),
+            ("Containerfile_dev", Some(Detected::Dockerfile)),
+            ("Dockerfiles", None),
             ("Dockerfile.dockerignore", None),
             ("Dockerfile.md", None),
             ("MyDockerfile", None),

@@ -60,6 +60,8 @@ pub struct Yaml {
 pub struct SyntaxError {
     pub line: usize,
     pub message: String,
+    /// Byte offset where the document holding the error starts.
+    pub doc_start: usize,
 }
 
 enum Frame {
@@ -107,9 +109,11 @@ pub fn parse_into(yaml: &mut Yaml, text: &str, range: Range<usize>) -> Option<Sy
     let part = &text[range.clone()];
     // libyaml does not count a byte order mark in its offsets.
     let base = range.start + if part.starts_with('\u{feff}') { 3 } else { 0 };
-    let error = |line: u64, message: String| SyntaxError {
+    let mut doc_start = range.start;
+    let error = |line: u64, message: String, doc_start: usize| SyntaxError {
         line: line_of(text, range.start) + usize::try_from(line).unwrap_or(0),
         message,
+        doc_start,
     };
     let mut input = part.as_bytes();
     let mut parser = Parser::new();
@@ -126,7 +130,7 @@ pub fn parse_into(yaml: &mut Yaml, text: &str, range: Range<usize>) -> Option<Sy
                     Some(context) => format!("{}, {context}", e.problem()),
                     None => e.problem().to_owned(),
                 };
-                return Some(error(line, message));
+                return Some(error(line, message, doc_start));
             }
         };
         let at = |index: u64| base + usize::try_from(index).unwrap_or(usize::MAX - base);
@@ -145,7 +149,7 @@ pub fn parse_into(yaml: &mut Yaml, text: &str, range: Range<usize>) -> Option<Sy
                 Some(&target) => Some((Node::Alias(target), None)),
                 None => {
                     let message = format!("alias *{anchor} to an unknown anchor");
-                    return Some(error(event.start_mark.line, message));
+                    return Some(error(event.start_mark.line, message, doc_start));
                 }
             },
             EventData::MappingStart { anchor, .. } => {
@@ -154,7 +158,7 @@ pub fn parse_into(yaml: &mut Yaml, text: &str, range: Range<usize>) -> Option<Sy
                     items: Vec::new(),
                 };
                 if let Err(message) = push_frame(&mut stack, frame) {
-                    return Some(error(event.start_mark.line, message));
+                    return Some(error(event.start_mark.line, message, doc_start));
                 }
                 None
             }
@@ -164,7 +168,7 @@ pub fn parse_into(yaml: &mut Yaml, text: &str, range: Range<usize>) -> Option<Sy
                     items: Vec::new(),
                 };
                 if let Err(message) = push_frame(&mut stack, frame) {
-                    return Some(error(event.start_mark.line, message));
+                    return Some(error(event.start_mark.line, message, doc_start));
                 }
                 None
             }
@@ -176,6 +180,10 @@ pub fn parse_into(yaml: &mut Yaml, text: &str, range: Range<usize>) -> Option<Sy
                 Some(Frame::Seq { anchor, items }) => Some((Node::Seq(items), anchor)),
                 None => None,
             },
+            EventData::DocumentStart { .. } => {
+                doc_start = at(event.start_mark.index).min(text.len());
+                None
+            }
             EventData::DocumentEnd { .. } => {
                 if let Some(root) = root.take() {
                     yaml.docs.push(root);

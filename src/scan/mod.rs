@@ -384,6 +384,78 @@ mod tests {
         );
     }
 
+    /// Fragments that steer generated input into the formats' deeper paths.
+    const PIECES: [&str; 32] = [
+        "FROM ",
+        "from ",
+        "ARG ",
+        "COPY --from=",
+        "RUN --mount=type=bind,from=",
+        " AS ",
+        "${A:-",
+        "}",
+        "$B",
+        "\\\n",
+        "`\n",
+        "# escape=`\n",
+        "# syntax=",
+        "<<EOF\n",
+        "EOF\n",
+        "\n",
+        "\r\n",
+        "\u{feff}",
+        "apiVersion: v1\nkind: Pod\n",
+        "image: ",
+        "- image: ",
+        "services:\n  a:\n    ",
+        "<<: *x\n",
+        "&x ",
+        "*x",
+        "---\n",
+        "'",
+        "\"",
+        "{",
+        "[",
+        "nginx:1@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        "é",
+    ];
+
+    fn soup() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop::collection::vec(
+            prop_oneof![
+                prop::sample::select(&PIECES[..]).prop_map(str::to_owned),
+                "\\PC{0,6}",
+                " {0,4}"
+            ],
+            0..40,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    fn check_invariants(detected: Detected, text: &str) {
+        let (found, _) = scan_text("f", detected, text);
+        for f in found {
+            assert_eq!(&text[f.span.clone()], f.reference);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_input_panics_any_format(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            for detected in [Detected::Dockerfile, Detected::Compose, Detected::Yaml] {
+                let _ = scan_bytes("f", detected, &bytes);
+            }
+        }
+
+        #[test]
+        fn spans_hold_references_on_generated_input(text in soup()) {
+            for detected in [Detected::Dockerfile, Detected::Compose, Detected::Yaml] {
+                check_invariants(detected, &text);
+            }
+        }
+    }
+
     #[test]
     fn digest_without_tag_is_no_tag() {
         let text = format!("FROM alpine@sha256:{}\n", "a".repeat(64));

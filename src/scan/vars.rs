@@ -72,9 +72,12 @@ fn name_len(s: &str) -> usize {
 mod tests {
     use super::*;
 
+    /// Name and default of a recognized variable.
+    type Expected = Option<(&'static str, Option<&'static str>)>;
+
     #[test]
     fn recognizes_whole_variables() {
-        let cases: [(&str, Option<(&str, Option<&str>)>); 12] = [
+        let cases: [(&str, Expected); 12] = [
             ("$BASE", Some(("BASE", None))),
             ("${BASE}", Some(("BASE", None))),
             (

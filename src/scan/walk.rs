@@ -53,11 +53,12 @@ pub fn collect(paths: &[PathBuf]) -> Result<(Vec<Job>, Vec<Warning>), Error> {
     let mut jobs = Vec::new();
     let mut warnings = Vec::new();
     for root in paths {
+        let prefix = root_prefix(paths, root);
         match check_root(root)? {
             Some(job) => jobs.push(job),
             None => {
                 for entry in walker(root).build() {
-                    match entry_job(root, entry) {
+                    match entry_job(root, prefix.as_deref(), entry) {
                         Ok(Some(job)) => jobs.push(job),
                         Ok(None) => {}
                         Err(warning) => warnings.push(warning),
@@ -111,6 +112,7 @@ fn walker(root: &Path) -> ignore::WalkBuilder {
 /// their own here, never followed) and files no format reads.
 fn entry_job(
     root: &Path,
+    prefix: Option<&str>,
     entry: Result<ignore::DirEntry, ignore::Error>,
 ) -> Result<Option<Job>, Warning> {
     let entry = entry.map_err(|err| Warning {
@@ -128,9 +130,25 @@ fn entry_job(
     let rel = path.strip_prefix(root).unwrap_or(path);
     Ok(Some(Job {
         abs: path.to_path_buf(),
-        rel: slashed(rel),
+        rel: match prefix {
+            Some(prefix) => format!("{prefix}/{}", slashed(rel)),
+            None => slashed(rel),
+        },
         detected,
     }))
+}
+
+/// Output paths are relative to the root when one root is scanned (the contract). With
+/// several roots, each path starts with its root as given, so paths stay unambiguous
+/// (`a/Dockerfile`, `b/Dockerfile`).
+fn root_prefix(paths: &[PathBuf], root: &Path) -> Option<String> {
+    if paths.len() < 2 {
+        return None;
+    }
+    let shown = slashed(root);
+    let shown = shown.trim_end_matches('/');
+    let shown = shown.strip_prefix("./").unwrap_or(shown);
+    (!shown.is_empty() && shown != ".").then(|| shown.to_owned())
 }
 
 /// A path as output shows it: `/`-separated.
@@ -211,10 +229,12 @@ pub fn scan_paths(paths: &[PathBuf]) -> Result<Report, Error> {
     }
     let shared = Mutex::new(outcomes);
     for root in dirs {
+        let prefix = root_prefix(paths, root);
+        let prefix = &prefix;
         walker(root).build_parallel().run(|| {
             let shared = &shared;
             Box::new(move |entry| {
-                let outcome = match entry_job(root, entry) {
+                let outcome = match entry_job(root, prefix.as_deref(), entry) {
                     Ok(Some(job)) => scan_job(&job),
                     Ok(None) => return ignore::WalkState::Continue,
                     Err(warning) => (Vec::new(), vec![warning], false),

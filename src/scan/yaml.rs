@@ -81,7 +81,7 @@ enum Frame {
 pub fn documents(text: &str) -> Vec<Range<usize>> {
     let bytes = text.as_bytes();
     if bytes.first() == Some(&b'%') || text.contains("\n%") {
-        return vec![0..text.len()];
+        return std::iter::once(0..text.len()).collect();
     }
     let mut out = Vec::new();
     let mut start = 0;
@@ -105,8 +105,38 @@ pub fn documents(text: &str) -> Vec<Range<usize>> {
 
 /// Parses `text[range]` (one or more documents) and appends its documents to `yaml`.
 /// On a syntax error the documents completed before it are kept and the error returned.
+///
+/// `libyaml-safer` can panic on some malformed input (a `"\` at the very end of the
+/// input, found by this project's property tests). Two guards keep that from taking the
+/// scan down: the parser always sees input that ends in a line break (a copy is made in
+/// the rare case the file does not), and any other panic inside the parser is caught and
+/// reported as a syntax error of that document. Nodes are only ever appended, so a caught
+/// panic leaves `yaml` consistent.
 pub fn parse_into(yaml: &mut Yaml, text: &str, range: Range<usize>) -> Option<SyntaxError> {
+    let nodes = yaml.nodes.len();
+    let docs = yaml.docs.len();
+    let outcome = panic_guard::catch(|| parse_events(yaml, text, range.clone()));
+    outcome.unwrap_or_else(|| {
+        yaml.nodes.truncate(nodes);
+        yaml.docs.truncate(docs);
+        Some(SyntaxError {
+            line: line_of(text, range.start),
+            message: "the YAML parser failed on this document".to_owned(),
+            doc_start: range.start,
+        })
+    })
+}
+
+fn parse_events(yaml: &mut Yaml, text: &str, range: Range<usize>) -> Option<SyntaxError> {
     let part = &text[range.clone()];
+    let padded;
+    let input_text = if part.ends_with('\n') {
+        part
+    } else {
+        // Appending at the end moves no offset.
+        padded = format!("{part}\n");
+        &padded
+    };
     // libyaml does not count a byte order mark in its offsets.
     let base = range.start + if part.starts_with('\u{feff}') { 3 } else { 0 };
     let mut doc_start = range.start;
@@ -115,7 +145,7 @@ pub fn parse_into(yaml: &mut Yaml, text: &str, range: Range<usize>) -> Option<Sy
         message,
         doc_start,
     };
-    let mut input = part.as_bytes();
+    let mut input = input_text.as_bytes();
     let mut parser = Parser::new();
     parser.set_input_string(&mut input);
     let mut anchors: HashMap<String, NodeId> = HashMap::new();
@@ -213,6 +243,35 @@ fn push_frame(stack: &mut Vec<Frame>, frame: Frame) -> Result<(), String> {
     }
     stack.push(frame);
     Ok(())
+}
+
+/// Catching panics from the YAML parser without the default hook printing them.
+mod panic_guard {
+    use std::cell::Cell;
+    use std::panic::{self, AssertUnwindSafe};
+    use std::sync::Once;
+
+    thread_local! {
+        static GUARDED: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Runs `f`; `None` if it panicked. The panic is silent on this thread meanwhile; every
+    /// other panic still reaches the previous hook.
+    pub fn catch<T>(f: impl FnOnce() -> T) -> Option<T> {
+        static HOOK: Once = Once::new();
+        HOOK.call_once(|| {
+            let previous = panic::take_hook();
+            panic::set_hook(Box::new(move |info| {
+                if !GUARDED.with(Cell::get) {
+                    previous(info);
+                }
+            }));
+        });
+        GUARDED.with(|g| g.set(true));
+        let result = panic::catch_unwind(AssertUnwindSafe(f));
+        GUARDED.with(|g| g.set(false));
+        result.ok()
+    }
 }
 
 /// Parses a whole file as one stream.
@@ -414,6 +473,20 @@ mod tests {
             .get(yaml.get(yaml.docs[0], "services").unwrap(), "a")
             .unwrap();
         assert_eq!(yaml.str(yaml.get(a, "image").unwrap()), Some("nginx"));
+    }
+
+    #[test]
+    fn regression_backslash_at_end_of_input_is_an_error_not_a_panic() {
+        for text in ["\"\\", "a: \"\\", "- \"x\\"] {
+            let (_, err) = parse(text);
+            assert!(err.is_some(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_panic_in_the_parser_becomes_an_error() {
+        assert_eq!(panic_guard::catch(|| 1), Some(1));
+        assert_eq!(panic_guard::catch(|| -> i32 { panic!("boom") }), None);
     }
 
     #[test]

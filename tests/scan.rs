@@ -1,0 +1,162 @@
+//! `repin scan`: the JSON contract, the walk, bad input, exit codes.
+
+use std::path::Path;
+
+use crate::util::{fixture_tree, references, repin, scan_json, tree};
+
+/// The whole JSON output for the fixture tree, reviewed and pinned.
+#[test]
+fn fixture_tree_json() {
+    let run = repin(&fixture_tree(), &["scan", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    insta::assert_snapshot!("fixture_tree_json", run.stdout);
+}
+
+#[test]
+fn fixture_tree_text_and_warnings() {
+    let run = repin(&fixture_tree(), &["scan"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    insta::assert_snapshot!("fixture_tree_text", run.stdout);
+    insta::assert_snapshot!("fixture_tree_warnings", run.stderr);
+}
+
+/// The contract every later stage relies on: `file[start..end] == reference`, and
+/// `line`/`column` point at `start`.
+#[test]
+fn every_span_holds_its_reference() {
+    let root = fixture_tree();
+    let found = scan_json(&root, &[]);
+    assert!(
+        found.len() > 15,
+        "fixture tree lost findings: {}",
+        found.len()
+    );
+    for f in &found {
+        let path = f["path"].as_str().unwrap();
+        let bytes = std::fs::read(root.join(path)).unwrap();
+        let (start, end) = (
+            f["start"].as_u64().unwrap() as usize,
+            f["end"].as_u64().unwrap() as usize,
+        );
+        assert_eq!(
+            &bytes[start..end],
+            f["reference"].as_str().unwrap().as_bytes(),
+            "{path}"
+        );
+        let text = std::str::from_utf8(&bytes).unwrap();
+        let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+        let line = 1 + text[..start].matches('\n').count();
+        let column = 1 + text[line_start..start]
+            .trim_start_matches('\u{feff}')
+            .chars()
+            .count();
+        assert_eq!(f["line"].as_u64().unwrap() as usize, line, "{path}");
+        assert_eq!(f["column"].as_u64().unwrap() as usize, column, "{path}");
+    }
+}
+
+#[test]
+fn gitignore_is_honoured_without_a_git_repository() {
+    let found = scan_json(&fixture_tree(), &[]);
+    assert!(!references(&found).contains(&"should-not-appear:1"));
+}
+
+#[test]
+fn hidden_folders_are_scanned_but_dot_git_is_not() {
+    let dir = tree(&[
+        (
+            ".github/compose.yaml",
+            b"services:\n  a:\n    image: hidden:1\n",
+        ),
+        (".git/Dockerfile", b"FROM in-git:1\n"),
+        ("sub/.git/Dockerfile", b"FROM in-submodule-git:1\n"),
+    ]);
+    let found = scan_json(dir.path(), &[]);
+    assert_eq!(references(&found), vec!["hidden:1"]);
+    assert_eq!(found[0]["path"], ".github/compose.yaml");
+}
+
+#[cfg(unix)]
+#[test]
+fn symlinks_are_never_followed() {
+    let outside = tree(&[("Dockerfile", b"FROM outside:1\n")]);
+    let dir = tree(&[("Dockerfile", b"FROM inside:1\n")]);
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("linked-dir")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("Dockerfile"),
+        dir.path().join("linked.Dockerfile"),
+    )
+    .unwrap();
+    let found = scan_json(dir.path(), &[]);
+    assert_eq!(references(&found), vec!["inside:1"]);
+}
+
+#[test]
+fn paths_name_their_root_when_there_are_several_and_files_may_be_named() {
+    let dir = tree(&[
+        ("a/Dockerfile", b"FROM one:1\n"),
+        (
+            "b/deploy/pod.yml",
+            b"apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - image: two:2\n",
+        ),
+        ("c/odd-name", b"FROM three:3\n"),
+    ]);
+    let found = scan_json(dir.path(), &["a", "b", "c/odd-name"]);
+    let paths: Vec<&str> = found.iter().map(|f| f["path"].as_str().unwrap()).collect();
+    assert_eq!(
+        paths,
+        vec!["a/Dockerfile", "b/deploy/pod.yml", "c/odd-name"]
+    );
+    assert_eq!(references(&found), vec!["one:1", "two:2", "three:3"]);
+    // One root: paths are relative to it.
+    let found = scan_json(dir.path(), &["./b/"]);
+    assert_eq!(found[0]["path"], "deploy/pod.yml");
+}
+
+#[test]
+fn missing_path_is_exit_2_with_one_line() {
+    let run = repin(
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+        &["scan", "no/such/dir"],
+    );
+    assert_eq!(run.code, 2);
+    assert_eq!(
+        run.stderr.trim(),
+        "error: no/such/dir: no such file or directory"
+    );
+    assert!(run.stdout.is_empty());
+}
+
+#[test]
+fn bad_files_warn_and_the_scan_goes_on() {
+    let big = vec![b'#'; 16 * 1024 * 1024 + 1];
+    let dir = tree(&[
+        ("huge.yaml", &big),
+        ("broken/compose.yaml", b"services:\n  a: [\n"),
+        ("ok/Dockerfile", b"FROM fine:1\n"),
+    ]);
+    let run = repin(dir.path(), &["scan", "--format", "json"]);
+    assert_eq!(run.code, 0);
+    let found: Vec<serde_json::Value> = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(references(&found), vec!["fine:1"]);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", run.stderr);
+    assert!(
+        lines[0].starts_with("warning: broken/compose.yaml:3: YAML syntax error"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with("warning: huge.yaml: file too large"),
+        "{}",
+        lines[1]
+    );
+}
+
+#[test]
+fn empty_tree_prints_an_empty_array() {
+    let dir = tree(&[("README.md", b"# nothing\n")]);
+    assert!(scan_json(dir.path(), &[]).is_empty());
+    let run = repin(dir.path(), &["scan"]);
+    assert_eq!(run.stdout, "no image references found\n");
+}

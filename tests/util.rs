@@ -1,0 +1,63 @@
+//! Test helpers: run the `repin` binary, temporary trees, fixture paths.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The fixture tree that exercises every format.
+pub fn fixture_tree() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tree")
+}
+
+/// The result of one `repin` run.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the `repin` binary with `args` in `dir`.
+pub fn repin(dir: &Path, args: &[&str]) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = Command::new(env!("CARGO_BIN_EXE_repin"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run repin");
+    Run {
+        code: status.code().expect("exit code"),
+        stdout: String::from_utf8(stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(stderr).expect("stderr is UTF-8"),
+    }
+}
+
+/// `repin scan --format json` of `args`, parsed.
+pub fn scan_json(dir: &Path, args: &[&str]) -> Vec<serde_json::Value> {
+    let mut all = vec!["scan", "--format", "json"];
+    all.extend_from_slice(args);
+    let run = repin(dir, &all);
+    assert_eq!(run.code, 0, "stderr: {}", run.stderr);
+    serde_json::from_str(&run.stdout).expect("stdout is a JSON array")
+}
+
+/// A temporary directory tree built from (path, contents) pairs.
+pub fn tree(files: &[(&str, &[u8])]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (path, contents) in files {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, contents).expect("write");
+    }
+    dir
+}
+
+/// The `reference` fields of findings, in output order.
+pub fn references(found: &[serde_json::Value]) -> Vec<&str> {
+    found
+        .iter()
+        .map(|f| f["reference"].as_str().expect("reference"))
+        .collect()
+}

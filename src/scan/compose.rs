@@ -136,20 +136,15 @@ fn interpolated(text: &str, span: std::ops::Range<usize>) -> Candidate {
 
 #[cfg(test)]
 mod tests {
+    use crate::scan::testing::{Row, rows};
     use crate::scan::{Detected, scan_text};
 
     const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
-    fn refs(text: &str) -> Vec<(String, usize, Option<&'static str>)> {
-        let (found, warnings) = scan_text("compose.yaml", Detected::Compose, text);
+    fn refs(text: &str) -> Vec<Row> {
+        let (rows, warnings) = rows(Detected::Compose, text);
         assert!(warnings.is_empty(), "{warnings:?}");
-        for f in &found {
-            assert_eq!(&text[f.span.clone()], f.reference);
-        }
-        found
-            .into_iter()
-            .map(|f| (f.reference, f.line, f.skip_reason.map(|s| s.name())))
-            .collect()
+        rows
     }
 
     #[test]

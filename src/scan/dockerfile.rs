@@ -542,17 +542,15 @@ fn unquote(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scan::{Detected, scan_text};
+    use crate::scan::Detected;
+    use crate::scan::testing::found;
 
     const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
     /// (reference, line, platform, skip) for each finding in `text`.
     fn scan(text: &str) -> Vec<(String, usize, Option<String>, Option<&'static str>)> {
-        let (found, _) = scan_text("Dockerfile", Detected::Dockerfile, text);
-        for f in &found {
-            assert_eq!(&text[f.span.clone()], f.reference);
-        }
-        found
+        found(Detected::Dockerfile, text)
+            .0
             .into_iter()
             .map(|f| {
                 (

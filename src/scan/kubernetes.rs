@@ -135,19 +135,13 @@ impl Walk<'_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::scan::{Detected, scan_text};
+    use crate::scan::Detected;
+    use crate::scan::testing::{Row, found, rows};
 
     const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
-    fn refs(text: &str) -> Vec<(String, usize, Option<&'static str>)> {
-        let (found, _) = scan_text("k.yaml", Detected::Yaml, text);
-        for f in &found {
-            assert_eq!(&text[f.span.clone()], f.reference);
-        }
-        found
-            .into_iter()
-            .map(|f| (f.reference, f.line, f.skip_reason.map(|s| s.name())))
-            .collect()
+    fn refs(text: &str) -> Vec<Row> {
+        rows(Detected::Yaml, text).0
     }
 
     fn names(text: &str) -> Vec<String> {
@@ -190,6 +184,19 @@ mod tests {
     }
 
     #[test]
+    fn argo_workflow_and_knative_service() {
+        let text = "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nspec:\n  templates:\n  - name: a\n    container:\n      image: alpine:3.20\n  - name: b\n    script:\n      image: python:3.12\n      source: |\n        print(1)\n---\napiVersion: serving.knative.dev/v1\nkind: Service\nspec:\n  template:\n    spec:\n      containers:\n      - image: gcr.io/knative-samples/helloworld-go\n";
+        assert_eq!(
+            names(text),
+            vec![
+                "alpine:3.20",
+                "python:3.12",
+                "gcr.io/knative-samples/helloworld-go"
+            ]
+        );
+    }
+
+    #[test]
     fn crd_schema_image_keys_are_not_references() {
         let text = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nspec:\n  versions:\n  - schema:\n      openAPIV3Schema:\n        properties:\n          image:\n            description: image to run\n            type: string\n";
         assert!(names(text).is_empty());
@@ -224,9 +231,8 @@ mod tests {
     #[test]
     fn crlf_bom_and_non_ascii() {
         let text = "\u{feff}apiVersion: v1\r\nkind: Pod\r\nspec:\r\n  containers:\r\n  - name: 한국어\r\n    image: nginx:1 # 주석\r\n";
-        let (found, _) = scan_text("k.yaml", Detected::Yaml, text);
+        let (found, _) = found(Detected::Yaml, text);
         assert_eq!(found[0].reference, "nginx:1");
-        assert_eq!(&text[found[0].span.clone()], "nginx:1");
         assert_eq!((found[0].line, found[0].column), (6, 12));
     }
 

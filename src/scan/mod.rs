@@ -336,6 +336,34 @@ fn skip_for_text(reference: &str) -> Option<SkipReason> {
     }
 }
 
+/// Helpers for the formats' unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{Detected, Found, Warning, scan_text};
+
+    /// Reference, line and skip reason of a finding.
+    pub type Row = (String, usize, Option<&'static str>);
+
+    /// Scans `text`, checking that every finding's span holds its reference.
+    pub fn found(detected: Detected, text: &str) -> (Vec<Found>, Vec<Warning>) {
+        let (found, warnings) = scan_text("f", detected, text);
+        for f in &found {
+            assert_eq!(&text[f.span.clone()], f.reference);
+        }
+        (found, warnings)
+    }
+
+    /// [`found`] as rows.
+    pub fn rows(detected: Detected, text: &str) -> (Vec<Row>, Vec<Warning>) {
+        let (found, warnings) = found(detected, text);
+        let rows = found
+            .into_iter()
+            .map(|f| (f.reference, f.line, f.skip_reason.map(|s| s.name())))
+            .collect();
+        (rows, warnings)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -433,13 +461,6 @@ mod tests {
         .prop_map(|parts| parts.concat())
     }
 
-    fn check_invariants(detected: Detected, text: &str) {
-        let (found, _) = scan_text("f", detected, text);
-        for f in found {
-            assert_eq!(&text[f.span.clone()], f.reference);
-        }
-    }
-
     proptest::proptest! {
         #[test]
         fn no_input_panics_any_format(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
@@ -451,7 +472,7 @@ mod tests {
         #[test]
         fn spans_hold_references_on_generated_input(text in soup()) {
             for detected in [Detected::Dockerfile, Detected::Compose, Detected::Yaml] {
-                check_invariants(detected, &text);
+                let _ = testing::found(detected, &text);
             }
         }
     }

@@ -6,9 +6,10 @@
 //! fields are reported too, since that is where shared service defaults live. Compose
 //! interpolates `${VAR}`: when the value is `${VAR:-default}` and the default holds the
 //! whole reference, the default's span is reported; anything else built from variables
-//! is `contains-variable`.
+//! is `contains-variable`. A service that has `build:` names the image it builds with
+//! `image:`; that reference is reported as `built-locally`, never looked up.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::vars::whole_variable;
 use super::yaml::{self, ImageValue, Node, NodeId, UNREADABLE, Yaml};
@@ -29,7 +30,18 @@ pub fn extract(text: &str) -> Extracted {
     let Some(&root) = yaml.docs.first() else {
         return out;
     };
-    let mut images = Vec::new();
+    // Image nodes in order of first use, and whether every service using one builds it.
+    let mut images: Vec<NodeId> = Vec::new();
+    let mut built: HashMap<NodeId, bool> = HashMap::new();
+    let mut use_image = |id: NodeId, builds: bool| {
+        built
+            .entry(yaml.resolve(id))
+            .and_modify(|all| *all &= builds)
+            .or_insert_with(|| {
+                images.push(yaml.resolve(id));
+                builds
+            });
+    };
     // Compose file format v1 (no `services:`, no `version:`) lists services at the top.
     let services = yaml.get(root, "services").or_else(|| {
         let legacy = yaml.get(root, "version").is_none();
@@ -42,26 +54,32 @@ pub fn extract(text: &str) -> Extracted {
             if yaml.str(key).is_some_and(|k| k.starts_with("x-")) {
                 continue;
             }
-            if let Some(image) = service_image(&yaml, service, 0) {
-                images.push(image);
+            if let Some(image) = service_key(&yaml, service, "image", 0) {
+                let builds = service_key(&yaml, service, "build", 0).is_some();
+                use_image(image, builds);
             }
         }
     }
     if let Node::Map(pairs) = &yaml.nodes[yaml.resolve(root)] {
         for &(key, value) in pairs {
             if yaml.str(key).is_some_and(|k| k.starts_with("x-")) {
-                extension_images(&yaml, value, &mut images, &mut HashSet::new());
+                let mut found = Vec::new();
+                extension_images(&yaml, value, &mut found, &mut HashSet::new());
+                for image in found {
+                    use_image(image, false);
+                }
             }
         }
     }
-    let mut seen = HashSet::new();
     for image in images {
-        let image = yaml.resolve(image);
-        if !seen.insert(image) {
-            continue;
-        }
         match yaml.image_value(text, image) {
-            ImageValue::At(span) => out.candidates.push(interpolated(text, span)),
+            ImageValue::At(span) => {
+                let mut candidate = interpolated(text, span);
+                if built.get(&image) == Some(&true) && candidate.skip.is_none() {
+                    candidate.skip = Some(SkipReason::BuiltLocally);
+                }
+                out.candidates.push(candidate);
+            }
             ImageValue::Absent => {}
             ImageValue::Unreadable(line) => out.notes.push((line, UNREADABLE.to_owned())),
         }
@@ -69,20 +87,20 @@ pub fn extract(text: &str) -> Extracted {
     out
 }
 
-/// The `image` node of a service: its own key, else the first merged mapping's.
-fn service_image(yaml: &Yaml, service: NodeId, depth: usize) -> Option<NodeId> {
+/// The node for `key` of a service: its own, else the first merged mapping's.
+fn service_key(yaml: &Yaml, service: NodeId, key: &str, depth: usize) -> Option<NodeId> {
     if depth > MAX_MERGE_DEPTH {
         return None;
     }
-    if let Some(image) = yaml.get(service, "image") {
-        return Some(image);
+    if let Some(value) = yaml.get(service, key) {
+        return Some(value);
     }
     let merged = yaml.get(service, "<<")?;
     match &yaml.nodes[yaml.resolve(merged)] {
-        Node::Map(_) => service_image(yaml, merged, depth + 1),
+        Node::Map(_) => service_key(yaml, merged, key, depth + 1),
         Node::Seq(items) => items
             .iter()
-            .find_map(|&item| service_image(yaml, item, depth + 1)),
+            .find_map(|&item| service_key(yaml, item, key, depth + 1)),
         _ => None,
     }
 }
@@ -193,6 +211,19 @@ mod tests {
                 ),
                 ("${ONLY}".into(), 7, Some("contains-variable")),
                 ("nginx:1".into(), 9, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn images_of_services_that_build_are_built_locally() {
+        let text = "x-base: &base\n  image: shared:1\nservices:\n  app:\n    build: .\n    image: acme/app:dev\n  one:\n    <<: *base\n    build: .\n  two:\n    <<: *base\n";
+        assert_eq!(
+            refs(text),
+            vec![
+                // `two` pulls the shared image, so it is not only built here.
+                ("shared:1".into(), 2, None),
+                ("acme/app:dev".into(), 6, Some("built-locally")),
             ]
         );
     }

@@ -36,7 +36,7 @@ pub fn extract(text: &str) -> Extracted {
         // the rest of the document is read line by line.
         if let Some(error) = yaml::parse_into(&mut yaml, text, range.clone()) {
             let rest = error.doc_start.clamp(range.start, range.end)..range.end;
-            if yaml_lines::looks_like_kubernetes(&text[rest.clone()]) {
+            if yaml_lines::api_version(&text[rest.clone()]).is_some_and(is_cluster_api) {
                 out.notes.push((
                     error.line,
                     format!(
@@ -81,10 +81,21 @@ fn may_hold_images(part: &str) -> bool {
     })
 }
 
+/// API groups that borrow the Kubernetes shape for tool config whose `image` keys name
+/// images the tool *builds* (Skaffold's `build.artifacts[].image`), not images pulled.
+const NOT_CLUSTER_APIS: [&str; 1] = ["skaffold/"];
+
 /// The `kind` of a document that is a Kubernetes object.
 fn kubernetes_kind(yaml: &Yaml, doc: NodeId) -> Option<&str> {
-    yaml.get(doc, "apiVersion").and_then(|v| yaml.str(v))?;
+    let api = yaml.get(doc, "apiVersion").and_then(|v| yaml.str(v))?;
+    if !is_cluster_api(api) {
+        return None;
+    }
     yaml.get(doc, "kind").and_then(|v| yaml.str(v))
+}
+
+fn is_cluster_api(api: &str) -> bool {
+    !NOT_CLUSTER_APIS.iter().any(|p| api.starts_with(p))
 }
 
 struct Walk<'a> {
@@ -166,6 +177,9 @@ mod tests {
     #[test]
     fn not_kubernetes_without_api_version_and_kind() {
         assert!(names("image: nginx:1\nkind: Foo\n").is_empty());
+        // Skaffold names the images it builds with `image:`.
+        let skaffold = "apiVersion: skaffold/v3\nkind: Config\nbuild:\n  artifacts:\n  - image: emailservice\n";
+        assert!(names(skaffold).is_empty());
         assert!(names("services:\n  a:\n    image: nginx\n").is_empty());
     }
 

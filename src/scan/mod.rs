@@ -114,6 +114,8 @@ pub enum SkipReason {
     InvalidReference,
     /// Pinned by digest with no tag, so there is nothing to look the new digest up by.
     NoTag,
+    /// The name a Compose service with `build:` gives the image it builds.
+    BuiltLocally,
 }
 
 impl SkipReason {
@@ -125,6 +127,7 @@ impl SkipReason {
             Self::ContainsTemplate => "contains-template",
             Self::InvalidReference => "invalid-reference",
             Self::NoTag => "no-tag",
+            Self::BuiltLocally => "built-locally",
         }
     }
 }
@@ -299,13 +302,18 @@ fn place(
     if reference.is_empty() {
         return None;
     }
-    let skip = candidate.skip.or_else(|| skip_for_text(reference));
-    let (image, skip) = match skip {
+    // Text that is not a literal reference is not parsed; anything else is, so that a
+    // reference skipped for another reason (built locally) still shows its parts.
+    let textual = match candidate.skip {
+        Some(skip @ (SkipReason::ContainsVariable | SkipReason::ContainsTemplate)) => Some(skip),
+        _ => skip_for_text(reference),
+    };
+    let (image, skip) = match textual {
         Some(skip) => (None, Some(skip)),
         None => match ImageRef::parse(reference) {
             Ok(image) => {
-                let skip =
-                    (image.digest.is_some() && image.tag.is_none()).then_some(SkipReason::NoTag);
+                let no_tag = image.digest.is_some() && image.tag.is_none();
+                let skip = candidate.skip.or(no_tag.then_some(SkipReason::NoTag));
                 (Some(image), skip)
             }
             Err(_) => (None, Some(SkipReason::InvalidReference)),

@@ -13,12 +13,14 @@ use std::ops::Range;
 /// Keys whose subtrees never hold images to update (as in the parsed walk).
 const SKIPPED_KEYS: [&str; 3] = ["metadata", "status", "managedFields"];
 
-/// Whether a document's text looks like a Kubernetes object: top-level `apiVersion:` and
-/// `kind:` lines.
+/// The value of the first top-level `apiVersion:` line of a document's text, when it also
+/// has a top-level `kind:` line (what a Kubernetes object looks like).
 #[must_use]
-pub fn looks_like_kubernetes(part: &str) -> bool {
-    let top = |key: &str| part.lines().any(|l| l.starts_with(key));
-    top("apiVersion:") && top("kind:")
+pub fn api_version(part: &str) -> Option<&str> {
+    part.lines().any(|l| l.starts_with("kind:")).then_some(())?;
+    part.lines()
+        .find_map(|l| l.strip_prefix("apiVersion:"))
+        .map(|v| v.trim().trim_matches(['"', '\'']))
 }
 
 /// Byte ranges (in `text`) of the values of `image:` lines within `range`.
@@ -172,7 +174,8 @@ mod tests {
 
     #[test]
     fn detects_kubernetes_by_top_level_keys() {
-        assert!(looks_like_kubernetes("apiVersion: v1\nkind: Pod\n"));
-        assert!(!looks_like_kubernetes("  apiVersion: v1\nkind: Pod\n"));
+        assert_eq!(api_version("apiVersion: \"v1\"\nkind: Pod\n"), Some("v1"));
+        assert_eq!(api_version("  apiVersion: v1\nkind: Pod\n"), None);
+        assert_eq!(api_version("apiVersion: v1\n"), None);
     }
 }

@@ -14,7 +14,9 @@
 //! - [`scan`]: find every image reference in a tree with exact byte spans. One module
 //!   per file format behind one narrow interface (text in, candidate spans out):
 //!   [`scan::dockerfile`], [`scan::compose`], [`scan::kubernetes`], sharing a positioned
-//!   YAML tree (`scan/yaml.rs`) and `${VAR}` handling (`scan/vars.rs`).
+//!   YAML tree (`scan/yaml.rs`, `libyaml-safer` underneath), a line-by-line reader for
+//!   Kubernetes documents that do not parse (`scan/yaml_lines.rs`), `${VAR}` handling
+//!   (`scan/vars.rs`) and byte → line/column positions (`scan/source.rs`).
 //!   [`scan::walk`] chooses files (`.gitignore`-aware, hidden files included, no
 //!   symlinks followed) and scans them in parallel. The reference text of every finding
 //!   is cut from the file at its span, so `file[start..end] == reference` holds by

@@ -57,6 +57,24 @@ fn every_span_holds_its_reference() {
 
 #[test]
 fn gitignore_is_honoured_without_a_git_repository() {
+    let dir = tree(&[
+        (".gitignore", b"ignored/\n*.tmp.yaml\n"),
+        ("ignored/Dockerfile", b"FROM should-not-appear:1\n"),
+        (
+            "x.tmp.yaml",
+            b"apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - image: nor-this:1\n",
+        ),
+        ("kept/Dockerfile", b"FROM kept:1\n"),
+    ]);
+    assert!(!dir.path().join(".git").exists());
+    assert_eq!(references(&scan_json(dir.path(), &[])), vec!["kept:1"]);
+}
+
+#[test]
+fn fixture_tree_ignored_file_is_present_but_not_scanned() {
+    // The fixture's own `.gitignore` hides `ignored/`; the file is committed (forced) so
+    // that the snapshot proves it is skipped.
+    assert!(fixture_tree().join("ignored/Dockerfile").exists());
     let found = scan_json(&fixture_tree(), &[]);
     assert!(!references(&found).contains(&"should-not-appear:1"));
 }

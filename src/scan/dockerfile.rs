@@ -147,7 +147,9 @@ impl<'a> Parser<'a> {
                             .push((line, format!("invalid escape directive {value:?}")));
                     }
                 },
-                _ => {}
+                "syntax" | "check" => {}
+                // An unknown directive is a comment, and a comment ends the directives.
+                _ => return,
             }
         }
     }
@@ -608,6 +610,13 @@ mod tests {
             refs(text),
             vec!["mcr.microsoft.com/windows/servercore:ltsc2022", "alpine"]
         );
+    }
+
+    #[test]
+    fn an_unknown_directive_ends_the_directives() {
+        let text = "# unknown=value\n# escape=`\nFROM a\nRUN dir C:\\\nFROM b\n";
+        // `escape` was a comment, so `\` still continues the RUN line into `FROM b`.
+        assert_eq!(refs(text), vec!["a"]);
     }
 
     #[test]

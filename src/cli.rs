@@ -19,6 +19,13 @@ pub struct Cli {
 pub enum Command {
     /// List every image reference found, pinned or not.
     Scan(ScanArgs),
+    /// Scan, then ask the registries: is each pin current? Exit 0 all current, 1 updates
+    /// available, 2 lookups failed.
+    Check(CheckArgs),
+    /// Rewrite outdated digests in place (only the digest bytes change).
+    Update(UpdateArgs),
+    /// Print the digest a reference resolves to now (like `crane digest`).
+    Digest(DigestArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -28,6 +35,56 @@ pub struct ScanArgs {
     /// Output format: a table for people, or one JSON array.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub scan: ScanArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UpdateArgs {
+    #[command(flatten)]
+    pub scan: ScanArgs,
+    /// Also add the current digest to references that have only a tag.
+    #[arg(long)]
+    pub pin: bool,
+    /// Print a unified diff of the changes and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DigestArgs {
+    /// The image reference (`nginx:1.27`, `ghcr.io/acme/app:v1`).
+    pub image: String,
+    /// The platform's manifest digest instead of the index digest (`os/arch[/variant]`).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Print the whole reference with the digest (`docker.io/library/nginx:1.27@sha256:…`).
+    #[arg(long)]
+    pub full_ref: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// How to reach registries.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RegistryArgs {
+    /// A registry host reached over plain HTTP (loopback hosts always are). Repeatable.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure: Vec<String>,
+    /// Seconds before a registry request is abandoned (then retried).
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub timeout: u64,
+    /// Concurrent requests per registry.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub per_registry: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

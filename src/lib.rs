@@ -3,10 +3,10 @@
 //! # Layout
 //!
 //! Data flows left to right; each stage is plain data in, plain data out, with I/O kept
-//! at the edges:
+//! at the edges (the registry client, the file writer):
 //!
 //! ```text
-//! source ─► scan ─► (plan ─► resolve ─► decide ─► edit ─► deliver: later issues)
+//! source ─► scan ─► check (resolve + decide) ─► update (edit) ─► (deliver: later issues)
 //! ```
 //!
 //! - [`imageref`]: the reference grammar. `ImageRef`, `Digest` and `Platform`: parse,
@@ -21,10 +21,25 @@
 //!   symlinks followed) and scans them in parallel. The reference text of every finding
 //!   is cut from the file at its span, so `file[start..end] == reference` holds by
 //!   construction.
-//! - [`output`]: the `--format text|json` renderings of findings (stdout is data).
+//! - [`registry`]: tag → digest at the request budget. [`registry::client`] (HTTP, auth,
+//!   retries, digest checks), [`registry::auth`] and [`registry::dockerconfig`]
+//!   (challenges, tokens, credentials), [`registry::manifest`] (media types, platforms),
+//!   [`registry::resolve`] (one lookup per tag per run, immutable-fact caches, the
+//!   platform-faithful pin decision).
+//! - [`check`]: findings + registry → a status per reference (`current`, `outdated`, …).
+//! - [`update`] plans digest edits per file; [`edit`] splices them, re-scans to verify,
+//!   and writes atomically: the one place files change.
+//! - [`secret`]: a string that never prints. [`progress`]: the stderr progress line.
+//! - [`output`]: the `--format text|json` renderings (stdout is data, stderr is logs).
 //! - [`cli`]: the clap definitions; `main.rs` dispatches and maps errors to exit codes.
 
+pub mod check;
 pub mod cli;
+pub mod edit;
 pub mod imageref;
 pub mod output;
+pub mod progress;
+pub mod registry;
 pub mod scan;
+pub mod secret;
+pub mod update;

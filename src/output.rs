@@ -3,7 +3,9 @@
 
 use std::io::{self, Write};
 
+use crate::check::{Checked, Status};
 use crate::scan::Found;
+use crate::update::FileOutcome;
 
 /// Writes findings as one JSON array, one object per finding.
 ///
@@ -12,6 +14,128 @@ use crate::scan::Found;
 pub fn json(out: &mut impl Write, found: &[Found]) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, found)?;
     writeln!(out)
+}
+
+/// Writes checked findings as one JSON array: the scan fields plus `status`,
+/// `new_digest` and `error`.
+///
+/// # Errors
+/// Any error writing to `out`.
+pub fn check_json(out: &mut impl Write, checked: &[Checked]) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, checked)?;
+    writeln!(out)
+}
+
+/// Writes checked findings as a table: location, reference, status and what changes.
+///
+/// # Errors
+/// Any error writing to `out`.
+pub fn check_text(out: &mut impl Write, checked: &[Checked]) -> io::Result<()> {
+    if checked.is_empty() {
+        return writeln!(out, "no image references found");
+    }
+    let rows: Vec<[String; 4]> = checked
+        .iter()
+        .map(|c| {
+            let f = &c.found;
+            let detail = match c.status {
+                Status::Outdated | Status::Unpinned => c
+                    .new_digest
+                    .as_deref()
+                    .map(|d| format!("→ {}", short(d)))
+                    .unwrap_or_default(),
+                Status::Skipped => f
+                    .skip_reason
+                    .map(|r| r.name().to_owned())
+                    .unwrap_or_default(),
+                Status::Error => c.error.clone().unwrap_or_default(),
+                Status::Current => String::new(),
+            };
+            [
+                format!("{}:{}:{}", f.path, f.line, f.column),
+                f.reference.clone(),
+                status_name(c.status).to_owned(),
+                detail,
+            ]
+        })
+        .collect();
+    table(out, ["LOCATION", "REFERENCE", "STATUS", "DETAIL"], &rows)?;
+    let count = |s| checked.iter().filter(|c| c.status == s).count();
+    writeln!(
+        out,
+        "\n{} current, {} outdated, {} unpinned, {} skipped, {} errors",
+        count(Status::Current),
+        count(Status::Outdated),
+        count(Status::Unpinned),
+        count(Status::Skipped),
+        count(Status::Error)
+    )
+}
+
+/// Writes what `update` did, one line per file (and diffs in a dry run).
+///
+/// # Errors
+/// Any error writing to `out`.
+pub fn update_text(
+    out: &mut impl Write,
+    outcomes: &[FileOutcome],
+    dry_run: bool,
+) -> io::Result<()> {
+    for o in outcomes {
+        if let Some(diff) = &o.diff {
+            write!(out, "{diff}")?;
+        } else if o.error.is_none() && !dry_run {
+            let plural = if o.edits == 1 { "" } else { "s" };
+            writeln!(out, "updated {}: {} reference{plural}", o.path, o.edits)?;
+        }
+    }
+    if outcomes.is_empty() {
+        writeln!(out, "nothing to update")?;
+    }
+    Ok(())
+}
+
+fn status_name(s: Status) -> &'static str {
+    match s {
+        Status::Current => "current",
+        Status::Outdated => "outdated",
+        Status::Unpinned => "unpinned",
+        Status::Skipped => "skipped",
+        Status::Error => "error",
+    }
+}
+
+/// `sha256:0123456789ab` → the algorithm and 12 hex characters.
+fn short(digest: &str) -> &str {
+    &digest[..digest.len().min(19)]
+}
+
+/// Writes an aligned table with a header row; trailing spaces trimmed.
+fn table<const N: usize>(
+    out: &mut impl Write,
+    header: [&str; N],
+    rows: &[[String; N]],
+) -> io::Result<()> {
+    let mut widths = header.map(str::len);
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for row in std::iter::once(header.map(str::to_owned)).chain(rows.iter().cloned()) {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == N {
+                line.push_str(cell);
+            } else {
+                let pad = widths[i] - cell.chars().count() + 2;
+                line.push_str(cell);
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
 }
 
 /// Writes findings as an aligned table: location, format, reference, state.
@@ -42,26 +166,7 @@ pub fn text(out: &mut impl Write, found: &[Found]) -> io::Result<()> {
             ]
         })
         .collect();
-    let header = ["LOCATION", "FORMAT", "REFERENCE", "STATE"];
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    for row in std::iter::once(header.map(str::to_owned)).chain(rows) {
-        let line = format!(
-            "{:w0$}  {:w1$}  {:w2$}  {}",
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2]
-        );
-        writeln!(out, "{}", line.trim_end())?;
-    }
+    table(out, ["LOCATION", "FORMAT", "REFERENCE", "STATE"], &rows)?;
     let pinned = found
         .iter()
         .filter(|f| f.image.as_ref().is_some_and(|i| i.digest.is_some()))

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::util::{fixture_tree, references, repin, scan_json, tree};
+use crate::support::{fixture_tree, references, repin, scan_json, tree};
 
 /// The whole JSON output for the fixture tree, reviewed and pinned.
 #[test]

@@ -1,4 +1,7 @@
-//! Integration tests: one binary, a module per command, shared helpers in `util`.
+//! Integration tests: one binary, a module per command or concern, shared test support
+//! (the `repin` runner, a real registry, a token server, an image pusher) in `support`.
 
+mod check;
+mod faults;
 mod scan;
-mod util;
+mod support;

@@ -6,6 +6,7 @@
 //! path given explicitly as a file is scanned even if its name matches no format (as a
 //! Dockerfile, or as YAML when it ends in `.yaml`/`.yml`).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -33,6 +34,15 @@ pub struct Report {
     pub warnings: Vec<Warning>,
     /// Files read and scanned.
     pub files: usize,
+    /// Where each scanned file is and how it was read, by output path (for rewriting).
+    pub sources: BTreeMap<String, Source>,
+}
+
+/// A scanned file.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub abs: PathBuf,
+    pub detected: Detected,
 }
 
 /// A file chosen for scanning.
@@ -162,7 +172,7 @@ fn slashed(path: &Path) -> String {
 }
 
 /// Reads and scans one file.
-fn scan_job(job: &Job) -> (Vec<Found>, Vec<Warning>, bool) {
+fn scan_job(job: &Job) -> Outcome {
     let warn = |message: String| Warning {
         path: job.rel.clone(),
         line: None,
@@ -174,29 +184,39 @@ fn scan_job(job: &Job) -> (Vec<Found>, Vec<Warning>, bool) {
                 "file too large ({} bytes, the limit is {MAX_FILE_SIZE}); skipped",
                 meta.len()
             );
-            return (Vec::new(), vec![warn(message)], false);
+            return (Vec::new(), vec![warn(message)], None);
         }
         Ok(_) => {}
-        Err(e) => return (Vec::new(), vec![warn(format!("cannot read: {e}"))], false),
+        Err(e) => return (Vec::new(), vec![warn(format!("cannot read: {e}"))], None),
     }
     let bytes = match std::fs::read(&job.abs) {
         Ok(bytes) => bytes,
-        Err(e) => return (Vec::new(), vec![warn(format!("cannot read: {e}"))], false),
+        Err(e) => return (Vec::new(), vec![warn(format!("cannot read: {e}"))], None),
     };
     match scan_bytes(&job.rel, job.detected, &bytes) {
-        Ok((found, warnings)) => (found, warnings, true),
-        Err(warning) => (Vec::new(), vec![warning], false),
+        Ok((found, warnings)) => (found, warnings, Some(job.clone())),
+        Err(warning) => (Vec::new(), vec![warning], None),
     }
 }
 
-type Outcome = (Vec<Found>, Vec<Warning>, bool);
+/// Findings, warnings, and the job when the file was read and scanned.
+type Outcome = (Vec<Found>, Vec<Warning>, Option<Job>);
 
 fn into_report(outcomes: Vec<Outcome>) -> Report {
     let mut report = Report::default();
     for (found, warnings, scanned) in outcomes {
         report.found.extend(found);
         report.warnings.extend(warnings);
-        report.files += usize::from(scanned);
+        if let Some(job) = scanned {
+            report.files += 1;
+            report.sources.insert(
+                job.rel,
+                Source {
+                    abs: job.abs,
+                    detected: job.detected,
+                },
+            );
+        }
     }
     report
         .found
@@ -237,7 +257,7 @@ pub fn scan_paths(paths: &[PathBuf]) -> Result<Report, Error> {
                 let outcome = match entry_job(root, prefix.as_deref(), entry) {
                     Ok(Some(job)) => scan_job(&job),
                     Ok(None) => return ignore::WalkState::Continue,
-                    Err(warning) => (Vec::new(), vec![warning], false),
+                    Err(warning) => (Vec::new(), vec![warning], None),
                 };
                 shared
                     .lock()

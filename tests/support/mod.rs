@@ -1,4 +1,10 @@
-//! Test helpers: run the `repin` binary, temporary trees, fixture paths.
+//! Test support: run the `repin` binary, temporary trees, fixture paths; and the real
+//! components tests talk to: a CNCF distribution registry ([`registry`]), a Docker
+//! Hub-style token server ([`token`]), and an image pusher ([`images`]).
+
+pub mod images;
+pub mod registry;
+pub mod token;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -17,16 +23,27 @@ pub struct Run {
 
 /// Runs the `repin` binary with `args` in `dir`.
 pub fn repin(dir: &Path, args: &[&str]) -> Run {
+    repin_env(dir, args, &[])
+}
+
+/// Runs the `repin` binary with `args` in `dir` and extra environment variables. The
+/// Docker config is an empty folder unless `DOCKER_CONFIG` is given.
+pub fn repin_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let empty = tempfile::tempdir().expect("tempdir");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_repin"));
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env("DOCKER_CONFIG", empty.path());
+    for (k, v) in env {
+        command.env(k, v);
+    }
     let Output {
         status,
         stdout,
         stderr,
-    } = Command::new(env!("CARGO_BIN_EXE_repin"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run repin");
+    } = command.output().expect("run repin");
     Run {
         code: status.code().expect("exit code"),
         stdout: String::from_utf8(stdout).expect("stdout is UTF-8"),

@@ -1,0 +1,250 @@
+//! Registry authentication: the `WWW-Authenticate` challenge, credentials, and bearer
+//! tokens.
+//!
+//! The flow is the one Docker uses. A registry is pinged once (`GET /v2/`); its challenge
+//! is remembered, so every later repository goes straight to the token endpoint. A
+//! `Bearer` challenge means a token per scope (`repository:<name>:pull`), fetched
+//! anonymously or with the registry's credentials (HTTP Basic, or an identity token as an
+//! OAuth2 refresh token); a `Basic` challenge means credentials on every request.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde::Deserialize;
+
+use crate::secret::Secret;
+
+/// What a registry asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Challenge {
+    /// The registry answered `/v2/` without asking for anything.
+    None,
+    Basic,
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
+}
+
+/// Credentials for one registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    Basic {
+        username: String,
+        password: Secret,
+    },
+    /// An OAuth2 refresh token (`identitytoken` in Docker's config).
+    IdentityToken(Secret),
+}
+
+impl Credential {
+    /// An `Authorization: Basic …` value, for credentials that have one.
+    #[must_use]
+    pub fn basic_header(&self) -> Option<Secret> {
+        match self {
+            Self::Basic { username, password } => {
+                let raw = format!("{username}:{}", password.expose());
+                Some(Secret::new(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(raw)
+                )))
+            }
+            Self::IdentityToken(_) => None,
+        }
+    }
+}
+
+/// A bearer token and when to stop using it.
+#[derive(Debug, Clone)]
+pub struct Token {
+    pub value: Secret,
+    pub expires: Instant,
+}
+
+impl Token {
+    /// Whether the token is still good for a request starting now (with a margin for the
+    /// request's own duration).
+    #[must_use]
+    pub fn is_fresh(&self) -> bool {
+        Instant::now() + Duration::from_secs(5) < self.expires
+    }
+}
+
+/// Parses a `WWW-Authenticate` header value.
+///
+/// # Errors
+/// A message when the scheme is neither `Basic` nor `Bearer`, or a `Bearer` challenge
+/// has no realm.
+pub fn parse_challenge(header: &str) -> Result<Challenge, String> {
+    let header = header.trim();
+    let (scheme, params) = header.split_once(' ').unwrap_or((header, ""));
+    match scheme.to_ascii_lowercase().as_str() {
+        "basic" => Ok(Challenge::Basic),
+        "bearer" => {
+            let params = parse_params(params);
+            let get = |key: &str| {
+                params
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                    .map(|(_, v)| v.clone())
+            };
+            let realm = get("realm").ok_or("Bearer challenge without a realm")?;
+            Ok(Challenge::Bearer {
+                realm,
+                service: get("service"),
+            })
+        }
+        other => Err(format!("unsupported auth scheme {other:?}")),
+    }
+}
+
+/// `key="value", key2=value2` → pairs (quotes removed, `\"` unescaped).
+fn parse_params(s: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = s.trim();
+    while !rest.is_empty() {
+        let Some((key, after)) = rest.split_once('=') else {
+            break;
+        };
+        let key = key.trim().trim_start_matches(',').trim().to_owned();
+        let after = after.trim_start();
+        let (value, remaining) = if let Some(quoted) = after.strip_prefix('"') {
+            let mut value = String::new();
+            let mut chars = quoted.char_indices();
+            let mut end = quoted.len();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some((_, next)) = chars.next() {
+                            value.push(next);
+                        }
+                    }
+                    '"' => {
+                        end = i + 1;
+                        break;
+                    }
+                    c => value.push(c),
+                }
+            }
+            (value, &quoted[end.min(quoted.len())..])
+        } else {
+            let end = after.find(',').unwrap_or(after.len());
+            (after[..end].trim().to_owned(), &after[end..])
+        };
+        out.push((key, value));
+        rest = remaining.trim_start().trim_start_matches(',').trim_start();
+    }
+    out
+}
+
+/// A token endpoint's answer.
+#[derive(Deserialize)]
+struct TokenResponse {
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    access_token: Option<String>,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+/// Tokens last 60 seconds when the endpoint does not say (the distribution spec's
+/// default).
+const DEFAULT_TOKEN_LIFETIME: u64 = 60;
+
+/// Parses a token endpoint's JSON answer.
+///
+/// # Errors
+/// A message when the body is not JSON or holds no token (never the body itself: it may
+/// hold a secret).
+pub fn parse_token(body: &[u8], now: Instant) -> Result<Token, String> {
+    let parsed: TokenResponse =
+        serde_json::from_slice(body).map_err(|_| "token response is not JSON".to_owned())?;
+    let value = parsed
+        .token
+        .filter(|t| !t.is_empty())
+        .or(parsed.access_token.filter(|t| !t.is_empty()))
+        .ok_or("token response holds no token")?;
+    let lifetime = parsed.expires_in.unwrap_or(DEFAULT_TOKEN_LIFETIME).max(1);
+    Ok(Token {
+        value: Secret::new(value),
+        expires: now + Duration::from_secs(lifetime),
+    })
+}
+
+/// The scope that reading a repository needs.
+#[must_use]
+pub fn pull_scope(repository: &str) -> String {
+    format!("repository:{repository}:pull")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_challenge() {
+        let c = parse_challenge(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull""#,
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            Challenge::Bearer {
+                realm: "https://auth.docker.io/token".into(),
+                service: Some("registry.docker.io".into())
+            }
+        );
+        let c = parse_challenge(r#"bearer realm="http://127.0.0.1:1/t", service=reg"#).unwrap();
+        assert_eq!(
+            c,
+            Challenge::Bearer {
+                realm: "http://127.0.0.1:1/t".into(),
+                service: Some("reg".into())
+            }
+        );
+    }
+
+    #[test]
+    fn other_challenges() {
+        assert_eq!(parse_challenge(r#"Basic realm="x""#), Ok(Challenge::Basic));
+        assert!(parse_challenge("Bearer service=x").is_err());
+        assert!(parse_challenge("Negotiate").is_err());
+    }
+
+    #[test]
+    fn quoted_values_with_escapes_and_commas() {
+        let p = parse_params(r#"realm="a,\"b\"", service=s"#);
+        assert_eq!(
+            p,
+            vec![
+                ("realm".into(), "a,\"b\"".into()),
+                ("service".into(), "s".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn tokens() {
+        let now = Instant::now();
+        let t = parse_token(br#"{"token":"abc","expires_in":300}"#, now).unwrap();
+        assert_eq!(t.value.expose(), "abc");
+        assert_eq!(t.expires, now + Duration::from_secs(300));
+        let t = parse_token(br#"{"access_token":"xyz"}"#, now).unwrap();
+        assert_eq!(t.value.expose(), "xyz");
+        assert_eq!(t.expires, now + Duration::from_secs(60));
+        let err = parse_token(br#"{"token":""}"#, now).unwrap_err();
+        assert_eq!(err, "token response holds no token");
+    }
+
+    #[test]
+    fn basic_header_and_redaction() {
+        let c = Credential::Basic {
+            username: "u".into(),
+            password: Secret::new("p"),
+        };
+        assert_eq!(c.basic_header().unwrap().expose(), "Basic dTpw");
+        assert!(!format!("{c:?}").contains('p') || !format!("{c:?}").contains("\"p\""));
+        assert!(format!("{c:?}").contains("<redacted>"));
+    }
+}

@@ -1,0 +1,791 @@
+//! The registry HTTP client: one request at a time, done right. Transport choice, auth
+//! (challenge once per registry, a token per scope, single-flight), retries, size caps,
+//! and digest checks live here; deduplication and caching of lookups live in
+//! [`super::resolve`].
+//!
+//! Built on `reqwest` rather than `oci-client`: `oci-client` pings and authenticates per
+//! operation and image (a challenge per repository, and no shared token cache across
+//! repositories), which breaks the request budget of one challenge per registry; and its
+//! single error type cannot tell a missing tag from a rate limit from a bad digest the
+//! way [`Error`] does.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::{Method, StatusCode};
+use tokio::sync::{OnceCell, Semaphore};
+
+use super::auth::{self, Challenge, Credential, Token};
+use super::dockerconfig::DockerConfig;
+use super::error::Error;
+use super::manifest::{ACCEPT_ANY, MAX_MANIFEST_BYTES, sha256_digest};
+use crate::imageref::DOCKER_HUB;
+use crate::secret::Secret;
+
+/// How the client behaves; the defaults suit real registries, tests shorten the times.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Whole-request timeout.
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Attempts per request, first included, for 429, 5xx, timeouts and connection errors.
+    pub max_attempts: u32,
+    /// First backoff; doubles per attempt up to `backoff_cap`.
+    pub backoff: Duration,
+    pub backoff_cap: Duration,
+    /// Longest `Retry-After` honoured; a longer one fails the request at once.
+    pub max_retry_after: Duration,
+    /// Concurrent requests per registry.
+    pub per_registry: usize,
+    /// Hosts reached over plain HTTP (besides loopback, which always is).
+    pub insecure: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            max_attempts: 4,
+            backoff: Duration::from_millis(500),
+            backoff_cap: Duration::from_secs(8),
+            max_retry_after: Duration::from_secs(60),
+            per_registry: 8,
+            insecure: Vec::new(),
+        }
+    }
+}
+
+/// Where credentials come from.
+#[derive(Debug, Default)]
+pub enum Credentials {
+    /// None: anonymous access only.
+    #[default]
+    Anonymous,
+    /// Docker's config file (and the helpers it names).
+    Docker(DockerConfig),
+    /// Fixed credentials per registry host (service config, tests).
+    Fixed(HashMap<String, Credential>),
+}
+
+impl Credentials {
+    async fn get(&self, registry: &str) -> Result<Option<Credential>, Error> {
+        match self {
+            Self::Anonymous => Ok(None),
+            Self::Docker(config) => config.credential(registry).await,
+            Self::Fixed(map) => Ok(map.get(registry).cloned()),
+        }
+    }
+}
+
+/// What a `HEAD` on a manifest told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    pub digest: String,
+    pub media_type: Option<String>,
+}
+
+/// A manifest read with `GET`: the exact bytes and their verified digest.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub bytes: Vec<u8>,
+    pub digest: String,
+    pub media_type: Option<String>,
+}
+
+/// Per-registry state: what it asks for, its tokens, its concurrency limit.
+struct RegistryState {
+    challenge: OnceCell<Challenge>,
+    credential: OnceCell<Option<Credential>>,
+    /// One cell per scope, so concurrent lookups in a repository share one token fetch.
+    tokens: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Token>>>>>,
+    permits: Semaphore,
+}
+
+/// A registry client shared by every lookup of a run.
+pub struct Client {
+    http: reqwest::Client,
+    options: Options,
+    credentials: Credentials,
+    registries: Mutex<HashMap<String, Arc<RegistryState>>>,
+}
+
+/// Whether a host is reached over plain HTTP: loopback always, as Docker does.
+#[must_use]
+pub fn is_loopback(host: &str) -> bool {
+    let name = host
+        .strip_prefix('[')
+        .and_then(|h| h.split_once(']'))
+        .map_or_else(|| host.split(':').next().unwrap_or(host), |(h, _)| h);
+    name == "localhost"
+        || name == "::1"
+        || name
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+impl Client {
+    /// # Errors
+    /// [`Error::Invalid`] when the TLS stack cannot be set up.
+    pub fn new(options: Options, credentials: Credentials) -> Result<Self, Error> {
+        let http = reqwest::Client::builder()
+            .timeout(options.timeout)
+            .connect_timeout(options.connect_timeout)
+            .user_agent(concat!("repin/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Invalid {
+                registry: "(all)".into(),
+                what: "HTTP client setup",
+                why: e.to_string(),
+            })?;
+        Ok(Self {
+            http,
+            options,
+            credentials,
+            registries: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The base URL of a registry's API (`https://registry-1.docker.io` for Docker Hub).
+    #[must_use]
+    pub fn base_url(&self, registry: &str) -> String {
+        let host = if registry == DOCKER_HUB {
+            "registry-1.docker.io"
+        } else {
+            registry
+        };
+        let insecure = is_loopback(registry) || self.options.insecure.iter().any(|h| h == registry);
+        format!("{}://{host}", if insecure { "http" } else { "https" })
+    }
+
+    fn state(&self, registry: &str) -> Arc<RegistryState> {
+        let mut map = self
+            .registries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.entry(registry.to_owned())
+            .or_insert_with(|| {
+                Arc::new(RegistryState {
+                    challenge: OnceCell::new(),
+                    credential: OnceCell::new(),
+                    tokens: Mutex::new(HashMap::new()),
+                    permits: Semaphore::new(self.options.per_registry.max(1)),
+                })
+            })
+            .clone()
+    }
+
+    /// `HEAD` a manifest by tag or digest.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for a missing tag; see [`Error`] for the rest. A response
+    /// without `Docker-Content-Digest` is read with `GET` and hashed instead.
+    pub async fn head_manifest(
+        &self,
+        registry: &str,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Head, Error> {
+        let path = format!("/v2/{repository}/manifests/{reference}");
+        let response = self
+            .send(
+                registry,
+                repository,
+                Method::HEAD,
+                &path,
+                ACCEPT_ANY,
+                reference,
+            )
+            .await?;
+        let media_type = header_str(&response, CONTENT_TYPE);
+        match header_str(&response, "docker-content-digest") {
+            Some(digest) => Ok(Head { digest, media_type }),
+            None => {
+                let fetched = self.get_manifest(registry, repository, reference).await?;
+                Ok(Head {
+                    digest: fetched.digest,
+                    media_type: fetched.media_type,
+                })
+            }
+        }
+    }
+
+    /// `GET` a manifest; its digest is computed over the exact bytes and must agree with
+    /// the registry's header and, when fetched by digest, with the digest asked for.
+    ///
+    /// # Errors
+    /// [`Error::DigestMismatch`], [`Error::TooLarge`], and the request errors.
+    pub async fn get_manifest(
+        &self,
+        registry: &str,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Fetched, Error> {
+        let path = format!("/v2/{repository}/manifests/{reference}");
+        let response = self
+            .send(
+                registry,
+                repository,
+                Method::GET,
+                &path,
+                ACCEPT_ANY,
+                reference,
+            )
+            .await?;
+        let media_type = header_str(&response, CONTENT_TYPE);
+        let header = header_str(&response, "docker-content-digest");
+        let bytes = read_capped(registry, response, "manifest").await?;
+        let digest = sha256_digest(&bytes);
+        let expected = header.or_else(|| {
+            reference
+                .starts_with("sha256:")
+                .then(|| reference.to_owned())
+        });
+        if let Some(expected) = expected
+            && expected.starts_with("sha256:")
+            && expected != digest
+        {
+            return Err(Error::DigestMismatch {
+                registry: registry.to_owned(),
+                expected,
+                computed: digest,
+            });
+        }
+        Ok(Fetched {
+            bytes,
+            digest,
+            media_type,
+        })
+    }
+
+    /// `GET` a blob (an image config) by digest, verified against that digest.
+    ///
+    /// # Errors
+    /// As [`Client::get_manifest`].
+    pub async fn get_blob(
+        &self,
+        registry: &str,
+        repository: &str,
+        digest: &str,
+    ) -> Result<Vec<u8>, Error> {
+        let path = format!("/v2/{repository}/blobs/{digest}");
+        let response = self
+            .send(registry, repository, Method::GET, &path, "*/*", digest)
+            .await?;
+        let bytes = read_capped(registry, response, "config blob").await?;
+        let computed = sha256_digest(&bytes);
+        if digest.starts_with("sha256:") && computed != digest {
+            return Err(Error::DigestMismatch {
+                registry: registry.to_owned(),
+                expected: digest.to_owned(),
+                computed,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Sends one request with auth and retries; returns a 2xx response.
+    async fn send(
+        &self,
+        registry: &str,
+        repository: &str,
+        method: Method,
+        path: &str,
+        accept: &str,
+        reference: &str,
+    ) -> Result<reqwest::Response, Error> {
+        let state = self.state(registry);
+        let _permit = state.permits.acquire().await.map_err(|_| Error::Invalid {
+            registry: registry.to_owned(),
+            what: "client state",
+            why: "closed".into(),
+        })?;
+        let challenge = self.challenge(registry, &state).await?;
+        let url = format!("{}{path}", self.base_url(registry));
+        let mut refreshed_token = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let authorization = self
+                .authorization(registry, repository, &state, &challenge)
+                .await?;
+            let mut request = self
+                .http
+                .request(method.clone(), &url)
+                .header(ACCEPT, accept);
+            if let Some(value) = &authorization {
+                request = request.header(AUTHORIZATION, value.expose());
+            }
+            tracing::debug!(registry, %method, path, attempt, "request");
+            let outcome = request.send().await;
+            let retry = match outcome {
+                Ok(response) => {
+                    let status = response.status();
+                    if status.is_success() {
+                        return Ok(response);
+                    }
+                    match status {
+                        StatusCode::NOT_FOUND => {
+                            return Err(Error::NotFound {
+                                registry: registry.to_owned(),
+                                repository: repository.to_owned(),
+                                reference: reference.to_owned(),
+                            });
+                        }
+                        StatusCode::UNAUTHORIZED
+                            if matches!(challenge, Challenge::Bearer { .. })
+                                && !refreshed_token =>
+                        {
+                            // The token may have expired early; fetch a fresh one once.
+                            refreshed_token = true;
+                            self.forget_token(&state, repository);
+                            attempt -= 1;
+                            continue;
+                        }
+                        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                            return Err(Error::Unauthorized {
+                                registry: registry.to_owned(),
+                                status: status.as_u16(),
+                            });
+                        }
+                        StatusCode::TOO_MANY_REQUESTS => {
+                            let retry_after = retry_after(&response);
+                            if retry_after.is_some_and(|d| d > self.options.max_retry_after)
+                                || attempt >= self.options.max_attempts
+                            {
+                                return Err(Error::RateLimited {
+                                    registry: registry.to_owned(),
+                                    retry_after,
+                                    attempts: attempt,
+                                });
+                            }
+                            retry_after.unwrap_or_else(|| self.backoff(attempt))
+                        }
+                        s if s.is_server_error() => {
+                            if attempt >= self.options.max_attempts {
+                                return Err(Error::Server {
+                                    registry: registry.to_owned(),
+                                    status: s.as_u16(),
+                                    attempts: attempt,
+                                });
+                            }
+                            self.backoff(attempt)
+                        }
+                        s => {
+                            return Err(Error::Status {
+                                registry: registry.to_owned(),
+                                status: s.as_u16(),
+                            });
+                        }
+                    }
+                }
+                Err(e) if e.is_timeout() => {
+                    if attempt >= self.options.max_attempts {
+                        return Err(Error::Timeout {
+                            registry: registry.to_owned(),
+                            timeout: self.options.timeout,
+                            attempts: attempt,
+                        });
+                    }
+                    self.backoff(attempt)
+                }
+                Err(e) => {
+                    if attempt >= self.options.max_attempts || !(e.is_connect() || e.is_request()) {
+                        return Err(Error::Transport {
+                            registry: registry.to_owned(),
+                            attempts: attempt,
+                            source: e.without_url(),
+                        });
+                    }
+                    self.backoff(attempt)
+                }
+            };
+            tracing::debug!(
+                registry,
+                path,
+                attempt,
+                wait_ms = retry.as_millis() as u64,
+                "retrying"
+            );
+            tokio::time::sleep(retry).await;
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 1u32 << attempt.saturating_sub(1).min(16);
+        (self.options.backoff * factor).min(self.options.backoff_cap)
+    }
+
+    /// The registry's challenge, learned once with `GET /v2/` (retried like any request).
+    async fn challenge(&self, registry: &str, state: &RegistryState) -> Result<Challenge, Error> {
+        state
+            .challenge
+            .get_or_try_init(|| async {
+                let url = format!("{}/v2/", self.base_url(registry));
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    let outcome = self.http.get(&url).send().await;
+                    let wait = match outcome {
+                        Ok(r) if r.status() == StatusCode::UNAUTHORIZED => {
+                            let header = header_str(&r, WWW_AUTHENTICATE).unwrap_or_default();
+                            return auth::parse_challenge(&header).map_err(|why| Error::Invalid {
+                                registry: registry.to_owned(),
+                                what: "auth challenge",
+                                why,
+                            });
+                        }
+                        Ok(r) if r.status().is_success() => return Ok(Challenge::None),
+                        Ok(r)
+                            if r.status().is_server_error()
+                                || r.status() == StatusCode::TOO_MANY_REQUESTS =>
+                        {
+                            if attempt >= self.options.max_attempts {
+                                return Err(Error::Server {
+                                    registry: registry.to_owned(),
+                                    status: r.status().as_u16(),
+                                    attempts: attempt,
+                                });
+                            }
+                            retry_after(&r)
+                                .unwrap_or_else(|| self.backoff(attempt))
+                                .min(self.options.max_retry_after)
+                        }
+                        // Some registries answer 404 on /v2/ but serve manifests openly.
+                        Ok(r) if r.status() == StatusCode::NOT_FOUND => return Ok(Challenge::None),
+                        Ok(r) => {
+                            return Err(Error::Status {
+                                registry: registry.to_owned(),
+                                status: r.status().as_u16(),
+                            });
+                        }
+                        Err(e) if e.is_timeout() && attempt >= self.options.max_attempts => {
+                            return Err(Error::Timeout {
+                                registry: registry.to_owned(),
+                                timeout: self.options.timeout,
+                                attempts: attempt,
+                            });
+                        }
+                        Err(e)
+                            if attempt >= self.options.max_attempts
+                                || !(e.is_timeout() || e.is_connect() || e.is_request()) =>
+                        {
+                            return Err(Error::Transport {
+                                registry: registry.to_owned(),
+                                attempts: attempt,
+                                source: e.without_url(),
+                            });
+                        }
+                        Err(_) => self.backoff(attempt),
+                    };
+                    tokio::time::sleep(wait).await;
+                }
+            })
+            .await
+            .cloned()
+    }
+
+    async fn credential(
+        &self,
+        registry: &str,
+        state: &RegistryState,
+    ) -> Result<Option<Credential>, Error> {
+        state
+            .credential
+            .get_or_try_init(|| self.credentials.get(registry))
+            .await
+            .cloned()
+    }
+
+    /// The `Authorization` value for a request, if the registry wants one.
+    async fn authorization(
+        &self,
+        registry: &str,
+        repository: &str,
+        state: &RegistryState,
+        challenge: &Challenge,
+    ) -> Result<Option<Secret>, Error> {
+        match challenge {
+            Challenge::None => Ok(None),
+            Challenge::Basic => Ok(self
+                .credential(registry, state)
+                .await?
+                .and_then(|c| c.basic_header())),
+            Challenge::Bearer { realm, service } => {
+                let scope = auth::pull_scope(repository);
+                let cell = {
+                    let mut tokens = state
+                        .tokens
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    tokens.entry(scope.clone()).or_default().clone()
+                };
+                let mut slot = cell.lock().await;
+                if let Some(token) = slot.as_ref().filter(|t| t.is_fresh()) {
+                    return Ok(Some(Secret::new(format!(
+                        "Bearer {}",
+                        token.value.expose()
+                    ))));
+                }
+                let token = self
+                    .fetch_token(registry, state, realm, service.as_deref(), &scope)
+                    .await?;
+                let header = Secret::new(format!("Bearer {}", token.value.expose()));
+                *slot = Some(token);
+                Ok(Some(header))
+            }
+        }
+    }
+
+    fn forget_token(&self, state: &RegistryState, repository: &str) {
+        let scope = auth::pull_scope(repository);
+        let cell = state
+            .tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&scope)
+            .cloned();
+        if let Some(cell) = cell
+            && let Ok(mut slot) = cell.try_lock()
+        {
+            *slot = None;
+        }
+    }
+
+    async fn fetch_token(
+        &self,
+        registry: &str,
+        state: &RegistryState,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+    ) -> Result<Token, Error> {
+        let bad = |why: String| Error::Invalid {
+            registry: registry.to_owned(),
+            what: "token response",
+            why,
+        };
+        let credential = self.credential(registry, state).await?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let request = match &credential {
+                Some(Credential::IdentityToken(refresh)) => {
+                    let mut form = vec![
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", refresh.expose()),
+                        ("scope", scope),
+                        ("client_id", "repin"),
+                    ];
+                    if let Some(service) = service {
+                        form.push(("service", service));
+                    }
+                    self.http
+                        .post(realm)
+                        .body(form_body(&form))
+                        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                }
+                other => {
+                    let mut query = vec![("scope", scope)];
+                    if let Some(service) = service {
+                        query.push(("service", service));
+                    }
+                    let url = format!(
+                        "{realm}{}{}",
+                        if realm.contains('?') { '&' } else { '?' },
+                        form_body(&query)
+                    );
+                    let mut request = self.http.get(url);
+                    if let Some(header) = other.as_ref().and_then(Credential::basic_header) {
+                        request = request.header(AUTHORIZATION, header.expose());
+                    }
+                    request
+                }
+            };
+            let wait = match request.send().await {
+                Ok(r) if r.status().is_success() => {
+                    let body = read_capped(registry, r, "token response").await?;
+                    return auth::parse_token(&body, Instant::now()).map_err(bad);
+                }
+                Ok(r) if matches!(r.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
+                    return Err(Error::Unauthorized {
+                        registry: registry.to_owned(),
+                        status: r.status().as_u16(),
+                    });
+                }
+                Ok(r)
+                    if (r.status().is_server_error()
+                        || r.status() == StatusCode::TOO_MANY_REQUESTS)
+                        && attempt < self.options.max_attempts =>
+                {
+                    retry_after(&r)
+                        .unwrap_or_else(|| self.backoff(attempt))
+                        .min(self.options.max_retry_after)
+                }
+                Ok(r) => {
+                    return Err(bad(format!(
+                        "token endpoint answered HTTP {}",
+                        r.status().as_u16()
+                    )));
+                }
+                Err(e)
+                    if attempt < self.options.max_attempts
+                        && (e.is_timeout() || e.is_connect()) =>
+                {
+                    self.backoff(attempt)
+                }
+                Err(e) => {
+                    return Err(Error::Transport {
+                        registry: registry.to_owned(),
+                        attempts: attempt,
+                        source: e.without_url(),
+                    });
+                }
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// `a=b&c=d`, percent-encoded.
+fn form_body(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn header_str(
+    response: &reqwest::Response,
+    name: impl reqwest::header::AsHeaderName,
+) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare on registries and ignored).
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    header_str(response, RETRY_AFTER)?
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// Reads a body, refusing more than [`MAX_MANIFEST_BYTES`].
+async fn read_capped(
+    registry: &str,
+    mut response: reqwest::Response,
+    what: &'static str,
+) -> Result<Vec<u8>, Error> {
+    let too_large = || Error::TooLarge {
+        registry: registry.to_owned(),
+        what,
+        limit: MAX_MANIFEST_BYTES,
+    };
+    if response
+        .content_length()
+        .is_some_and(|len| len > MAX_MANIFEST_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if bytes.len() + chunk.len() > MAX_MANIFEST_BYTES {
+                    return Err(too_large());
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(bytes),
+            Err(e) if e.is_timeout() => {
+                return Err(Error::Timeout {
+                    registry: registry.to_owned(),
+                    timeout: Duration::ZERO,
+                    attempts: 1,
+                });
+            }
+            Err(e) => {
+                return Err(Error::Transport {
+                    registry: registry.to_owned(),
+                    attempts: 1,
+                    source: e.without_url(),
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        for host in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "127.1.2.3",
+            "[::1]:5000",
+            "[::1]",
+        ] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in [
+            "ghcr.io",
+            "10.0.0.1:5000",
+            "localhost.example.com",
+            "[fe80::1]",
+        ] {
+            assert!(!is_loopback(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn base_urls() {
+        let options = Options {
+            insecure: vec!["registry.lan:5000".into()],
+            ..Options::default()
+        };
+        let c = Client::new(options, Credentials::Anonymous).unwrap();
+        assert_eq!(c.base_url("docker.io"), "https://registry-1.docker.io");
+        assert_eq!(c.base_url("ghcr.io"), "https://ghcr.io");
+        assert_eq!(c.base_url("127.0.0.1:5000"), "http://127.0.0.1:5000");
+        assert_eq!(c.base_url("registry.lan:5000"), "http://registry.lan:5000");
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let c = Client::new(Options::default(), Credentials::Anonymous).unwrap();
+        let waits: Vec<u64> = (1..=6).map(|a| c.backoff(a).as_millis() as u64).collect();
+        assert_eq!(waits, vec![500, 1000, 2000, 4000, 8000, 8000]);
+    }
+
+    #[test]
+    fn form_encoding() {
+        assert_eq!(
+            form_body(&[("scope", "repository:a/b:pull"), ("x", "1 2")]),
+            "scope=repository%3Aa%2Fb%3Apull&x=1%202"
+        );
+    }
+}

@@ -1,0 +1,210 @@
+//! Manifests as far as repin needs them: media types, index children with their
+//! platforms, an image manifest's config descriptor, and a config's platform.
+//!
+//! Why not `oci-spec` types: Docker manifest lists and v2 manifests are not OCI types,
+//! `oci-spec` brings builder and getter machinery for every field, and repin reads five
+//! fields. These serde structs accept both families (the JSON shapes agree on them).
+
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+
+use crate::imageref::Platform;
+
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+
+/// The `Accept` header for manifest requests: indexes first, then single manifests. A
+/// registry answers 404 to a HEAD for an index whose type is not accepted.
+pub const ACCEPT_ANY: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+
+/// Largest manifest or config repin reads.
+pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// Whether a digest names a multi-platform index or one platform's manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Index,
+    Manifest,
+}
+
+impl Kind {
+    /// The kind a media type denotes; `None` for types repin does not know.
+    #[must_use]
+    pub fn of(media_type: &str) -> Option<Self> {
+        // Registries may add parameters (`; charset=utf-8`).
+        let media_type = media_type.split(';').next().unwrap_or_default().trim();
+        match media_type {
+            OCI_INDEX | DOCKER_LIST => Some(Self::Index),
+            OCI_MANIFEST | DOCKER_MANIFEST => Some(Self::Manifest),
+            _ => None,
+        }
+    }
+}
+
+/// `sha256:<hex>` of some bytes.
+#[must_use]
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    let hash = Sha256::digest(bytes);
+    let mut out = String::with_capacity(71);
+    out.push_str("sha256:");
+    for b in hash {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct RawPlatform {
+    os: String,
+    architecture: String,
+    #[serde(default)]
+    variant: Option<String>,
+}
+
+impl From<RawPlatform> for Platform {
+    fn from(p: RawPlatform) -> Self {
+        Self {
+            os: p.os,
+            architecture: p.architecture,
+            variant: p.variant.filter(|v| !v.is_empty()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawDescriptor {
+    #[serde(default)]
+    media_type: Option<String>,
+    digest: String,
+    #[serde(default)]
+    platform: Option<RawPlatform>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawIndex {
+    manifests: Vec<RawDescriptor>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawManifest {
+    config: RawDescriptor,
+}
+
+/// One platform's entry in an index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Child {
+    pub digest: String,
+    pub platform: Platform,
+}
+
+/// The children of an index that are images for a real platform (attestation
+/// manifests, `unknown/unknown`, are left out).
+///
+/// # Errors
+/// A message when the bytes are not an index.
+pub fn index_children(bytes: &[u8]) -> Result<Vec<Child>, String> {
+    let index: RawIndex = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    Ok(index
+        .manifests
+        .into_iter()
+        .filter(|d| d.media_type.as_deref().and_then(Kind::of) != Some(Kind::Index))
+        .filter_map(|d| {
+            let platform = Platform::from(d.platform?);
+            (platform.os != "unknown").then_some(Child {
+                digest: d.digest,
+                platform,
+            })
+        })
+        .collect())
+}
+
+/// The config blob digest of an image manifest.
+///
+/// # Errors
+/// A message when the bytes are not an image manifest.
+pub fn config_digest(bytes: &[u8]) -> Result<String, String> {
+    let manifest: RawManifest = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    Ok(manifest.config.digest)
+}
+
+/// The platform an image config declares.
+///
+/// # Errors
+/// A message when the bytes are not an image config.
+pub fn config_platform(bytes: &[u8]) -> Result<Platform, String> {
+    let raw: RawPlatform = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    Ok(raw.into())
+}
+
+/// Platforms compare with the defaults Docker applies: `arm64` means `arm64/v8`, `arm`
+/// means `arm/v7`.
+#[must_use]
+pub fn same_platform(a: &Platform, b: &Platform) -> bool {
+    fn variant(p: &Platform) -> Option<&str> {
+        match (p.architecture.as_str(), p.variant.as_deref()) {
+            ("arm64", None) => Some("v8"),
+            ("arm", None) => Some("v7"),
+            (_, v) => v,
+        }
+    }
+    a.os == b.os && a.architecture == b.architecture && variant(a) == variant(b)
+}
+
+/// The child of `children` for `platform`.
+#[must_use]
+pub fn select<'a>(children: &'a [Child], platform: &Platform) -> Option<&'a Child> {
+    children
+        .iter()
+        .find(|c| same_platform(&c.platform, platform))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds() {
+        assert_eq!(Kind::of(OCI_INDEX), Some(Kind::Index));
+        assert_eq!(
+            Kind::of("application/vnd.docker.distribution.manifest.list.v2+json; charset=utf-8"),
+            Some(Kind::Index)
+        );
+        assert_eq!(Kind::of(DOCKER_MANIFEST), Some(Kind::Manifest));
+        assert_eq!(Kind::of("text/html"), None);
+    }
+
+    #[test]
+    fn index_children_skip_attestations() {
+        let index = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
+            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:a","size":1,"platform":{"os":"linux","architecture":"amd64"}},
+            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:b","size":1,"platform":{"os":"linux","architecture":"arm64","variant":"v8"}},
+            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:c","size":1,"platform":{"os":"unknown","architecture":"unknown"}}]}"#;
+        let children = index_children(index).unwrap();
+        assert_eq!(children.len(), 2);
+        let arm: Platform = "linux/arm64".parse().unwrap();
+        assert_eq!(select(&children, &arm).unwrap().digest, "sha256:b");
+        let arm_v7: Platform = "linux/arm/v7".parse().unwrap();
+        assert!(select(&children, &arm_v7).is_none());
+    }
+
+    #[test]
+    fn manifest_config_and_platform() {
+        let manifest = br#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:cfg","size":2},"layers":[]}"#;
+        assert_eq!(config_digest(manifest).unwrap(), "sha256:cfg");
+        let config = br#"{"architecture":"arm","os":"linux","variant":"v7","rootfs":{}}"#;
+        let p = config_platform(config).unwrap();
+        assert_eq!(p.to_string(), "linux/arm/v7");
+        assert!(config_digest(b"{}").is_err());
+    }
+
+    #[test]
+    fn sha256_of_bytes() {
+        assert_eq!(
+            sha256_digest(b""),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+}

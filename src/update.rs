@@ -1,0 +1,97 @@
+//! `update`: turn checked findings into edits, per file, and apply them through
+//! [`crate::edit`] (or show them as a diff with `--dry-run`).
+//!
+//! Only the digest bytes change: an outdated pin gets its new digest after the `@`;
+//! with `--pin`, a tag-only reference gets `@digest` appended. A file whose edits do not
+//! verify is left untouched and reported; other files still go through.
+
+use std::collections::BTreeMap;
+
+use crate::check::{Checked, Status};
+use crate::edit::{self, Edit};
+use crate::scan::walk::Source;
+
+/// What happened to one file.
+#[derive(Debug)]
+pub struct FileOutcome {
+    pub path: String,
+    /// References rewritten (or that would be, in a dry run).
+    pub edits: usize,
+    /// The unified diff, in a dry run.
+    pub diff: Option<String>,
+    pub error: Option<edit::Error>,
+}
+
+/// The edits `update` makes to each file, by path.
+#[must_use]
+pub fn plan(checked: &[Checked], pin: bool) -> BTreeMap<String, Vec<Edit>> {
+    let mut out: BTreeMap<String, Vec<Edit>> = BTreeMap::new();
+    for c in checked {
+        let wanted = match c.status {
+            Status::Outdated => true,
+            Status::Unpinned => pin,
+            _ => false,
+        };
+        if let (true, Some(digest)) = (wanted, &c.new_digest) {
+            out.entry(c.found.path.clone()).or_default().push(Edit {
+                span: c.found.span.clone(),
+                text: edit::with_digest(&c.found.reference, digest),
+            });
+        }
+    }
+    out
+}
+
+/// Applies planned edits file by file.
+#[must_use]
+pub fn apply(
+    plan: &BTreeMap<String, Vec<Edit>>,
+    sources: &BTreeMap<String, Source>,
+    dry_run: bool,
+) -> Vec<FileOutcome> {
+    plan.iter()
+        .map(|(path, edits)| {
+            let outcome = sources
+                .get(path)
+                .ok_or_else(|| edit::Error::Stale { path: path.clone() })
+                .and_then(|source| apply_file(path, source, edits, dry_run));
+            match outcome {
+                Ok(diff) => FileOutcome {
+                    path: path.clone(),
+                    edits: edits.len(),
+                    diff,
+                    error: None,
+                },
+                Err(error) => FileOutcome {
+                    path: path.clone(),
+                    edits: 0,
+                    diff: None,
+                    error: Some(error),
+                },
+            }
+        })
+        .collect()
+}
+
+fn apply_file(
+    path: &str,
+    source: &Source,
+    edits: &[Edit],
+    dry_run: bool,
+) -> Result<Option<String>, edit::Error> {
+    let io = |e| edit::Error::Io {
+        path: path.to_owned(),
+        source: e,
+    };
+    let bytes = std::fs::read(&source.abs).map_err(io)?;
+    let old = std::str::from_utf8(&bytes).map_err(|_| edit::Error::Stale {
+        path: path.to_owned(),
+    })?;
+    let new = edit::splice(path, old, edits)?;
+    edit::verify(path, source.detected, old, &new, edits)?;
+    if dry_run {
+        return Ok(Some(edit::unified_diff(path, old, &new)));
+    }
+    edit::write_atomic(&source.abs, path, &bytes, new.as_bytes())?;
+    Ok(None)
+}

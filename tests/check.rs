@@ -1,0 +1,445 @@
+//! `check`, `update` and `digest` against a real registry (CNCF distribution), in each
+//! auth setup, with request budgets counted from the registry's own access log.
+
+use std::path::Path;
+
+use crate::support::images::{Flavor, PushedIndex, Pusher};
+use crate::support::registry::{Auth, PASSWORD, Registry};
+use crate::support::{Run, repin_env, tree};
+
+const PLATFORMS: [&str; 3] = ["linux/amd64", "linux/arm64", "linux/arm/v7"];
+
+fn run(dir: &Path, args: &[&str], config: Option<&Path>) -> Run {
+    let config = config.map(|p| p.to_str().unwrap().to_owned());
+    let env: Vec<(&str, &str)> = config
+        .iter()
+        .map(|c| ("DOCKER_CONFIG", c.as_str()))
+        .collect();
+    repin_env(dir, args, &env)
+}
+
+fn check_json(dir: &Path, config: Option<&Path>) -> (i32, Vec<serde_json::Value>) {
+    let out = run(dir, &["check", "--format", "json"], config);
+    let parsed = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: stdout {:?} stderr {:?}", out.stdout, out.stderr));
+    (out.code, parsed)
+}
+
+fn read(dir: &Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file)).unwrap()
+}
+
+/// Pushes `repo:tag` twice (markers a, b): the old index and the one the tag now has.
+async fn moved_index(
+    pusher: &mut Pusher<'_>,
+    repo: &str,
+    tag: &str,
+    flavor: Flavor,
+) -> (PushedIndex, PushedIndex) {
+    let old = pusher.index(repo, tag, &PLATFORMS, flavor, "a").await;
+    let new = pusher.index(repo, tag, &PLATFORMS, flavor, "b").await;
+    assert_ne!(old.digest, new.digest);
+    (old, new)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn index_pin_outdated_is_updated_then_current() {
+    let reg = Registry::start(Auth::Open);
+    let mut pusher = Pusher::new(&reg);
+    let (old, new) = moved_index(&mut pusher, "app", "1", Flavor::Oci).await;
+    let host = &reg.host;
+    let dir = tree(&[(
+        "Dockerfile",
+        format!(
+            "# a comment\r\nFROM \"{host}/app:1@{}\" AS base  # pinned\r\n",
+            old.digest
+        )
+        .as_bytes(),
+    )]);
+
+    let (code, checked) = check_json(dir.path(), None);
+    assert_eq!(code, 1, "{checked:?}");
+    let app = checked.iter().find(|c| c["repository"] == "app").unwrap();
+    assert_eq!(app["status"], "outdated");
+    assert_eq!(app["new_digest"], new.digest.as_str());
+    assert_eq!(app["error"], serde_json::Value::Null);
+
+    let out = run(dir.path(), &["update"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "updated Dockerfile: 1 reference\n");
+    // Only the digest changed: quotes, comment, CRLF and the other line are as they were.
+    assert_eq!(
+        read(dir.path(), "Dockerfile"),
+        format!(
+            "# a comment\r\nFROM \"{host}/app:1@{}\" AS base  # pinned\r\n",
+            new.digest
+        )
+    );
+    let (code, checked) = check_json(dir.path(), None);
+    assert_eq!(code, 0);
+    assert_eq!(checked[0]["status"], "current");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn platform_pins_stay_on_their_platform() {
+    let reg = Registry::start(Auth::Open);
+    let mut pusher = Pusher::new(&reg);
+    let (oci_old, oci_new) = moved_index(&mut pusher, "app", "1", Flavor::Oci).await;
+    let (list_old, list_new) = moved_index(&mut pusher, "lib", "2", Flavor::Docker).await;
+    let host = &reg.host;
+    let dockerfile = format!(
+        "FROM {host}/app:1@{}\nFROM --platform=linux/arm64 {host}/app:1@{} AS arm\n",
+        oci_old.child("linux/amd64"),
+        oci_old.child("linux/arm64"),
+    );
+    let compose = format!(
+        "services:\n  lib:\n    image: {host}/lib:2@{}\n  idx:\n    image: '{host}/lib:2@{}'\n",
+        list_old.child("linux/arm/v7"),
+        list_old.digest,
+    );
+    let dir = tree(&[
+        ("Dockerfile", dockerfile.as_bytes()),
+        ("compose.yaml", compose.as_bytes()),
+    ]);
+
+    let out = run(dir.path(), &["update"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // GETs only where a platform pin needs them: each moved index once, and the old
+    // manifest and config of a platform pin the file gives no `--platform` for.
+    let requests = reg.requests("repin/");
+    let gets = |part: &str| {
+        requests
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.contains(part))
+            .count()
+    };
+    assert_eq!(gets("/manifests/"), 4, "{requests:?}");
+    assert_eq!(gets("/blobs/"), 2, "{requests:?}");
+    assert_eq!(
+        read(dir.path(), "Dockerfile"),
+        format!(
+            "FROM {host}/app:1@{}\nFROM --platform=linux/arm64 {host}/app:1@{} AS arm\n",
+            oci_new.child("linux/amd64"),
+            oci_new.child("linux/arm64"),
+        )
+    );
+    assert_eq!(
+        read(dir.path(), "compose.yaml"),
+        format!(
+            "services:\n  lib:\n    image: {host}/lib:2@{}\n  idx:\n    image: '{host}/lib:2@{}'\n",
+            list_new.child("linux/arm/v7"),
+            list_new.digest,
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn current_pins_change_nothing() {
+    let reg = Registry::start(Auth::Open);
+    let mut pusher = Pusher::new(&reg);
+    let index = pusher.index("app", "1", &PLATFORMS, Flavor::Oci, "a").await;
+    let single = pusher
+        .single("tool", "v3", "linux/amd64", Flavor::Docker, "a")
+        .await;
+    let host = &reg.host;
+    let text = format!(
+        "FROM {host}/app:1@{}\nFROM {host}/app:1@{}\nFROM {host}/tool:v3@{single}\n",
+        index.digest,
+        index.child("linux/arm64")
+    );
+    let dir = tree(&[("Dockerfile", text.as_bytes())]);
+    let modified = std::fs::metadata(dir.path().join("Dockerfile"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let (code, checked) = check_json(dir.path(), None);
+    assert_eq!(code, 0, "{checked:?}");
+    assert!(
+        checked.iter().all(|c| c["status"] == "current"),
+        "{checked:?}"
+    );
+    let out = run(dir.path(), &["update"], None);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "nothing to update\n"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(read(dir.path(), "Dockerfile"), text);
+    let after = std::fs::metadata(dir.path().join("Dockerfile"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(modified, after);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deleted_tag_is_reported_and_the_file_left_alone() {
+    let reg = Registry::start(Auth::Open);
+    let mut pusher = Pusher::new(&reg);
+    let (_, moved) = moved_index(&mut pusher, "app", "1", Flavor::Oci).await;
+    let gone = pusher
+        .single("gone", "1", "linux/amd64", Flavor::Oci, "a")
+        .await;
+    pusher.delete("gone", &gone).await;
+    let host = &reg.host;
+    let old = format!("sha256:{}", "e".repeat(64));
+    let text = format!("FROM {host}/gone:1@{gone}\nFROM {host}/app:1@{old}\n");
+    let dir = tree(&[("Dockerfile", text.as_bytes())]);
+
+    let (code, checked) = check_json(dir.path(), None);
+    assert_eq!(code, 2);
+    assert_eq!(checked[0]["status"], "error");
+    assert_eq!(checked[0]["error"], format!("{host}: gone:1 not found"));
+    // The other image is still checked.
+    assert_eq!(checked[1]["status"], "outdated");
+
+    let out = run(dir.path(), &["update"], None);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("gone:1 not found"), "{}", out.stderr);
+    // The failing reference stays; the other one is still updated.
+    assert_eq!(
+        read(dir.path(), "Dockerfile"),
+        format!(
+            "FROM {host}/gone:1@{gone}\nFROM {host}/app:1@{}\n",
+            moved.digest
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn platform_no_longer_offered_is_reported() {
+    let reg = Registry::start(Auth::Open);
+    let mut pusher = Pusher::new(&reg);
+    let old = pusher.index("app", "1", &PLATFORMS, Flavor::Oci, "a").await;
+    pusher
+        .index("app", "1", &["linux/amd64"], Flavor::Oci, "b")
+        .await;
+    let text = format!("FROM {}/app:1@{}\n", reg.host, old.child("linux/arm/v7"));
+    let dir = tree(&[("Dockerfile", text.as_bytes())]);
+    let (code, checked) = check_json(dir.path(), None);
+    assert_eq!(code, 2);
+    assert_eq!(
+        checked[0]["error"],
+        format!("{}: app:1 does not offer platform linux/arm/v7", reg.host)
+    );
+    assert_eq!(read(dir.path(), "Dockerfile"), text);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_prints_a_diff_and_pin_adds_digests() {
+    let reg = Registry::start(Auth::Open);
+    let mut pusher = Pusher::new(&reg);
+    let index = pusher.index("app", "1", &PLATFORMS, Flavor::Oci, "a").await;
+    let host = &reg.host;
+    let text =
+        format!("apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - image: {host}/app:1\n");
+    let dir = tree(&[("pod.yaml", text.as_bytes())]);
+    // Without --pin, a tag-only reference is reported, not changed.
+    let out = run(dir.path(), &["update"], None);
+    assert_eq!((out.code, out.stdout.as_str()), (0, "nothing to update\n"));
+    let out = run(dir.path(), &["update", "--pin", "--dry-run"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "--- a/pod.yaml\n+++ b/pod.yaml\n@@ -2,4 +2,4 @@\n kind: Pod\n spec:\n   containers:\n-  - image: {host}/app:1\n+  - image: {host}/app:1@{}\n",
+            index.digest
+        )
+    );
+    assert_eq!(read(dir.path(), "pod.yaml"), text);
+    let out = run(dir.path(), &["update", "--pin"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        read(dir.path(), "pod.yaml"),
+        text.replace("app:1\n", &format!("app:1@{}\n", index.digest))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn digest_command() {
+    let reg = Registry::start(Auth::Open);
+    let mut pusher = Pusher::new(&reg);
+    let index = pusher.index("app", "1", &PLATFORMS, Flavor::Oci, "a").await;
+    let here = Path::new(".");
+    let image = format!("{}/app:1", reg.host);
+    let out = run(here, &["digest", &image], None);
+    assert_eq!(
+        (out.code, out.stdout.trim()),
+        (0, index.digest.as_str()),
+        "{}",
+        out.stderr
+    );
+    let out = run(
+        here,
+        &["digest", &image, "--platform", "linux/arm/v7"],
+        None,
+    );
+    assert_eq!(out.stdout.trim(), index.child("linux/arm/v7"));
+    let out = run(here, &["digest", &image, "--full-ref"], None);
+    assert_eq!(out.stdout.trim(), format!("{image}@{}", index.digest));
+    let out = run(here, &["digest", &format!("{}/app:nope", reg.host)], None);
+    assert_eq!(out.code, 2);
+    assert_eq!(
+        out.stderr.trim(),
+        format!("error: {}: app:nope not found", reg.host)
+    );
+    let out = run(here, &["digest", "Not/Valid"], None);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("repository names must be lowercase"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Every auth setup resolves, with credentials from Docker's config where needed.
+#[tokio::test(flavor = "multi_thread")]
+async fn auth_setups_resolve() {
+    for auth in [Auth::Basic, Auth::TokenAnonymous, Auth::TokenCredentialed] {
+        let reg = Registry::start(auth);
+        let mut pusher = Pusher::new(&reg);
+        let (old, new) = moved_index(&mut pusher, "team/app", "1", Flavor::Oci).await;
+        let text = format!(
+            "FROM {}/team/app:1@{}\n",
+            reg.host,
+            old.child("linux/amd64")
+        );
+        let dir = tree(&[("Dockerfile", text.as_bytes())]);
+        let config = reg.docker_config();
+        let out = run(dir.path(), &["update", "-vv"], Some(config.path()));
+        assert_eq!(out.code, 0, "{auth:?}: {}", out.stderr);
+        assert_eq!(
+            read(dir.path(), "Dockerfile"),
+            format!(
+                "FROM {}/team/app:1@{}\n",
+                reg.host,
+                new.child("linux/amd64")
+            ),
+            "{auth:?}"
+        );
+        // Secrets never reach the logs, even at trace level.
+        assert!(
+            !out.stderr.contains(PASSWORD),
+            "{auth:?} leaked the password"
+        );
+        assert!(
+            !out.stderr.contains("Basic "),
+            "{auth:?} leaked a Basic header"
+        );
+        assert!(!out.stderr.contains("eyJ"), "{auth:?} leaked a token");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_credentials_are_an_auth_error_naming_the_registry() {
+    for auth in [Auth::Basic, Auth::TokenCredentialed] {
+        let reg = Registry::start(auth);
+        let mut pusher = Pusher::new(&reg);
+        let index = pusher.index("app", "1", &PLATFORMS, Flavor::Oci, "a").await;
+        let text = format!("FROM {}/app:1@{}\n", reg.host, index.digest);
+        let dir = tree(&[("Dockerfile", text.as_bytes())]);
+        let (code, checked) = check_json(dir.path(), None);
+        assert_eq!(code, 2, "{auth:?}");
+        let error = checked[0]["error"].as_str().unwrap();
+        assert!(
+            error.starts_with(&format!("{}: access denied (HTTP 401)", reg.host)),
+            "{auth:?}: {error}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn credential_helper_supplies_credentials() {
+    let reg = Registry::start(Auth::Basic);
+    let mut pusher = Pusher::new(&reg);
+    let (old, new) = moved_index(&mut pusher, "app", "1", Flavor::Docker).await;
+    let helpers = tempfile::tempdir().unwrap();
+    let script = helpers.path().join("docker-credential-repintest");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nread server\n[ \"$1\" = get ] && [ \"$server\" = \"{}\" ] || exit 1\necho '{{\"ServerURL\":\"'$server'\",\"Username\":\"repin\",\"Secret\":\"{PASSWORD}\"}}'\n",
+            reg.host
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = tempfile::tempdir().unwrap();
+    let json = serde_json::json!({"credHelpers": {reg.host.clone(): "repintest"}});
+    std::fs::write(config.path().join("config.json"), json.to_string()).unwrap();
+    let text = format!("FROM {}/app:1@{}\n", reg.host, old.digest);
+    let dir = tree(&[("Dockerfile", text.as_bytes())]);
+    let path = format!(
+        "{}:{}",
+        helpers.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let config_dir = config.path().to_str().unwrap();
+    let out = repin_env(
+        dir.path(),
+        &["update"],
+        &[("DOCKER_CONFIG", config_dir), ("PATH", &path)],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        read(dir.path(), "Dockerfile"),
+        format!("FROM {}/app:1@{}\n", reg.host, new.digest)
+    );
+}
+
+/// The budget: N unique tags across R repositories, nothing to update, referenced many
+/// times over: at most N manifest requests + R token requests + 1 challenge.
+#[tokio::test(flavor = "multi_thread")]
+async fn request_budget_from_the_registry_log() {
+    let reg = Registry::start(Auth::TokenCredentialed);
+    let mut pusher = Pusher::new(&reg);
+    let host = reg.host.clone();
+    let mut lines = Vec::new();
+    let repos = ["alpha", "beta", "team/gamma"];
+    for repo in repos {
+        for tag in ["1", "2"] {
+            let index = pusher
+                .index(repo, tag, &PLATFORMS[..2], Flavor::Oci, tag)
+                .await;
+            lines.push(format!("FROM {host}/{repo}:{tag}@{}", index.digest));
+        }
+    }
+    let dockerfile = lines.join("\n") + "\n";
+    let compose: String = std::iter::once("services:\n".to_owned())
+        .chain(
+            lines
+                .iter()
+                .enumerate()
+                .map(|(i, l)| format!("  s{i}:\n    image: {}\n", l.trim_start_matches("FROM "))),
+        )
+        .collect();
+    let dir = tree(&[
+        ("Dockerfile", dockerfile.as_bytes()),
+        ("a/Dockerfile", dockerfile.as_bytes()),
+        ("b/compose.yaml", compose.as_bytes()),
+        ("c/compose.yaml", compose.as_bytes()),
+    ]);
+    let config = reg.docker_config();
+    let (code, checked) = check_json(dir.path(), Some(config.path()));
+    assert_eq!(code, 0, "{checked:?}");
+    assert_eq!(checked.len(), 24);
+
+    let requests = reg.requests("repin/");
+    let manifests = requests
+        .iter()
+        .filter(|r| r.path.contains("/manifests/"))
+        .count();
+    let challenges = requests.iter().filter(|r| r.path == "/v2/").count();
+    let tokens = reg.token.as_ref().unwrap().count("repin/");
+    assert_eq!(manifests, 6, "{requests:?}");
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.method == "HEAD" || r.path == "/v2/"),
+        "{requests:?}"
+    );
+    assert_eq!(tokens, repos.len());
+    assert_eq!(challenges, 1);
+}

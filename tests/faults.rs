@@ -1,0 +1,281 @@
+//! Registry misbehaviour a real registry will not produce on demand (429s, 5xx, missing
+//! or wrong digest headers, slow answers), simulated with wiremock against the client.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use repin::registry::Error;
+use repin::registry::client::{Client, Credentials, Options};
+use repin::registry::manifest::{DOCKER_MANIFEST, sha256_digest};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const MANIFEST: &[u8] = br#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"digest":"sha256:00","size":1},"layers":[]}"#;
+
+fn fast() -> Options {
+    Options {
+        timeout: Duration::from_millis(300),
+        connect_timeout: Duration::from_millis(300),
+        max_attempts: 3,
+        backoff: Duration::from_millis(10),
+        backoff_cap: Duration::from_millis(40),
+        max_retry_after: Duration::from_secs(2),
+        ..Options::default()
+    }
+}
+
+/// A mock registry whose `/v2/` answers 200 (no auth).
+async fn server() -> (MockServer, String, Arc<Client>) {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v2/"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let host = server.address().to_string();
+    let client = Arc::new(Client::new(fast(), Credentials::Anonymous).unwrap());
+    (server, host, client)
+}
+
+fn ok_head(digest: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200)
+        .insert_header("Docker-Content-Digest", digest)
+        .insert_header("Content-Type", DOCKER_MANIFEST)
+}
+
+async fn manifest_requests(server: &MockServer) -> usize {
+    server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path().contains("/manifests/"))
+        .count()
+}
+
+#[tokio::test]
+async fn rate_limit_honours_retry_after_then_succeeds() {
+    let (server, host, client) = server().await;
+    Mock::given(method("HEAD"))
+        .and(path("/v2/app/manifests/1"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("HEAD"))
+        .and(path("/v2/app/manifests/1"))
+        .respond_with(ok_head("sha256:aa"))
+        .mount(&server)
+        .await;
+    let started = std::time::Instant::now();
+    let head = client.head_manifest(&host, "app", "1").await.unwrap();
+    assert_eq!(head.digest, "sha256:aa");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After was not honoured"
+    );
+    assert_eq!(manifest_requests(&server).await, 2);
+}
+
+#[tokio::test]
+async fn rate_limit_longer_than_the_bound_fails_at_once() {
+    let (server, host, client) = server().await;
+    Mock::given(method("HEAD"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "3600"))
+        .mount(&server)
+        .await;
+    let err = client.head_manifest(&host, "app", "1").await.unwrap_err();
+    assert!(
+        matches!(err, Error::RateLimited { attempts: 1, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&host), "{err}");
+    assert_eq!(manifest_requests(&server).await, 1);
+}
+
+#[tokio::test]
+async fn server_error_then_success() {
+    let (server, host, client) = server().await;
+    Mock::given(method("HEAD"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("HEAD"))
+        .respond_with(ok_head("sha256:bb"))
+        .mount(&server)
+        .await;
+    assert_eq!(
+        client
+            .head_manifest(&host, "app", "1")
+            .await
+            .unwrap()
+            .digest,
+        "sha256:bb"
+    );
+    assert_eq!(manifest_requests(&server).await, 2);
+}
+
+#[tokio::test]
+async fn server_errors_give_up_after_the_attempts() {
+    let (server, host, client) = server().await;
+    Mock::given(method("HEAD"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&server)
+        .await;
+    let err = client.head_manifest(&host, "app", "1").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Server {
+                status: 500,
+                attempts: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(manifest_requests(&server).await, 3);
+}
+
+#[tokio::test]
+async fn missing_digest_header_falls_back_to_get_and_hashes_the_body() {
+    let (server, host, client) = server().await;
+    Mock::given(method("HEAD"))
+        .respond_with(ResponseTemplate::new(200).insert_header("Content-Type", DOCKER_MANIFEST))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v2/app/manifests/1"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("Content-Type", DOCKER_MANIFEST)
+                .set_body_bytes(MANIFEST),
+        )
+        .mount(&server)
+        .await;
+    let head = client.head_manifest(&host, "app", "1").await.unwrap();
+    assert_eq!(head.digest, sha256_digest(MANIFEST));
+}
+
+#[tokio::test]
+async fn wrong_digest_header_is_an_error_never_a_pin() {
+    let (server, host, client) = server().await;
+    Mock::given(method("HEAD"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("Docker-Content-Digest", wrong.as_str())
+                .set_body_bytes(MANIFEST),
+        )
+        .mount(&server)
+        .await;
+    let err = client.head_manifest(&host, "app", "1").await.unwrap_err();
+    match err {
+        Error::DigestMismatch {
+            expected, computed, ..
+        } => {
+            assert_eq!(expected, wrong);
+            assert_eq!(computed, sha256_digest(MANIFEST));
+        }
+        other => panic!("expected a digest mismatch, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn body_that_does_not_match_the_digest_asked_for_is_rejected() {
+    let (server, host, client) = server().await;
+    let asked = format!("sha256:{}", "1".repeat(64));
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(MANIFEST))
+        .mount(&server)
+        .await;
+    let err = client.get_manifest(&host, "app", &asked).await.unwrap_err();
+    assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn slow_answers_time_out_after_the_attempts() {
+    let (server, host, client) = server().await;
+    Mock::given(method("HEAD"))
+        .respond_with(ok_head("sha256:cc").set_delay(Duration::from_secs(2)))
+        .mount(&server)
+        .await;
+    let err = client.head_manifest(&host, "app", "1").await.unwrap_err();
+    assert!(matches!(err, Error::Timeout { attempts: 3, .. }), "{err}");
+}
+
+#[tokio::test]
+async fn not_found_and_unauthorized_are_told_apart() {
+    let (server, host, client) = server().await;
+    Mock::given(method("HEAD"))
+        .and(path("/v2/missing/manifests/1"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&server)
+        .await;
+    Mock::given(method("HEAD"))
+        .and(path("/v2/private/manifests/1"))
+        .respond_with(ResponseTemplate::new(403))
+        .mount(&server)
+        .await;
+    let err = client
+        .head_manifest(&host, "missing", "1")
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    assert_eq!(err.to_string(), format!("{host}: missing:1 not found"));
+    let err = client
+        .head_manifest(&host, "private", "1")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Unauthorized { status: 403, .. }),
+        "{err}"
+    );
+    // Neither is retried.
+    assert_eq!(manifest_requests(&server).await, 2);
+}
+
+#[tokio::test]
+async fn oversized_manifest_is_refused() {
+    let (server, host, client) = server().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(vec![b' '; 4 * 1024 * 1024 + 1]))
+        .mount(&server)
+        .await;
+    let err = client.get_manifest(&host, "app", "1").await.unwrap_err();
+    assert!(matches!(err, Error::TooLarge { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn challenge_is_learned_once_per_registry() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v2/"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("HEAD"))
+        .respond_with(ok_head("sha256:dd"))
+        .mount(&server)
+        .await;
+    let host = server.address().to_string();
+    let client = Arc::new(Client::new(fast(), Credentials::Anonymous).unwrap());
+    let mut handles = Vec::new();
+    for repo in ["a", "b", "c", "d"] {
+        let client = Arc::clone(&client);
+        let host = host.clone();
+        handles.push(tokio::spawn(async move {
+            client.head_manifest(&host, repo, "1").await
+        }));
+    }
+    for h in handles {
+        h.await.unwrap().unwrap();
+    }
+    // `expect(1)` on /v2/ is verified when the server drops.
+}

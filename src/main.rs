@@ -158,7 +158,10 @@ async fn update_command(args: UpdateArgs) -> anyhow::Result<ExitCode> {
             eprintln!("error: {e}");
         }
     }
-    write_stdout(|out| output::update_text(&mut &mut *out, &outcomes, args.dry_run))?;
+    write_stdout(|out| match args.scan.format {
+        OutputFormat::Json => output::update_json(&mut &mut *out, &outcomes),
+        OutputFormat::Text => output::update_text(&mut &mut *out, &outcomes, args.dry_run),
+    })?;
     Ok(if failed {
         ExitCode::from(2)
     } else {

@@ -95,6 +95,27 @@ pub fn update_text(
     Ok(())
 }
 
+/// Writes what `update` did as one JSON array: per file `path`, `references` rewritten
+/// (or that would be), `diff` (dry run) and `error`.
+///
+/// # Errors
+/// Any error writing to `out`.
+pub fn update_json(out: &mut impl Write, outcomes: &[FileOutcome]) -> io::Result<()> {
+    let items: Vec<serde_json::Value> = outcomes
+        .iter()
+        .map(|o| {
+            serde_json::json!({
+                "path": o.path,
+                "references": o.edits,
+                "diff": o.diff,
+                "error": o.error.as_ref().map(ToString::to_string),
+            })
+        })
+        .collect();
+    serde_json::to_writer_pretty(&mut *out, &items)?;
+    writeln!(out)
+}
+
 fn status_name(s: Status) -> &'static str {
     match s {
         Status::Current => "current",

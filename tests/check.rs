@@ -248,8 +248,13 @@ async fn dry_run_prints_a_diff_and_pin_adds_digests() {
         )
     );
     assert_eq!(read(dir.path(), "pod.yaml"), text);
-    let out = run(dir.path(), &["update", "--pin"], None);
+    let out = run(dir.path(), &["update", "--pin", "--format", "json"], None);
     assert_eq!(out.code, 0, "{}", out.stderr);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!([{"path": "pod.yaml", "references": 1, "diff": null, "error": null}])
+    );
     assert_eq!(
         read(dir.path(), "pod.yaml"),
         text.replace("app:1\n", &format!("app:1@{}\n", index.digest))

@@ -350,57 +350,18 @@ impl Client {
                                 status: status.as_u16(),
                             });
                         }
-                        StatusCode::TOO_MANY_REQUESTS => {
-                            let retry_after = retry_after(&response);
-                            if retry_after.is_some_and(|d| d > self.options.max_retry_after)
-                                || attempt >= self.options.max_attempts
-                            {
-                                return Err(Error::RateLimited {
+                        _ => match self.transient_status(registry, attempt, &response) {
+                            Some(wait) => wait?,
+                            None => {
+                                return Err(Error::Status {
                                     registry: registry.to_owned(),
-                                    retry_after,
-                                    attempts: attempt,
+                                    status: status.as_u16(),
                                 });
                             }
-                            retry_after.unwrap_or_else(|| self.backoff(attempt))
-                        }
-                        s if s.is_server_error() => {
-                            if attempt >= self.options.max_attempts {
-                                return Err(Error::Server {
-                                    registry: registry.to_owned(),
-                                    status: s.as_u16(),
-                                    attempts: attempt,
-                                });
-                            }
-                            self.backoff(attempt)
-                        }
-                        s => {
-                            return Err(Error::Status {
-                                registry: registry.to_owned(),
-                                status: s.as_u16(),
-                            });
-                        }
+                        },
                     }
                 }
-                Err(e) if e.is_timeout() => {
-                    if attempt >= self.options.max_attempts {
-                        return Err(Error::Timeout {
-                            registry: registry.to_owned(),
-                            timeout: self.options.timeout,
-                            attempts: attempt,
-                        });
-                    }
-                    self.backoff(attempt)
-                }
-                Err(e) => {
-                    if attempt >= self.options.max_attempts || !(e.is_connect() || e.is_request()) {
-                        return Err(Error::Transport {
-                            registry: registry.to_owned(),
-                            attempts: attempt,
-                            source: e.without_url(),
-                        });
-                    }
-                    self.backoff(attempt)
-                }
+                Err(e) => self.transient_error(registry, attempt, e)?,
             };
             tracing::debug!(
                 registry,
@@ -427,8 +388,7 @@ impl Client {
                 let mut attempt = 0;
                 loop {
                     attempt += 1;
-                    let outcome = self.http.get(&url).send().await;
-                    let wait = match outcome {
+                    let wait = match self.http.get(&url).send().await {
                         Ok(r) if r.status() == StatusCode::UNAUTHORIZED => {
                             let header = header_str(&r, WWW_AUTHENTICATE).unwrap_or_default();
                             return auth::parse_challenge(&header).map_err(|why| Error::Invalid {
@@ -437,54 +397,92 @@ impl Client {
                                 why,
                             });
                         }
-                        Ok(r) if r.status().is_success() => return Ok(Challenge::None),
-                        Ok(r)
-                            if r.status().is_server_error()
-                                || r.status() == StatusCode::TOO_MANY_REQUESTS =>
-                        {
-                            if attempt >= self.options.max_attempts {
-                                return Err(Error::Server {
+                        // Some registries answer 404 on /v2/ but serve manifests openly.
+                        Ok(r) if r.status().is_success() || r.status() == StatusCode::NOT_FOUND => {
+                            return Ok(Challenge::None);
+                        }
+                        Ok(r) => match self.transient_status(registry, attempt, &r) {
+                            Some(wait) => wait?,
+                            None => {
+                                return Err(Error::Status {
                                     registry: registry.to_owned(),
                                     status: r.status().as_u16(),
-                                    attempts: attempt,
                                 });
                             }
-                            retry_after(&r)
-                                .unwrap_or_else(|| self.backoff(attempt))
-                                .min(self.options.max_retry_after)
-                        }
-                        // Some registries answer 404 on /v2/ but serve manifests openly.
-                        Ok(r) if r.status() == StatusCode::NOT_FOUND => return Ok(Challenge::None),
-                        Ok(r) => {
-                            return Err(Error::Status {
-                                registry: registry.to_owned(),
-                                status: r.status().as_u16(),
-                            });
-                        }
-                        Err(e) if e.is_timeout() && attempt >= self.options.max_attempts => {
-                            return Err(Error::Timeout {
-                                registry: registry.to_owned(),
-                                timeout: self.options.timeout,
-                                attempts: attempt,
-                            });
-                        }
-                        Err(e)
-                            if attempt >= self.options.max_attempts
-                                || !(e.is_timeout() || e.is_connect() || e.is_request()) =>
-                        {
-                            return Err(Error::Transport {
-                                registry: registry.to_owned(),
-                                attempts: attempt,
-                                source: e.without_url(),
-                            });
-                        }
-                        Err(_) => self.backoff(attempt),
+                        },
+                        Err(e) => self.transient_error(registry, attempt, e)?,
                     };
                     tokio::time::sleep(wait).await;
                 }
             })
             .await
             .cloned()
+    }
+
+    /// For a 429 or 5xx: how long to wait before the next attempt, or the error once
+    /// attempts (or patience, for a long `Retry-After`) run out. `None` for any other
+    /// status, which is not worth retrying.
+    fn transient_status(
+        &self,
+        registry: &str,
+        attempt: u32,
+        response: &reqwest::Response,
+    ) -> Option<Result<Duration, Error>> {
+        let status = response.status();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let retry_after = retry_after(response);
+            if retry_after.is_some_and(|d| d > self.options.max_retry_after)
+                || attempt >= self.options.max_attempts
+            {
+                return Some(Err(Error::RateLimited {
+                    registry: registry.to_owned(),
+                    retry_after,
+                    attempts: attempt,
+                }));
+            }
+            return Some(Ok(retry_after.unwrap_or_else(|| self.backoff(attempt))));
+        }
+        if !status.is_server_error() {
+            return None;
+        }
+        Some(if attempt >= self.options.max_attempts {
+            Err(Error::Server {
+                registry: registry.to_owned(),
+                status: status.as_u16(),
+                attempts: attempt,
+            })
+        } else {
+            Ok(self.backoff(attempt))
+        })
+    }
+
+    /// For a request that got no response: wait and retry timeouts and connection
+    /// errors until the attempts run out; anything else fails at once.
+    fn transient_error(
+        &self,
+        registry: &str,
+        attempt: u32,
+        e: reqwest::Error,
+    ) -> Result<Duration, Error> {
+        let last = attempt >= self.options.max_attempts;
+        if e.is_timeout() {
+            if last {
+                return Err(Error::Timeout {
+                    registry: registry.to_owned(),
+                    timeout: self.options.timeout,
+                    attempts: attempt,
+                });
+            }
+            return Ok(self.backoff(attempt));
+        }
+        if last || !(e.is_connect() || e.is_request()) {
+            return Err(Error::Transport {
+                registry: registry.to_owned(),
+                attempts: attempt,
+                source: e.without_url(),
+            });
+        }
+        Ok(self.backoff(attempt))
     }
 
     async fn credential(
@@ -615,34 +613,16 @@ impl Client {
                         status: r.status().as_u16(),
                     });
                 }
-                Ok(r)
-                    if (r.status().is_server_error()
-                        || r.status() == StatusCode::TOO_MANY_REQUESTS)
-                        && attempt < self.options.max_attempts =>
-                {
-                    retry_after(&r)
-                        .unwrap_or_else(|| self.backoff(attempt))
-                        .min(self.options.max_retry_after)
-                }
-                Ok(r) => {
-                    return Err(bad(format!(
-                        "token endpoint answered HTTP {}",
-                        r.status().as_u16()
-                    )));
-                }
-                Err(e)
-                    if attempt < self.options.max_attempts
-                        && (e.is_timeout() || e.is_connect()) =>
-                {
-                    self.backoff(attempt)
-                }
-                Err(e) => {
-                    return Err(Error::Transport {
-                        registry: registry.to_owned(),
-                        attempts: attempt,
-                        source: e.without_url(),
-                    });
-                }
+                Ok(r) => match self.transient_status(registry, attempt, &r) {
+                    Some(wait) => wait?,
+                    None => {
+                        return Err(bad(format!(
+                            "token endpoint answered HTTP {}",
+                            r.status().as_u16()
+                        )));
+                    }
+                },
+                Err(e) => self.transient_error(registry, attempt, e)?,
             };
             tokio::time::sleep(wait).await;
         }

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use crate::support::images::{Flavor, PushedIndex, Pusher};
 use crate::support::registry::{Auth, PASSWORD, Registry};
+use crate::support::token::REFRESH_TOKEN;
 use crate::support::{Run, repin_env, tree};
 
 const PLATFORMS: [&str; 3] = ["linux/amd64", "linux/arm64", "linux/arm/v7"];
@@ -157,6 +158,21 @@ async fn current_pins_change_nothing() {
     assert!(
         checked.iter().all(|c| c["status"] == "current"),
         "{checked:?}"
+    );
+    let out = run(dir.path(), &["check"], None);
+    assert_eq!(out.code, 0);
+    assert!(out.stdout.starts_with("LOCATION"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains(&format!("Dockerfile:3:6  {host}/tool:v3@{single}  current")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .ends_with("\n3 current, 0 outdated, 0 unpinned, 0 skipped, 0 errors\n"),
+        "{}",
+        out.stdout
     );
     let out = run(dir.path(), &["update"], None);
     assert_eq!(
@@ -355,6 +371,40 @@ async fn missing_credentials_are_an_auth_error_naming_the_registry() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn identity_token_is_used_as_an_oauth2_refresh_token() {
+    let reg = Registry::start(Auth::TokenCredentialed);
+    let mut pusher = Pusher::new(&reg);
+    let (old, new) = moved_index(&mut pusher, "app", "1", Flavor::Oci).await;
+    let config = tempfile::tempdir().unwrap();
+    let json = serde_json::json!({"auths": {reg.host.clone(): {"identitytoken": REFRESH_TOKEN}}});
+    std::fs::write(config.path().join("config.json"), json.to_string()).unwrap();
+    let text = format!("FROM {}/app:1@{}\n", reg.host, old.digest);
+    let dir = tree(&[("Dockerfile", text.as_bytes())]);
+    let out = run(dir.path(), &["update", "-vv"], Some(config.path()));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        read(dir.path(), "Dockerfile"),
+        format!("FROM {}/app:1@{}\n", reg.host, new.digest)
+    );
+    assert!(
+        !out.stderr.contains(REFRESH_TOKEN),
+        "the identity token was logged"
+    );
+    // A wrong refresh token is an auth error, not a silent anonymous fallback.
+    let json = serde_json::json!({"auths": {reg.host.clone(): {"identitytoken": "wrong"}}});
+    std::fs::write(config.path().join("config.json"), json.to_string()).unwrap();
+    let (code, checked) = check_json(dir.path(), Some(config.path()));
+    assert_eq!(code, 2);
+    assert_eq!(
+        checked[0]["error"],
+        format!(
+            "{}: access denied (HTTP 401); check the credentials for this registry",
+            reg.host
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn credential_helper_supplies_credentials() {
     let reg = Registry::start(Auth::Basic);
     let mut pusher = Pusher::new(&reg);
@@ -371,27 +421,34 @@ async fn credential_helper_supplies_credentials() {
     .unwrap();
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let config = tempfile::tempdir().unwrap();
-    let json = serde_json::json!({"credHelpers": {reg.host.clone(): "repintest"}});
-    std::fs::write(config.path().join("config.json"), json.to_string()).unwrap();
-    let text = format!("FROM {}/app:1@{}\n", reg.host, old.digest);
-    let dir = tree(&[("Dockerfile", text.as_bytes())]);
     let path = format!(
         "{}:{}",
         helpers.path().display(),
         std::env::var("PATH").unwrap()
     );
-    let config_dir = config.path().to_str().unwrap();
-    let out = repin_env(
-        dir.path(),
-        &["update"],
-        &[("DOCKER_CONFIG", config_dir), ("PATH", &path)],
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(
-        read(dir.path(), "Dockerfile"),
-        format!("FROM {}/app:1@{}\n", reg.host, new.digest)
-    );
+    // The registry's own helper, and the store helper for every registry.
+    let configs = [
+        serde_json::json!({"credHelpers": {reg.host.clone(): "repintest"}}),
+        serde_json::json!({"credsStore": "repintest"}),
+    ];
+    for json in configs {
+        let config = tempfile::tempdir().unwrap();
+        std::fs::write(config.path().join("config.json"), json.to_string()).unwrap();
+        let text = format!("FROM {}/app:1@{}\n", reg.host, old.digest);
+        let dir = tree(&[("Dockerfile", text.as_bytes())]);
+        let config_dir = config.path().to_str().unwrap();
+        let out = repin_env(
+            dir.path(),
+            &["update"],
+            &[("DOCKER_CONFIG", config_dir), ("PATH", &path)],
+        );
+        assert_eq!(out.code, 0, "{json}: {}", out.stderr);
+        assert_eq!(
+            read(dir.path(), "Dockerfile"),
+            format!("FROM {}/app:1@{}\n", reg.host, new.digest),
+            "{json}"
+        );
+    }
 }
 
 /// The budget: N unique tags across R repositories, nothing to update, referenced many

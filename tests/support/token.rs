@@ -19,6 +19,8 @@ use sha2::{Digest as _, Sha256};
 
 pub const SERVICE: &str = "repin-test-registry";
 pub const ISSUER: &str = "repin-test-issuer";
+/// The OAuth2 refresh token (Docker's `identitytoken`) the server accepts.
+pub const REFRESH_TOKEN: &str = "repin-refresh-token-0123";
 
 /// A running token server.
 pub struct TokenServer {
@@ -151,7 +153,7 @@ fn serve(stream: TcpStream, config: &Config) -> Option<String> {
     let target = request_line.split_whitespace().nth(1).unwrap_or_default();
     let query = target.split_once('?').map_or("", |(_, q)| q);
     let mut scopes = Vec::new();
-    let mut account = String::from("anonymous");
+    let mut refresh = None;
     for pair in query
         .split('&')
         .chain(std::str::from_utf8(&body).unwrap_or("").split('&'))
@@ -159,17 +161,22 @@ fn serve(stream: TcpStream, config: &Config) -> Option<String> {
         if let Some(v) = pair.strip_prefix("scope=") {
             scopes.push(decode(v));
         }
-    }
-    let response = match (&config.credentials, &authorization) {
-        (Some(expected), Some(given))
-            if *given == format!("Basic {}", STANDARD.encode(expected)) =>
-        {
-            account = expected.split(':').next().unwrap_or_default().to_owned();
-            Some(token_json(config, &account, &scopes))
+        if let Some(v) = pair.strip_prefix("refresh_token=") {
+            refresh = Some(decode(v));
         }
-        (Some(_), _) => None,
-        (None, _) => Some(token_json(config, &account, &scopes)),
+    }
+    let basic_ok = |expected: &str| {
+        authorization.as_deref() == Some(format!("Basic {}", STANDARD.encode(expected)).as_str())
     };
+    // A refresh token (POST, OAuth2) or Basic credentials, when credentials are required.
+    let account = match (&config.credentials, refresh.as_deref()) {
+        (_, Some(REFRESH_TOKEN)) => Some("refreshed"),
+        (_, Some(_)) => None,
+        (Some(expected), None) if basic_ok(expected) => expected.split(':').next(),
+        (Some(_), None) => None,
+        (None, None) => Some("anonymous"),
+    };
+    let response = account.map(|account| token_json(config, account, &scopes));
     let mut stream = stream;
     let _ = match response {
         Some(json) => write!(

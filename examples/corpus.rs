@@ -184,6 +184,7 @@ fn round_trip(report: &walk::Report) -> usize {
             .filter(|f| f.image.as_ref().is_some_and(|i| i.digest.is_some()))
             .map(|f| Edit {
                 span: f.span.clone(),
+                original: f.reference.clone(),
                 text: edit::with_digest(&f.reference, &sha256_digest(f.reference.as_bytes())),
             })
             .collect();

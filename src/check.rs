@@ -40,22 +40,13 @@ pub struct Checked {
 
 impl Serialize for Checked {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct Out<'a> {
-            #[serde(flatten)]
-            found: serde_json::Value,
-            status: Status,
-            new_digest: Option<&'a str>,
-            error: Option<&'a str>,
-        }
-        let found = serde_json::to_value(&self.found).map_err(serde::ser::Error::custom)?;
-        Out {
-            found,
-            status: self.status,
-            new_digest: self.new_digest.as_deref(),
-            error: self.error.as_deref(),
-        }
-        .serialize(s)
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Checked", Found::FIELDS + 3)?;
+        self.found.serialize_fields(&mut st)?;
+        st.serialize_field("status", &self.status)?;
+        st.serialize_field("new_digest", &self.new_digest)?;
+        st.serialize_field("error", &self.error)?;
+        st.end()
     }
 }
 

@@ -14,10 +14,13 @@ use std::path::Path;
 
 use crate::scan::{Detected, scan_text};
 
-/// One replacement: the bytes at `span` become `text`.
+/// One replacement: the bytes at `span`, which must still read `original`, become
+/// `text`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Edit {
     pub span: Range<usize>,
+    /// What the scan saw at `span`; a file that no longer has it there is stale.
+    pub original: String,
     pub text: String,
 }
 
@@ -53,12 +56,18 @@ pub fn with_digest(reference: &str, digest: &str) -> String {
 /// Applies edits right to left.
 ///
 /// # Errors
-/// [`Error::BadSpans`] when edits overlap or a span is not in the text.
+/// [`Error::BadSpans`] when edits overlap or a span is not in the text, and
+/// [`Error::Stale`] when a span no longer holds what the scan saw there.
 pub fn splice(path: &str, text: &str, edits: &[Edit]) -> Result<String, Error> {
     let mut sorted: Vec<&Edit> = edits.iter().collect();
     sorted.sort_by_key(|e| e.span.start);
     let ok = sorted.windows(2).all(|w| w[0].span.end <= w[1].span.start)
         && sorted.iter().all(|e| text.get(e.span.clone()).is_some());
+    if ok && sorted.iter().any(|e| text[e.span.clone()] != *e.original) {
+        return Err(Error::Stale {
+            path: path.to_owned(),
+        });
+    }
     if !ok {
         return Err(Error::BadSpans {
             path: path.to_owned(),
@@ -202,6 +211,7 @@ mod tests {
         let start = text.find(reference).unwrap();
         Edit {
             span: start..start + reference.len(),
+            original: reference.to_owned(),
             text: with_digest(reference, digest),
         }
     }
@@ -232,6 +242,7 @@ mod tests {
         // A replacement that breaks the YAML value into something else.
         let edits = vec![Edit {
             span: start..start + 7,
+            original: "redis:7".into(),
             text: "redis:7\n  b:\n    image: extra:1".into(),
         }];
         let new = splice("compose.yaml", text, &edits).unwrap();
@@ -247,10 +258,12 @@ mod tests {
         let edits = vec![
             Edit {
                 span: 0..4,
+                original: "abcd".into(),
                 text: "x".into(),
             },
             Edit {
                 span: 2..6,
+                original: "cdef".into(),
                 text: "y".into(),
             },
         ];
@@ -260,11 +273,26 @@ mod tests {
         ));
         let outside = vec![Edit {
             span: 5..50,
+            original: String::new(),
             text: "x".into(),
         }];
         assert!(matches!(
             splice("f", "abcdefgh", &outside),
             Err(Error::BadSpans { .. })
+        ));
+    }
+
+    #[test]
+    fn a_span_that_no_longer_holds_the_reference_is_stale() {
+        let text = format!("FROM other:1@{OLD}\n");
+        let edits = vec![Edit {
+            span: 5..5 + 8 + OLD.len(),
+            original: format!("node:20@{OLD}"),
+            text: format!("node:20@{NEW}"),
+        }];
+        assert!(matches!(
+            splice("Dockerfile", &text, &edits),
+            Err(Error::Stale { .. })
         ));
     }
 

@@ -35,6 +35,7 @@ pub fn plan(checked: &[Checked], pin: bool) -> BTreeMap<String, Vec<Edit>> {
         if let (true, Some(digest)) = (wanted, &c.new_digest) {
             out.entry(c.found.path.clone()).or_default().push(Edit {
                 span: c.found.span.clone(),
+                original: c.found.reference.clone(),
                 text: edit::with_digest(&c.found.reference, digest),
             });
         }

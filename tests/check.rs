@@ -58,6 +58,34 @@ async fn index_pin_outdated_is_updated_then_current() {
         .as_bytes(),
     )]);
 
+    // The scan contract's fields, in order, then check's own.
+    let raw = run(dir.path(), &["check", "--format", "json"], None).stdout;
+    let keys: Vec<&str> = raw
+        .lines()
+        .take_while(|l| !l.starts_with("  },"))
+        .filter_map(|l| l.trim().strip_prefix('"')?.split('"').next())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "path",
+            "format",
+            "line",
+            "column",
+            "start",
+            "end",
+            "reference",
+            "registry",
+            "repository",
+            "tag",
+            "digest",
+            "platform",
+            "skip_reason",
+            "status",
+            "new_digest",
+            "error"
+        ]
+    );
     let (code, checked) = check_json(dir.path(), None);
     assert_eq!(code, 1, "{checked:?}");
     let app = checked.iter().find(|c| c["repository"] == "app").unwrap();

@@ -200,11 +200,20 @@ pub struct Found {
     pub skip_reason: Option<SkipReason>,
 }
 
-impl Serialize for Found {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
+impl Found {
+    /// Number of fields [`Found::serialize_fields`] writes.
+    pub const FIELDS: usize = 13;
+
+    /// Writes the JSON contract's fields, in the contract's order, into a struct being
+    /// serialized (shared with `check`, which adds its own after these).
+    ///
+    /// # Errors
+    /// The serializer's.
+    pub fn serialize_fields<S: serde::ser::SerializeStruct>(
+        &self,
+        st: &mut S,
+    ) -> Result<(), S::Error> {
         let image = self.image.as_ref();
-        let mut st = s.serialize_struct("Found", 13)?;
         st.serialize_field("path", &self.path)?;
         st.serialize_field("format", &self.format)?;
         st.serialize_field("line", &self.line)?;
@@ -217,7 +226,15 @@ impl Serialize for Found {
         st.serialize_field("tag", &image.and_then(|i| i.tag.as_ref()))?;
         st.serialize_field("digest", &image.and_then(|i| i.digest.as_ref()))?;
         st.serialize_field("platform", &self.platform.as_ref().map(ToString::to_string))?;
-        st.serialize_field("skip_reason", &self.skip_reason.map(SkipReason::name))?;
+        st.serialize_field("skip_reason", &self.skip_reason.map(SkipReason::name))
+    }
+}
+
+impl Serialize for Found {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Found", Self::FIELDS)?;
+        self.serialize_fields(&mut st)?;
         st.end()
     }
 }

@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 /// How long a run may take before it gets a progress line.
 const QUIET_FOR: Duration = Duration::from_millis(300);
 
-/// Counts finished items; draws only on a terminal, and only after [`QUIET_FOR`].
+/// Counts finished items; draws only on a terminal, and only after 0.3 s.
 pub struct Progress {
     bar: ProgressBar,
 }

@@ -35,6 +35,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod config;
 pub mod edit;
 pub mod imageref;
 pub mod output;

@@ -1,0 +1,695 @@
+//! Configuration: the repository config (untrusted, committed by anyone who can push to
+//! the repository) and the service config (trusted, written by whoever runs repin).
+//!
+//! Both are TOML, parsed with the `toml` crate into raw tables (unknown keys refused,
+//! values kept with their spans), then checked into [`RepoConfig`] / [`ServiceConfig`].
+//! Every problem is a [`Diagnostic`] naming file, line and column, with a suggestion for
+//! a misspelt key. A file with any problem yields no config at all: it is never
+//! half-applied.
+//!
+//! The repository config can set update rules only. Credentials, registry hosts (which
+//! receive credentials), mirrors, insecure hosts, the state file and anything about where
+//! repin pushes exist only in the service config; naming them in a repository config is
+//! an error ([`FORBIDDEN_IN_REPO`]).
+//!
+//! Precedence, in one sentence: settings resolve from built-in defaults, then the service
+//! config's `[update]` and `[[rule]]`s, then the repository's `[update]`, then the
+//! repository's `[[rule]]`s top to bottom, and each layer overrides only the keys it
+//! sets, so for any key the last matching layer that sets it wins.
+
+pub mod diag;
+pub mod settings;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde::Serialize;
+use toml::Spanned;
+
+pub use diag::Diagnostic;
+use diag::Diagnostics;
+use settings::{RawUpdate, Settings, raw_settings};
+
+use crate::imageref::ImageRef;
+use crate::scan::Format;
+
+/// Where a repository config may live, in the order they are looked for.
+pub const REPO_CONFIG_NAMES: [&str; 3] = [".github/repin.toml", ".repin.toml", "repin.toml"];
+
+/// Keys a repository config may never hold, at any depth.
+pub const FORBIDDEN_IN_REPO: [&str; 16] = [
+    "registries",
+    "registry",
+    "credentials",
+    "password",
+    "password_env",
+    "username",
+    "username_env",
+    "token",
+    "auth",
+    "docker_config",
+    "mirror",
+    "insecure",
+    "state",
+    "github",
+    "forge",
+    "remote",
+];
+
+/// Why a config could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Diagnostic>),
+}
+
+raw_settings!(
+    /// `[[rule]]`: settings for the references a rule matches.
+    RawRule {
+        /// Normalized image globs (`ghcr.io/acme/*`, `docker.io/library/node`).
+        images: Vec<Spanned<String>>,
+        /// Path globs, relative to the repository root.
+        paths: Vec<Spanned<String>>,
+        /// Tag globs.
+        tags: Vec<Spanned<String>>,
+    }
+);
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScan {
+    #[serde(default)]
+    include: Vec<Spanned<String>>,
+    #[serde(default)]
+    exclude: Vec<Spanned<String>>,
+    formats: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRepo {
+    #[serde(default)]
+    scan: RawScan,
+    #[serde(default)]
+    update: RawUpdate,
+    #[serde(default)]
+    rule: Vec<RawRule>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegistry {
+    mirror: Option<Spanned<String>>,
+    insecure: Option<bool>,
+    username_env: Option<String>,
+    password_env: Option<String>,
+    docker_config: Option<String>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    per_registry: Option<Spanned<usize>>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    state: Option<String>,
+    docker_config: Option<String>,
+    #[serde(default)]
+    registries: BTreeMap<String, RawRegistry>,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    update: RawUpdate,
+    #[serde(default)]
+    rule: Vec<RawRule>,
+}
+
+/// A list of globs; empty matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct Matcher {
+    pub patterns: Vec<String>,
+    set: Option<GlobSet>,
+}
+
+impl Matcher {
+    fn check(patterns: &[Spanned<String>], what: &str, diags: &mut Diagnostics<'_>) -> Self {
+        if patterns.is_empty() {
+            return Self::default();
+        }
+        let mut builder = GlobSetBuilder::new();
+        for p in patterns {
+            match globset::GlobBuilder::new(p.get_ref())
+                .literal_separator(true)
+                .build()
+            {
+                Ok(glob) => {
+                    builder.add(glob);
+                }
+                Err(e) => diags.error(
+                    Some(p.span()),
+                    format!("invalid {what} glob {:?}: {}", p.get_ref(), e.kind()),
+                ),
+            }
+        }
+        Self {
+            patterns: patterns.iter().map(|p| p.get_ref().clone()).collect(),
+            set: builder.build().ok(),
+        }
+    }
+
+    /// A matcher from patterns known to be valid (tests, defaults).
+    ///
+    /// # Panics
+    /// On an invalid pattern.
+    #[must_use]
+    pub fn of(patterns: &[&str]) -> Self {
+        let mut builder = GlobSetBuilder::new();
+        for p in patterns {
+            builder.add(Glob::new(p).expect("valid glob"));
+        }
+        Self {
+            patterns: patterns.iter().map(|p| (*p).to_owned()).collect(),
+            set: builder.build().ok(),
+        }
+    }
+
+    #[must_use]
+    pub fn matches(&self, candidate: Option<&str>) -> bool {
+        match (&self.set, candidate) {
+            (None, _) => true,
+            (Some(set), Some(c)) => set.is_match(c),
+            (Some(_), None) => false,
+        }
+    }
+
+    fn is_all(&self) -> bool {
+        self.set.is_none()
+    }
+}
+
+/// One layer of settings and what it applies to.
+#[derive(Debug, Clone, Default)]
+pub struct Rule {
+    /// Where it comes from, for messages (`.repin.toml [[rule]] 2`).
+    pub origin: String,
+    pub images: Matcher,
+    pub paths: Matcher,
+    pub tags: Matcher,
+    pub settings: Settings,
+}
+
+impl Rule {
+    fn from_raw(raw: &RawRule, origin: String, diags: &mut Diagnostics<'_>) -> Self {
+        Self {
+            origin,
+            images: Matcher::check(&raw.images, "image", diags),
+            paths: Matcher::check(&raw.paths, "path", diags),
+            tags: Matcher::check(&raw.tags, "tag", diags),
+            settings: raw.settings(diags),
+        }
+    }
+
+    fn everything(origin: String, settings: Settings) -> Self {
+        Self {
+            origin,
+            settings,
+            ..Self::default()
+        }
+    }
+
+    /// Whether the rule applies to a reference at `path` naming `image` (normalized
+    /// `registry/repository`) and `tag` (`latest` when none is written).
+    #[must_use]
+    pub fn matches(&self, path: &str, image: Option<&str>, tag: Option<&str>) -> bool {
+        self.paths.matches(Some(path)) && self.images.matches(image) && self.tags.matches(tag)
+    }
+}
+
+/// `[scan]`: which files and formats count.
+#[derive(Debug, Clone, Default)]
+pub struct ScanRules {
+    pub include: Matcher,
+    pub exclude: Matcher,
+    /// `None`: every format.
+    pub formats: Option<Vec<Format>>,
+}
+
+impl ScanRules {
+    /// Whether a path is inside the scanned set (included, not excluded).
+    #[must_use]
+    pub fn path_included(&self, path: &str) -> bool {
+        self.include.matches(Some(path))
+            && (self.exclude.is_all() || !self.exclude.matches(Some(path)))
+    }
+
+    #[must_use]
+    pub fn format_enabled(&self, format: Format) -> bool {
+        self.formats.as_ref().is_none_or(|f| f.contains(&format))
+    }
+}
+
+/// A checked repository config.
+#[derive(Debug, Clone, Default)]
+pub struct RepoConfig {
+    /// The file it came from (`None`: defaults, no file).
+    pub file: Option<String>,
+    pub scan: ScanRules,
+    pub update: Settings,
+    pub rules: Vec<Rule>,
+}
+
+/// How to reach one registry (service config only).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegistryConfig {
+    /// Look the registry's images up through this host; files keep the original name.
+    pub mirror: Option<String>,
+    pub insecure: bool,
+    /// Names of environment variables holding the credentials (never the values).
+    pub username_env: Option<String>,
+    pub password_env: Option<String>,
+    pub docker_config: Option<PathBuf>,
+}
+
+/// A checked service config.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceConfig {
+    pub file: Option<String>,
+    /// The state store (first-seen digests, schedule anchors).
+    pub state: Option<PathBuf>,
+    pub docker_config: Option<PathBuf>,
+    pub registries: BTreeMap<String, RegistryConfig>,
+    pub per_registry: Option<usize>,
+    pub update: Settings,
+    pub rules: Vec<Rule>,
+}
+
+/// Finds the repository config under `root`: the first of [`REPO_CONFIG_NAMES`] that
+/// exists, and a warning when more than one does.
+#[must_use]
+pub fn find_repo_config(root: &Path) -> (Option<PathBuf>, Option<String>) {
+    let found: Vec<&str> = REPO_CONFIG_NAMES
+        .iter()
+        .copied()
+        .filter(|name| std::fs::symlink_metadata(root.join(name)).is_ok_and(|m| m.is_file()))
+        .collect();
+    let warning = (found.len() > 1).then(|| {
+        format!(
+            "several repository configs: {}; using {}",
+            found.join(" and "),
+            found[0]
+        )
+    });
+    (found.first().map(|name| root.join(name)), warning)
+}
+
+fn read(path: &Path) -> Result<String, Error> {
+    std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Flags keys a repository config may not hold, anywhere in the document.
+fn forbidden_keys(text: &str, diags: &mut Diagnostics<'_>) {
+    fn walk(table: &toml::de::DeTable<'_>, diags: &mut Diagnostics<'_>) {
+        for (key, value) in table {
+            if FORBIDDEN_IN_REPO.contains(&key.get_ref().as_ref()) {
+                diags.error(
+                    Some(key.span()),
+                    format!(
+                        "`{}` cannot be set in a repository config: credentials, registry hosts and where repin pushes belong in the service config",
+                        key.get_ref()
+                    ),
+                );
+            }
+            visit(value.get_ref(), diags);
+        }
+    }
+    fn visit(value: &toml::de::DeValue<'_>, diags: &mut Diagnostics<'_>) {
+        match value {
+            toml::de::DeValue::Table(t) => walk(t, diags),
+            toml::de::DeValue::Array(a) => a.iter().for_each(|v| visit(v.get_ref(), diags)),
+            _ => {}
+        }
+    }
+    if let Ok(table) = toml::de::DeTable::parse(text) {
+        walk(table.get_ref(), diags);
+    }
+}
+
+/// Parses and checks a repository config's text. `file` names it in diagnostics.
+///
+/// # Errors
+/// [`Error::Invalid`] with every diagnostic found.
+pub fn parse_repo(file: &str, text: &str) -> Result<RepoConfig, Error> {
+    let mut diags = Diagnostics::new(file, text);
+    forbidden_keys(text, &mut diags);
+    let forbidden = diags.list.len();
+    let raw: RawRepo = match toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            // A forbidden key is also an unknown one; say it once, the specific way.
+            if forbidden == 0 {
+                diags.toml(&e);
+            }
+            return Err(Error::Invalid(diags.list));
+        }
+    };
+    let formats = raw.scan.formats.as_ref().map(|list| {
+        list.iter()
+            .filter_map(|f| match f.get_ref().as_str() {
+                "dockerfile" => Some(Format::Dockerfile),
+                "compose" => Some(Format::Compose),
+                "kubernetes" => Some(Format::Kubernetes),
+                other => {
+                    let suggestion = diag::closest(other, &["dockerfile", "compose", "kubernetes"]);
+                    diags.error_with(
+                        Some(f.span()),
+                        format!("unknown format {other:?}"),
+                        suggestion,
+                    );
+                    None
+                }
+            })
+            .collect()
+    });
+    let scan = ScanRules {
+        include: Matcher::check(&raw.scan.include, "include", &mut diags),
+        exclude: Matcher::check(&raw.scan.exclude, "exclude", &mut diags),
+        formats,
+    };
+    let update = raw.update.settings(&mut diags);
+    let rules = raw
+        .rule
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Rule::from_raw(r, format!("{file} [[rule]] {}", i + 1), &mut diags))
+        .collect();
+    if diags.list.is_empty() {
+        Ok(RepoConfig {
+            file: Some(file.to_owned()),
+            scan,
+            update,
+            rules,
+        })
+    } else {
+        Err(Error::Invalid(diags.list))
+    }
+}
+
+/// Loads the repository config under `root` (defaults when there is none). The warning
+/// names two config files when both exist.
+///
+/// # Errors
+/// [`Error::Read`] and [`Error::Invalid`].
+pub fn load_repo(root: &Path) -> Result<(RepoConfig, Option<String>), Error> {
+    let (path, warning) = find_repo_config(root);
+    let Some(path) = path else {
+        return Ok((RepoConfig::default(), warning));
+    };
+    let text = read(&path)?;
+    let file = path
+        .strip_prefix(root)
+        .unwrap_or(&path)
+        .to_string_lossy()
+        .replace('\\', "/");
+    parse_repo(&file, &text).map(|c| (c, warning))
+}
+
+/// Parses and checks a service config's text.
+///
+/// # Errors
+/// [`Error::Invalid`] with every diagnostic found.
+pub fn parse_service(file: &str, text: &str) -> Result<ServiceConfig, Error> {
+    let mut diags = Diagnostics::new(file, text);
+    let raw: RawService = match toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            diags.toml(&e);
+            return Err(Error::Invalid(diags.list));
+        }
+    };
+    let registries = raw
+        .registries
+        .iter()
+        .map(|(host, r)| {
+            let mirror = r.mirror.as_ref().and_then(|m| {
+                let ok = ImageRef::parse(&format!("{}/x", m.get_ref()))
+                    .is_ok_and(|i| i.registry == *m.get_ref());
+                if ok {
+                    Some(m.get_ref().clone())
+                } else {
+                    diags.error(
+                        Some(m.span()),
+                        format!("invalid mirror host {:?}", m.get_ref()),
+                    );
+                    None
+                }
+            });
+            let config = RegistryConfig {
+                mirror,
+                insecure: r.insecure.unwrap_or(false),
+                username_env: r.username_env.clone(),
+                password_env: r.password_env.clone(),
+                docker_config: r.docker_config.as_ref().map(PathBuf::from),
+            };
+            (host.clone(), config)
+        })
+        .collect();
+    let per_registry = raw.limits.per_registry.as_ref().and_then(|n| {
+        if *n.get_ref() == 0 {
+            diags.error(Some(n.span()), "per_registry must be at least 1");
+            None
+        } else {
+            Some(*n.get_ref())
+        }
+    });
+    let update = raw.update.settings(&mut diags);
+    let rules = raw
+        .rule
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Rule::from_raw(r, format!("{file} [[rule]] {}", i + 1), &mut diags))
+        .collect();
+    if diags.list.is_empty() {
+        Ok(ServiceConfig {
+            file: Some(file.to_owned()),
+            state: raw.state.map(PathBuf::from),
+            docker_config: raw.docker_config.map(PathBuf::from),
+            registries,
+            per_registry,
+            update,
+            rules,
+        })
+    } else {
+        Err(Error::Invalid(diags.list))
+    }
+}
+
+/// Loads a service config file.
+///
+/// # Errors
+/// [`Error::Read`] and [`Error::Invalid`].
+pub fn load_service(path: &Path) -> Result<ServiceConfig, Error> {
+    let text = read(path)?;
+    parse_service(&path.display().to_string(), &text)
+}
+
+/// The rules in force for one repository: every layer, in precedence order.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    pub scan: ScanRules,
+    /// Lowest precedence first.
+    pub layers: Vec<Rule>,
+}
+
+/// Effective settings with the defaults filled in.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Effective {
+    pub ignore: bool,
+    pub pin: bool,
+    #[serde(serialize_with = "serialize_secs")]
+    pub min_age: std::time::Duration,
+    pub schedule: Option<settings::Schedule>,
+    /// The change set's name: the group, else the image (`registry/repository`).
+    pub group: Option<String>,
+    pub ignore_digests: Vec<String>,
+    pub pr: settings::PrSettings,
+}
+
+fn serialize_secs<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&humantime::format_duration(*d))
+}
+
+impl Policy {
+    #[must_use]
+    pub fn new(service: Option<&ServiceConfig>, repo: &RepoConfig) -> Self {
+        let mut layers = Vec::new();
+        if let Some(service) = service {
+            let file = service
+                .file
+                .clone()
+                .unwrap_or_else(|| "service config".into());
+            layers.push(Rule::everything(
+                format!("{file} [update]"),
+                service.update.clone(),
+            ));
+            layers.extend(service.rules.iter().cloned());
+        }
+        let file = repo
+            .file
+            .clone()
+            .unwrap_or_else(|| "repository config".into());
+        layers.push(Rule::everything(
+            format!("{file} [update]"),
+            repo.update.clone(),
+        ));
+        layers.extend(repo.rules.iter().cloned());
+        Self {
+            scan: repo.scan.clone(),
+            layers,
+        }
+    }
+
+    /// The settings for a reference: defaults overlaid by every matching layer in order.
+    #[must_use]
+    pub fn settings_for(&self, path: &str, image: Option<&ImageRef>) -> Effective {
+        let name = image.map(|i| format!("{}/{}", i.registry, i.repository));
+        let tag = image.map(|i| i.tag.as_deref().unwrap_or("latest"));
+        let mut merged = Settings::default();
+        for layer in &self.layers {
+            if layer.matches(path, name.as_deref(), tag) {
+                merged.overlay(&layer.settings);
+            }
+        }
+        Effective {
+            ignore: merged.ignore.unwrap_or(false),
+            pin: merged.pin.unwrap_or(false),
+            min_age: merged.min_age.unwrap_or_default(),
+            schedule: merged.schedule,
+            group: merged.group,
+            ignore_digests: merged.ignore_digests.unwrap_or_default(),
+            pr: merged.pr,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn diagnostics(text: &str) -> Vec<String> {
+        match parse_repo(".repin.toml", text) {
+            Ok(_) => Vec::new(),
+            Err(Error::Invalid(list)) => list.iter().map(ToString::to_string).collect(),
+            Err(e) => vec![e.to_string()],
+        }
+    }
+
+    #[test]
+    fn empty_config_is_valid() {
+        let c = parse_repo(".repin.toml", "").unwrap();
+        assert!(c.rules.is_empty());
+        assert!(c.scan.path_included("any/where"));
+    }
+
+    #[test]
+    fn precedence_last_matching_layer_wins_per_key() {
+        let service = parse_service(
+            "repin.toml",
+            "[update]\nmin_age = \"7d\"\nlabels = [\"org\"]\n[[rule]]\nimages = [\"docker.io/library/*\"]\npin = true\n",
+        )
+        .unwrap();
+        let repo = parse_repo(
+            ".repin.toml",
+            "[update]\nmin_age = \"1d\"\n[[rule]]\nimages = [\"docker.io/library/node\"]\ngroup = \"node\"\nmin_age = \"2h\"\n[[rule]]\npaths = [\"legacy/**\"]\nignore = true\n[[rule]]\nimages = [\"docker.io/library/node\"]\ntags = [\"18*\"]\nmin_age = \"0s\"\n",
+        )
+        .unwrap();
+        let policy = Policy::new(Some(&service), &repo);
+        let node = ImageRef::parse("node:20").unwrap();
+        let s = policy.settings_for("Dockerfile", Some(&node));
+        assert_eq!(s.min_age, std::time::Duration::from_secs(2 * 3600));
+        assert_eq!(s.group.as_deref(), Some("node"));
+        assert!(s.pin, "service rule for docker.io/library/* applies");
+        assert_eq!(s.pr.labels, Some(vec!["org".to_owned()]));
+        assert!(!s.ignore);
+        let node18 = ImageRef::parse("node:18.20").unwrap();
+        assert_eq!(
+            policy.settings_for("Dockerfile", Some(&node18)).min_age,
+            std::time::Duration::ZERO
+        );
+        assert!(policy.settings_for("legacy/Dockerfile", Some(&node)).ignore);
+        let other = ImageRef::parse("ghcr.io/acme/app:1").unwrap();
+        let s = policy.settings_for("Dockerfile", Some(&other));
+        assert_eq!(s.min_age, std::time::Duration::from_secs(86400));
+        assert!(!s.pin);
+        assert_eq!(s.group, None);
+    }
+
+    #[test]
+    fn scan_rules() {
+        let c = parse_repo(
+            ".repin.toml",
+            "[scan]\ninclude = [\"deploy/**\", \"Dockerfile\"]\nexclude = [\"deploy/test/**\"]\nformats = [\"kubernetes\"]\n",
+        )
+        .unwrap();
+        assert!(c.scan.path_included("deploy/app.yaml"));
+        assert!(c.scan.path_included("Dockerfile"));
+        assert!(!c.scan.path_included("deploy/test/x.yaml"));
+        assert!(!c.scan.path_included("src/Dockerfile"));
+        assert!(c.scan.format_enabled(Format::Kubernetes));
+        assert!(!c.scan.format_enabled(Format::Compose));
+    }
+
+    #[test]
+    fn forbidden_keys_are_refused_with_a_reason() {
+        let d = diagnostics("[registries.\"ghcr.io\"]\npassword_env = \"X\"\n");
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert!(
+            d[0].starts_with(".repin.toml:1:2: `registries` cannot be set in a repository config"),
+            "{}",
+            d[0]
+        );
+        assert!(
+            d[1].starts_with(".repin.toml:2:1: `password_env` cannot be set"),
+            "{}",
+            d[1]
+        );
+        let d = diagnostics("[[rule]]\ntoken = \"abc\"\n");
+        assert!(
+            d[0].starts_with(".repin.toml:2:1: `token` cannot be set"),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn several_config_files_warn_and_the_first_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(".github")).unwrap();
+        std::fs::write(
+            dir.path().join(".github/repin.toml"),
+            "[update]\npin = true\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("repin.toml"), "[update]\npin = false\n").unwrap();
+        let (config, warning) = load_repo(dir.path()).unwrap();
+        assert_eq!(config.file.as_deref(), Some(".github/repin.toml"));
+        assert_eq!(config.update.pin, Some(true));
+        assert_eq!(
+            warning.as_deref(),
+            Some(
+                "several repository configs: .github/repin.toml and repin.toml; using .github/repin.toml"
+            )
+        );
+    }
+}

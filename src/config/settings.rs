@@ -1,0 +1,362 @@
+//! Update settings: what a `[update]` table or a `[[rule]]` may set, as written (raw,
+//! with spans) and as checked (parsed durations, schedules, globs).
+//!
+//! Every key is optional: a layer sets only the keys it names, and
+//! [`Settings::overlay`] lets a later layer override exactly those.
+
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use serde::Serialize;
+use toml::Spanned;
+
+use super::diag::Diagnostics;
+
+/// Declares a raw table type holding every settings key plus `$extra` keys, with
+/// unknown keys refused (so a typo is an error, not a silently ignored setting).
+macro_rules! raw_settings {
+    ($(#[$meta:meta])* $name:ident { $($(#[$fmeta:meta])* $extra:ident : $ty:ty),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $($(#[$fmeta])* #[serde(default)] pub $extra: $ty,)*
+            pub ignore: Option<bool>,
+            pub pin: Option<bool>,
+            pub min_age: Option<Spanned<String>>,
+            pub schedule: Option<Spanned<String>>,
+            pub timezone: Option<Spanned<String>>,
+            pub group: Option<Spanned<String>>,
+            pub ignore_digests: Option<Vec<Spanned<String>>>,
+            pub labels: Option<Vec<String>>,
+            pub reviewers: Option<Vec<String>>,
+            pub team_reviewers: Option<Vec<String>>,
+            pub assignees: Option<Vec<String>>,
+            pub automerge: Option<bool>,
+            pub draft: Option<bool>,
+            pub branch_prefix: Option<Spanned<String>>,
+            pub title: Option<String>,
+        }
+
+        impl $name {
+            /// The settings keys of this table, checked.
+            pub fn settings(&self, diags: &mut $crate::config::diag::Diagnostics<'_>) -> $crate::config::settings::Settings {
+                $crate::config::settings::Settings::check(
+                    $crate::config::settings::RawFields {
+                        ignore: self.ignore,
+                        pin: self.pin,
+                        min_age: self.min_age.as_ref(),
+                        schedule: self.schedule.as_ref(),
+                        timezone: self.timezone.as_ref(),
+                        group: self.group.as_ref(),
+                        ignore_digests: self.ignore_digests.as_deref(),
+                        labels: self.labels.as_ref(),
+                        reviewers: self.reviewers.as_ref(),
+                        team_reviewers: self.team_reviewers.as_ref(),
+                        assignees: self.assignees.as_ref(),
+                        automerge: self.automerge,
+                        draft: self.draft,
+                        branch_prefix: self.branch_prefix.as_ref(),
+                        title: self.title.as_ref(),
+                    },
+                    diags,
+                )
+            }
+        }
+    };
+}
+
+pub(crate) use raw_settings;
+
+raw_settings!(
+    /// `[update]`: settings for every image.
+    RawUpdate {}
+);
+
+/// Borrowed view of the settings keys of any raw table.
+pub struct RawFields<'a> {
+    pub ignore: Option<bool>,
+    pub pin: Option<bool>,
+    pub min_age: Option<&'a Spanned<String>>,
+    pub schedule: Option<&'a Spanned<String>>,
+    pub timezone: Option<&'a Spanned<String>>,
+    pub group: Option<&'a Spanned<String>>,
+    pub ignore_digests: Option<&'a [Spanned<String>]>,
+    pub labels: Option<&'a Vec<String>>,
+    pub reviewers: Option<&'a Vec<String>>,
+    pub team_reviewers: Option<&'a Vec<String>>,
+    pub assignees: Option<&'a Vec<String>>,
+    pub automerge: Option<bool>,
+    pub draft: Option<bool>,
+    pub branch_prefix: Option<&'a Spanned<String>>,
+    pub title: Option<&'a String>,
+}
+
+/// A cron schedule: standard 5-field syntax, in a time zone (UTC by default).
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// As written (5 fields).
+    pub expression: String,
+    pub timezone: chrono_tz::Tz,
+    pub cron: cron::Schedule,
+}
+
+impl PartialEq for Schedule {
+    fn eq(&self, other: &Self) -> bool {
+        self.expression == other.expression && self.timezone == other.timezone
+    }
+}
+
+impl Schedule {
+    /// Parses a 5-field expression (the `cron` crate wants seconds first; they are 0).
+    ///
+    /// # Errors
+    /// The `cron` crate's reason.
+    pub fn parse(expression: &str, timezone: chrono_tz::Tz) -> Result<Self, String> {
+        let fields = expression.split_whitespace().count();
+        if fields != 5 {
+            return Err(format!(
+                "a schedule has 5 fields (minute hour day-of-month month day-of-week), this one has {fields}"
+            ));
+        }
+        let cron =
+            cron::Schedule::from_str(&format!("0 {expression}")).map_err(|e| e.to_string())?;
+        Ok(Self {
+            expression: expression.to_owned(),
+            timezone,
+            cron,
+        })
+    }
+
+    /// Whether a tick falls in `(after, now]`.
+    #[must_use]
+    pub fn ticked(
+        &self,
+        after: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> bool {
+        let after = after.with_timezone(&self.timezone);
+        self.cron
+            .after(&after)
+            .next()
+            .is_some_and(|tick| tick.with_timezone(&chrono::Utc) <= now)
+    }
+}
+
+impl Serialize for Schedule {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{} ({})", self.expression, self.timezone))
+    }
+}
+
+/// Pull-request settings (used by the forge later; validated now).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PrSettings {
+    pub labels: Option<Vec<String>>,
+    pub reviewers: Option<Vec<String>>,
+    pub team_reviewers: Option<Vec<String>>,
+    pub assignees: Option<Vec<String>>,
+    pub automerge: Option<bool>,
+    pub draft: Option<bool>,
+    pub branch_prefix: Option<String>,
+    pub title: Option<String>,
+}
+
+/// Checked settings; `None` means "this layer does not say".
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Settings {
+    pub ignore: Option<bool>,
+    pub pin: Option<bool>,
+    #[serde(serialize_with = "serialize_duration")]
+    pub min_age: Option<Duration>,
+    pub schedule: Option<Schedule>,
+    pub group: Option<String>,
+    pub ignore_digests: Option<Vec<String>>,
+    #[serde(flatten)]
+    pub pr: PrSettings,
+}
+
+fn serialize_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.collect_str(&humantime::format_duration(*d)),
+        None => s.serialize_none(),
+    }
+}
+
+impl Settings {
+    /// Checks raw settings, recording a diagnostic for each bad value.
+    pub fn check(raw: RawFields<'_>, diags: &mut Diagnostics<'_>) -> Self {
+        let min_age = raw
+            .min_age
+            .and_then(|v| match humantime::parse_duration(v.get_ref()) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    diags.error(
+                        Some(v.span()),
+                        format!(
+                            "invalid duration {:?}: {e} (write e.g. \"3d\", \"12h\")",
+                            v.get_ref()
+                        ),
+                    );
+                    None
+                }
+            });
+        let timezone = match raw.timezone {
+            None => Some(chrono_tz::UTC),
+            Some(v) => {
+                match v.get_ref().parse::<chrono_tz::Tz>() {
+                    Ok(tz) => Some(tz),
+                    Err(_) => {
+                        diags.error(Some(v.span()), format!("unknown time zone {:?} (write an IANA name such as \"Europe/Berlin\")", v.get_ref()));
+                        None
+                    }
+                }
+            }
+        };
+        if raw.timezone.is_some() && raw.schedule.is_none() {
+            diags.error(
+                raw.timezone.map(Spanned::span),
+                "`timezone` applies to a `schedule`, and this table has none",
+            );
+        }
+        let schedule = match (raw.schedule, timezone) {
+            (Some(v), Some(tz)) => match Schedule::parse(v.get_ref(), tz) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    diags.error(
+                        Some(v.span()),
+                        format!("invalid schedule {:?}: {e}", v.get_ref()),
+                    );
+                    None
+                }
+            },
+            _ => None,
+        };
+        let ignore_digests = raw.ignore_digests.map(|list| {
+            list.iter()
+                .filter_map(|d| match d.get_ref().parse::<crate::imageref::Digest>() {
+                    Ok(digest) => Some(digest.to_string()),
+                    Err(e) => {
+                        diags.error(Some(d.span()), e.to_string());
+                        None
+                    }
+                })
+                .collect()
+        });
+        let group = raw.group.and_then(|g| {
+            let ok = !g.get_ref().trim().is_empty() && !g.get_ref().contains(['\n', '\r']);
+            if ok {
+                Some(g.get_ref().clone())
+            } else {
+                diags.error(
+                    Some(g.span()),
+                    "a group name must be a non-empty single line",
+                );
+                None
+            }
+        });
+        let branch_prefix = raw.branch_prefix.and_then(|b| {
+            let v = b.get_ref();
+            let ok = !v.is_empty()
+                && !v.starts_with(['/', '-', '.'])
+                && !v.contains("..")
+                && v.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'/' | b'-' | b'_' | b'.'));
+            if ok {
+                Some(v.clone())
+            } else {
+                diags.error(
+                    Some(b.span()),
+                    format!(
+                        "invalid branch prefix {v:?}: letters, digits, '/', '-', '_' and '.' only"
+                    ),
+                );
+                None
+            }
+        });
+        Self {
+            ignore: raw.ignore,
+            pin: raw.pin,
+            min_age,
+            schedule,
+            group,
+            ignore_digests,
+            pr: PrSettings {
+                labels: raw.labels.cloned(),
+                reviewers: raw.reviewers.cloned(),
+                team_reviewers: raw.team_reviewers.cloned(),
+                assignees: raw.assignees.cloned(),
+                automerge: raw.automerge,
+                draft: raw.draft,
+                branch_prefix,
+                title: raw.title.cloned(),
+            },
+        }
+    }
+
+    /// Overrides the keys `later` sets.
+    pub fn overlay(&mut self, later: &Self) {
+        fn set<T: Clone>(slot: &mut Option<T>, value: &Option<T>) {
+            if value.is_some() {
+                slot.clone_from(value);
+            }
+        }
+        set(&mut self.ignore, &later.ignore);
+        set(&mut self.pin, &later.pin);
+        set(&mut self.min_age, &later.min_age);
+        set(&mut self.schedule, &later.schedule);
+        set(&mut self.group, &later.group);
+        set(&mut self.ignore_digests, &later.ignore_digests);
+        set(&mut self.pr.labels, &later.pr.labels);
+        set(&mut self.pr.reviewers, &later.pr.reviewers);
+        set(&mut self.pr.team_reviewers, &later.pr.team_reviewers);
+        set(&mut self.pr.assignees, &later.pr.assignees);
+        set(&mut self.pr.automerge, &later.pr.automerge);
+        set(&mut self.pr.draft, &later.pr.draft);
+        set(&mut self.pr.branch_prefix, &later.pr.branch_prefix);
+        set(&mut self.pr.title, &later.pr.title);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone as _;
+
+    #[test]
+    fn overlay_sets_only_what_the_later_layer_says() {
+        let mut base = Settings {
+            ignore: Some(false),
+            pin: Some(true),
+            group: Some("all".into()),
+            ..Settings::default()
+        };
+        let later = Settings {
+            pin: Some(false),
+            min_age: Some(Duration::from_secs(60)),
+            ..Settings::default()
+        };
+        base.overlay(&later);
+        assert_eq!(base.ignore, Some(false));
+        assert_eq!(base.pin, Some(false));
+        assert_eq!(base.min_age, Some(Duration::from_secs(60)));
+        assert_eq!(base.group.as_deref(), Some("all"));
+    }
+
+    #[test]
+    fn schedule_ticks() {
+        // Mondays at 06:00 in Berlin (05:00 UTC in winter).
+        let s = Schedule::parse("0 6 * * MON", "Europe/Berlin".parse().unwrap()).unwrap();
+        let utc = |d, h, m| chrono::Utc.with_ymd_and_hms(2026, 11, d, h, m, 0).unwrap();
+        // Sunday 23 Nov → Monday 23 Nov 2026 is a Monday.
+        assert!(!s.ticked(utc(22, 12, 0), utc(23, 4, 59)));
+        assert!(s.ticked(utc(22, 12, 0), utc(23, 5, 0)));
+        assert!(!s.ticked(utc(23, 5, 0), utc(29, 23, 0)));
+        assert!(
+            Schedule::parse("0 6 * *", chrono_tz::UTC)
+                .unwrap_err()
+                .contains("5 fields")
+        );
+        assert!(Schedule::parse("61 * * * *", chrono_tz::UTC).is_err());
+    }
+}

@@ -1,0 +1,418 @@
+//! The policy engine: from what the registry says to what should be proposed.
+//!
+//! Pure functions, no I/O. [`pre`] runs before any lookup (ignored images and excluded
+//! paths cost no requests); [`decide`] runs after `check`, with the time and a
+//! [`Snapshot`] of the state store, and yields why each reference is held back and the
+//! change sets to propose.
+//!
+//! - `ignore_digests`: a new digest on the list is never proposed (a newer one is).
+//! - `min_age`: a new digest is proposed only once it has been *seen* (by repin) for that
+//!   long. Registries' `created` times are not used: reproducible builds (ko, apko,
+//!   distroless) set them to 1970. No record, or no store at all, means "just seen", so
+//!   lost state delays a proposal and never hastens one.
+//! - `schedule`: a change set is proposed at most once per cron tick: only if a tick
+//!   fell after its anchor (the last proposal, or when repin first saw it pending).
+//!   Missing state again means waiting for the next tick.
+//! - Change sets: one per `group`, else one per image (`registry/repository`).
+
+use serde::Serialize;
+
+use crate::check::{Checked, Status};
+use crate::config::{Effective, Policy};
+use crate::scan::Found;
+use crate::state::{Snapshot, anchor_key, seen_key};
+
+/// Why a reference is left alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Held {
+    /// A rule says `ignore = true`.
+    Ignored,
+    /// Outside `[scan]` `include`, or inside `exclude`.
+    ExcludedPath,
+    /// The new digest is in `ignore_digests`.
+    IgnoredDigest,
+    /// The new digest has not been seen for `min_age` yet.
+    TooYoung,
+    /// The change set's schedule has not ticked since its last proposal.
+    OutsideSchedule,
+}
+
+impl Held {
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ignored => "ignored",
+            Self::ExcludedPath => "excluded-path",
+            Self::IgnoredDigest => "ignored-digest",
+            Self::TooYoung => "too-young",
+            Self::OutsideSchedule => "outside-schedule",
+        }
+    }
+}
+
+/// References that travel together, and their settings (the first member's).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeSet {
+    pub id: String,
+    /// Indices into the checked references.
+    pub members: Vec<usize>,
+    pub settings: Effective,
+}
+
+/// The effective settings of each finding.
+#[must_use]
+pub fn settings(found: &[Found], policy: &Policy) -> Vec<Effective> {
+    found
+        .iter()
+        .map(|f| policy.settings_for(&f.path, f.image.as_ref()))
+        .collect()
+}
+
+/// What is held before any lookup: ignored images and excluded paths.
+#[must_use]
+pub fn pre(found: &[Found], effective: &[Effective], policy: &Policy) -> Vec<Option<Held>> {
+    found
+        .iter()
+        .zip(effective)
+        .map(|(f, e)| {
+            if !policy.scan.path_included(&f.path) {
+                Some(Held::ExcludedPath)
+            } else if e.ignore {
+                Some(Held::Ignored)
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// The change set a reference belongs to.
+#[must_use]
+pub fn change_set_id(found: &Found, effective: &Effective) -> String {
+    effective.group.clone().unwrap_or_else(|| {
+        found.image.as_ref().map_or_else(
+            || found.reference.clone(),
+            |i| format!("{}/{}", i.registry, i.repository),
+        )
+    })
+}
+
+/// Whether a checked reference wants a change (before holds): an outdated pin, or an
+/// unpinned reference when pinning is asked for (`--pin` or the `pin` setting).
+#[must_use]
+pub fn wants_change(checked: &Checked, effective: &Effective, pin_flag: bool) -> bool {
+    match checked.status {
+        Status::Outdated => checked.new_digest.is_some(),
+        Status::Unpinned => checked.new_digest.is_some() && (pin_flag || effective.pin),
+        _ => false,
+    }
+}
+
+fn seen_key_of(checked: &Checked) -> Option<String> {
+    let image = checked.found.image.as_ref()?;
+    let digest = checked.new_digest.as_deref()?;
+    let tag = image.tag.as_deref().unwrap_or("latest");
+    Some(seen_key(&image.registry, &image.repository, tag, digest))
+}
+
+/// The state keys [`decide`] will read: first-seen times of candidate digests under a
+/// `min_age`, and anchors of candidate change sets under a `schedule`. Commands record
+/// these (now, if absent) before taking the snapshot.
+#[must_use]
+pub fn state_keys(
+    checked: &[Checked],
+    effective: &[Effective],
+    held: &[Option<Held>],
+    pin_flag: bool,
+) -> Vec<String> {
+    let mut keys = Vec::new();
+    for ((c, e), h) in checked.iter().zip(effective).zip(held) {
+        if h.is_some() || !wants_change(c, e, pin_flag) {
+            continue;
+        }
+        if !e.min_age.is_zero()
+            && let Some(key) = seen_key_of(c)
+        {
+            keys.push(key);
+        }
+        if e.schedule.is_some() {
+            keys.push(anchor_key(&change_set_id(&c.found, e)));
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// Decides holds and change sets. `now` is Unix seconds; `state` is `None` when the store
+/// is unavailable (everything under `min_age` or a `schedule` then waits).
+#[must_use]
+pub fn decide(
+    checked: &[Checked],
+    effective: &[Effective],
+    pre_held: &[Option<Held>],
+    pin_flag: bool,
+    now: u64,
+    state: Option<&Snapshot>,
+) -> (Vec<Option<Held>>, Vec<ChangeSet>) {
+    let mut held = pre_held.to_vec();
+    let mut sets: Vec<ChangeSet> = Vec::new();
+    for (i, (c, e)) in checked.iter().zip(effective).enumerate() {
+        if held[i].is_some() || !wants_change(c, e, pin_flag) {
+            continue;
+        }
+        let digest = c.new_digest.as_deref().unwrap_or_default();
+        let id = change_set_id(&c.found, e);
+        let time =
+            |key: Option<String>| key.and_then(|k| state.and_then(|s| s.times.get(&k).copied()));
+        let reason = if e.ignore_digests.iter().any(|d| d == digest) {
+            Some(Held::IgnoredDigest)
+        } else if !e.min_age.is_zero()
+            && time(seen_key_of(c))
+                .is_none_or(|first| now.saturating_sub(first) < e.min_age.as_secs())
+        {
+            Some(Held::TooYoung)
+        } else if let Some(schedule) = &e.schedule
+            && time(Some(anchor_key(&id)))
+                .is_none_or(|anchor| !schedule.ticked(to_utc(anchor), to_utc(now)))
+        {
+            Some(Held::OutsideSchedule)
+        } else {
+            None
+        };
+        if reason.is_some() {
+            held[i] = reason;
+            continue;
+        }
+        match sets.iter_mut().find(|s| s.id == id) {
+            Some(set) => set.members.push(i),
+            None => sets.push(ChangeSet {
+                id,
+                members: vec![i],
+                settings: e.clone(),
+            }),
+        }
+    }
+    (held, sets)
+}
+
+fn to_utc(secs: u64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(i64::try_from(secs).unwrap_or(i64::MAX), 0).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{RepoConfig, parse_repo};
+    use crate::scan::{Detected, scan_text};
+
+    const OLD: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const NEW: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+    const DAY: u64 = 86_400;
+    /// Monday 2026-11-23 12:00 UTC.
+    const MONDAY_NOON: u64 = 1_795_435_200;
+
+    /// Findings of a Dockerfile, all outdated to NEW (or unpinned with NEW available).
+    fn outdated(lines: &[&str]) -> Vec<Checked> {
+        let text = lines
+            .iter()
+            .map(|l| format!("FROM {l}\n"))
+            .collect::<String>();
+        let (found, _) = scan_text("Dockerfile", Detected::Dockerfile, &text);
+        found
+            .into_iter()
+            .map(|f| {
+                let pinned = f.image.as_ref().is_some_and(|i| i.digest.is_some());
+                Checked {
+                    status: if pinned {
+                        Status::Outdated
+                    } else {
+                        Status::Unpinned
+                    },
+                    new_digest: Some(NEW.to_owned()),
+                    error: None,
+                    found: f,
+                }
+            })
+            .collect()
+    }
+
+    fn run(
+        config: &str,
+        checked: &[Checked],
+        now: u64,
+        state: Option<&Snapshot>,
+    ) -> (Vec<Option<&'static str>>, Vec<(String, Vec<usize>)>) {
+        let repo: RepoConfig = parse_repo(".repin.toml", config).unwrap();
+        let policy = Policy::new(None, &repo);
+        let found: Vec<Found> = checked.iter().map(|c| c.found.clone()).collect();
+        let effective = settings(&found, &policy);
+        let pre_held = pre(&found, &effective, &policy);
+        let (held, sets) = decide(checked, &effective, &pre_held, false, now, state);
+        (
+            held.into_iter().map(|h| h.map(Held::name)).collect(),
+            sets.into_iter().map(|s| (s.id, s.members)).collect(),
+        )
+    }
+
+    fn snapshot(entries: &[(String, u64)]) -> Snapshot {
+        Snapshot {
+            times: entries.iter().cloned().collect(),
+        }
+    }
+
+    #[test]
+    fn defaults_one_change_set_per_image() {
+        let c = outdated(&[
+            &format!("node:20@{OLD}"),
+            &format!("node:18@{OLD}"),
+            &format!("redis:7@{OLD}"),
+        ]);
+        let (held, sets) = run("", &c, MONDAY_NOON, None);
+        assert_eq!(held, vec![None, None, None]);
+        assert_eq!(
+            sets,
+            vec![
+                ("docker.io/library/node".into(), vec![0, 1]),
+                ("docker.io/library/redis".into(), vec![2])
+            ]
+        );
+    }
+
+    #[test]
+    fn ignore_rules_and_groups() {
+        let c = outdated(&[
+            &format!("node:20@{OLD}"),
+            &format!("redis:7@{OLD}"),
+            &format!("ghcr.io/acme/a:1@{OLD}"),
+            &format!("ghcr.io/acme/b:1@{OLD}"),
+        ]);
+        let config = "[[rule]]\nimages = [\"docker.io/library/redis\"]\nignore = true\n[[rule]]\nimages = [\"ghcr.io/acme/*\"]\ngroup = \"acme\"\n";
+        let (held, sets) = run(config, &c, MONDAY_NOON, None);
+        assert_eq!(held, vec![None, Some("ignored"), None, None]);
+        assert_eq!(
+            sets,
+            vec![
+                ("docker.io/library/node".into(), vec![0]),
+                ("acme".into(), vec![2, 3])
+            ]
+        );
+    }
+
+    #[test]
+    fn unpinned_references_change_only_with_pin() {
+        let c = outdated(&["node:20", "redis:7"]);
+        let (_, sets) = run("", &c, MONDAY_NOON, None);
+        assert!(sets.is_empty());
+        let (_, sets) = run(
+            "[[rule]]\nimages = [\"docker.io/library/redis\"]\npin = true\n",
+            &c,
+            MONDAY_NOON,
+            None,
+        );
+        assert_eq!(sets, vec![("docker.io/library/redis".into(), vec![1])]);
+    }
+
+    #[test]
+    fn ignore_digests_holds_only_that_digest() {
+        let c = outdated(&[&format!("node:20@{OLD}")]);
+        let (held, _) = run(
+            &format!("[update]\nignore_digests = [\"{NEW}\"]\n"),
+            &c,
+            MONDAY_NOON,
+            None,
+        );
+        assert_eq!(held, vec![Some("ignored-digest")]);
+        let (held, _) = run(
+            &format!("[update]\nignore_digests = [\"{OLD}\"]\n"),
+            &c,
+            MONDAY_NOON,
+            None,
+        );
+        assert_eq!(held, vec![None]);
+    }
+
+    #[test]
+    fn min_age_with_and_without_records() {
+        let c = outdated(&[&format!("node:20@{OLD}")]);
+        let config = "[update]\nmin_age = \"3d\"\n";
+        let key = seen_key("docker.io", "library/node", "20", NEW);
+        // No store at all, or no record: wait.
+        assert_eq!(
+            run(config, &c, MONDAY_NOON, None).0,
+            vec![Some("too-young")]
+        );
+        assert_eq!(
+            run(config, &c, MONDAY_NOON, Some(&Snapshot::default())).0,
+            vec![Some("too-young")]
+        );
+        // Seen two days ago: wait; three days ago: go.
+        let two = snapshot(&[(key.clone(), MONDAY_NOON - 2 * DAY)]);
+        assert_eq!(
+            run(config, &c, MONDAY_NOON, Some(&two)).0,
+            vec![Some("too-young")]
+        );
+        let three = snapshot(&[(key, MONDAY_NOON - 3 * DAY)]);
+        assert_eq!(run(config, &c, MONDAY_NOON, Some(&three)).0, vec![None]);
+    }
+
+    #[test]
+    fn schedule_at_most_once_per_tick() {
+        let c = outdated(&[&format!("node:20@{OLD}")]);
+        let config = "[update]\nschedule = \"0 6 * * MON\"\n";
+        let anchor = anchor_key("docker.io/library/node");
+        // Missing state: wait for a tick.
+        assert_eq!(
+            run(config, &c, MONDAY_NOON, None).0,
+            vec![Some("outside-schedule")]
+        );
+        // First seen pending on Sunday; Monday 06:00 ticked since: go.
+        let sunday = snapshot(&[(anchor.clone(), MONDAY_NOON - DAY)]);
+        assert_eq!(run(config, &c, MONDAY_NOON, Some(&sunday)).0, vec![None]);
+        // Proposed Monday 07:00 already: no second proposal until next Monday.
+        let proposed = snapshot(&[(anchor.clone(), MONDAY_NOON - 5 * 3600)]);
+        assert_eq!(
+            run(config, &c, MONDAY_NOON, Some(&proposed)).0,
+            vec![Some("outside-schedule")]
+        );
+        assert_eq!(
+            run(config, &c, MONDAY_NOON + 7 * DAY, Some(&proposed)).0,
+            vec![None]
+        );
+    }
+
+    #[test]
+    fn excluded_paths_are_held_before_lookups() {
+        let text = format!("FROM node:20@{OLD}\n");
+        let (found, _) = scan_text("test/Dockerfile", Detected::Dockerfile, &text);
+        let repo = parse_repo(".repin.toml", "[scan]\nexclude = [\"test/**\"]\n").unwrap();
+        let policy = Policy::new(None, &repo);
+        let effective = settings(&found, &policy);
+        assert_eq!(
+            pre(&found, &effective, &policy),
+            vec![Some(Held::ExcludedPath)]
+        );
+    }
+
+    #[test]
+    fn state_keys_cover_what_decide_reads() {
+        let c = outdated(&[&format!("node:20@{OLD}"), &format!("redis:7@{OLD}")]);
+        let repo = parse_repo(
+            ".repin.toml",
+            "[[rule]]\nimages = [\"docker.io/library/node\"]\nmin_age = \"1d\"\n[[rule]]\nimages = [\"docker.io/library/redis\"]\nschedule = \"0 6 * * *\"\ngroup = \"cache\"\n",
+        )
+        .unwrap();
+        let policy = Policy::new(None, &repo);
+        let found: Vec<Found> = c.iter().map(|c| c.found.clone()).collect();
+        let effective = settings(&found, &policy);
+        let keys = state_keys(&c, &effective, &[None, None], false);
+        assert_eq!(
+            keys,
+            vec![
+                anchor_key("cache"),
+                seen_key("docker.io", "library/node", "20", NEW)
+            ]
+        );
+    }
+}

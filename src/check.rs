@@ -13,6 +13,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio::task::JoinSet;
 
+use crate::policy::Held;
 use crate::registry::resolve::{PinUpdate, Resolver, TagKey};
 use crate::scan::Found;
 
@@ -36,16 +37,19 @@ pub struct Checked {
     pub new_digest: Option<String>,
     /// Why the lookup failed.
     pub error: Option<String>,
+    /// Why the rules leave the reference alone (set by [`crate::policy`]).
+    pub held: Option<Held>,
 }
 
 impl Serialize for Checked {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("Checked", Found::FIELDS + 3)?;
+        let mut st = s.serialize_struct("Checked", Found::FIELDS + 4)?;
         self.found.serialize_fields(&mut st)?;
         st.serialize_field("status", &self.status)?;
         st.serialize_field("new_digest", &self.new_digest)?;
         st.serialize_field("error", &self.error)?;
+        st.serialize_field("held", &self.held)?;
         st.end()
     }
 }
@@ -64,19 +68,40 @@ pub fn tag_key(found: &Found) -> Option<TagKey> {
     })
 }
 
-/// Checks every finding. `tick` is called once per finding decided (for progress).
+/// Checks every finding. Findings already held by the rules (`held[i]`, ignored or
+/// excluded) are not looked up: they are `skipped`. `tick` is called once per finding
+/// decided (for progress).
 pub async fn check(
     resolver: &Arc<Resolver>,
     found: Vec<Found>,
+    held: &[Option<Held>],
     tick: &(dyn Fn() + Sync),
 ) -> Vec<Checked> {
-    let keys: HashSet<TagKey> = found.iter().filter_map(tag_key).collect();
+    let keys: HashSet<TagKey> = found
+        .iter()
+        .zip(held.iter().chain(std::iter::repeat(&None)))
+        .filter(|(_, h)| h.is_none())
+        .filter_map(|(f, _)| tag_key(f))
+        .collect();
     // All tags at once: one HEAD each, concurrently.
     let _ = resolver.tags(keys).await;
     let mut set = JoinSet::new();
     for (i, f) in found.into_iter().enumerate() {
         let resolver = Arc::clone(resolver);
-        set.spawn(async move { (i, decide(&resolver, f).await) });
+        let pre = held.get(i).copied().flatten();
+        set.spawn(async move {
+            let checked = match pre {
+                Some(reason) => Checked {
+                    found: f,
+                    status: Status::Skipped,
+                    new_digest: None,
+                    error: None,
+                    held: Some(reason),
+                },
+                None => decide(&resolver, f).await,
+            };
+            (i, checked)
+        });
     }
     let mut out = Vec::with_capacity(set.len());
     while let Some(joined) = set.join_next().await {
@@ -96,6 +121,7 @@ async fn decide(resolver: &Resolver, found: Found) -> Checked {
             status: Status::Skipped,
             new_digest: None,
             error: None,
+            held: None,
         };
     };
     let old = found
@@ -122,22 +148,28 @@ async fn decide(resolver: &Resolver, found: Found) -> Checked {
             status,
             new_digest,
             error: None,
+            held: None,
         },
         Err(e) => Checked {
             found,
             status: Status::Error,
             new_digest: None,
             error: Some(e.to_string()),
+            held: None,
         },
     }
 }
 
-/// `check`'s exit code: 2 when any lookup failed, else 1 when any pin is outdated, else 0.
+/// `check`'s exit code: 2 when any lookup failed, else 1 when any pin is outdated and
+/// not held back by the rules, else 0.
 #[must_use]
 pub fn exit_code(checked: &[Checked]) -> u8 {
     if checked.iter().any(|c| c.status == Status::Error) {
         2
-    } else if checked.iter().any(|c| c.status == Status::Outdated) {
+    } else if checked
+        .iter()
+        .any(|c| c.status == Status::Outdated && c.held.is_none())
+    {
         1
     } else {
         0

@@ -26,6 +26,38 @@ pub enum Command {
     Update(UpdateArgs),
     /// Print the digest a reference resolves to now (like `crane digest`).
     Digest(DigestArgs),
+    /// Work with config files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the repository config (and the service config with --config) and print
+    /// the effective rules. Exit 0 when valid, 2 when not.
+    Check(ConfigCheckArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ConfigCheckArgs {
+    /// A repository folder (its config is looked for) or a config file.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// The service config to validate and layer under the repository's rules.
+    #[arg(long, env = "REPIN_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Rules and state for `check` and `update`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PolicyArgs {
+    /// The service config (trusted: registries, credentials by variable name, org rules).
+    #[arg(long, env = "REPIN_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The state store file (first-seen digests, schedules). Default: REPIN_STATE, the
+    /// service config's `state`, then ~/.local/state/repin/state.redb.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -42,6 +74,8 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub scan: ScanArgs,
     #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
     pub registry: RegistryArgs,
 }
 
@@ -55,6 +89,8 @@ pub struct UpdateArgs {
     /// Print a unified diff of the changes and write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
@@ -79,12 +115,12 @@ pub struct RegistryArgs {
     /// A registry host reached over plain HTTP (loopback hosts always are). Repeatable.
     #[arg(long = "insecure-registry", value_name = "HOST")]
     pub insecure: Vec<String>,
-    /// Seconds before a registry request is abandoned (then retried).
-    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
-    pub timeout: u64,
-    /// Concurrent requests per registry.
-    #[arg(long, default_value_t = 8, value_name = "N")]
-    pub per_registry: usize,
+    /// Seconds before a registry request is abandoned (then retried); default 30.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// Concurrent requests per registry; default 8 (or the service config's).
+    #[arg(long, value_name = "N")]
+    pub per_registry: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

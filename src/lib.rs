@@ -38,6 +38,7 @@ pub mod cli;
 pub mod config;
 pub mod edit;
 pub mod imageref;
+pub mod job;
 pub mod output;
 pub mod policy;
 pub mod progress;

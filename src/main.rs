@@ -2,23 +2,24 @@
 //! outcome to an exit code (0 success, 1 `check` found updates, 2 error).
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use repin::check::{self, Checked};
+use repin::check::{self, Status};
 use repin::cli::{
-    CheckArgs, Cli, Command, DigestArgs, OutputFormat, RegistryArgs, ScanArgs, UpdateArgs,
+    CheckArgs, Cli, Command, ConfigCheckArgs, ConfigCommand, DigestArgs, OutputFormat, PolicyArgs,
+    RegistryArgs, ScanArgs, UpdateArgs,
 };
+use repin::config::{self, Policy};
 use repin::imageref::{ImageRef, Platform};
+use repin::job::{self, JobOptions, Outcome};
 use repin::progress::Progress;
-use repin::registry::client::{Client, Credentials, Options};
-use repin::registry::dockerconfig::DockerConfig;
+use repin::registry::client::Client;
 use repin::registry::resolve::{Resolver, TagKey};
-use repin::scan::walk::Report;
 use repin::{output, scan, update};
 
 fn main() -> ExitCode {
@@ -53,6 +54,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Check(args) => runtime()?.block_on(check_command(args)),
         Command::Update(args) => runtime()?.block_on(update_command(args)),
         Command::Digest(args) => runtime()?.block_on(digest_command(args)),
+        Command::Config(ConfigCommand::Check(args)) => config_check_command(&args),
     }
 }
 
@@ -61,25 +63,6 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("starting the async runtime")
-}
-
-/// Scans the paths and prints the warnings on stderr.
-fn scan_paths(args: &ScanArgs) -> anyhow::Result<Report> {
-    let paths = if args.paths.is_empty() {
-        vec![PathBuf::from(".")]
-    } else {
-        args.paths.clone()
-    };
-    let report = scan::walk::scan_paths(&paths)?;
-    for warning in &report.warnings {
-        eprintln!("warning: {warning}");
-    }
-    tracing::debug!(
-        files = report.files,
-        found = report.found.len(),
-        "scan done"
-    );
-    Ok(report)
 }
 
 fn write_stdout(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> anyhow::Result<()> {
@@ -91,7 +74,15 @@ fn write_stdout(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> an
 }
 
 fn scan_command(args: &ScanArgs) -> anyhow::Result<ExitCode> {
-    let report = scan_paths(args)?;
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        args.paths.clone()
+    };
+    let report = scan::walk::scan_paths(&paths)?;
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
+    }
     write_stdout(|out| match args.format {
         OutputFormat::Json => output::json(&mut &mut *out, &report.found),
         OutputFormat::Text => output::text(&mut &mut *out, &report.found),
@@ -99,49 +90,60 @@ fn scan_command(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A resolver for this run: Docker's credentials, the CLI's transport options.
-fn resolver(args: &RegistryArgs) -> anyhow::Result<Arc<Resolver>> {
-    let credentials = match DockerConfig::default_path() {
-        Some(path) => Credentials::Docker(DockerConfig::load(&path)?),
-        None => Credentials::Anonymous,
-    };
-    let options = Options {
-        timeout: Duration::from_secs(args.timeout.max(1)),
-        per_registry: args.per_registry.max(1),
-        insecure: args.insecure.clone(),
-        ..Options::default()
-    };
-    Ok(Resolver::new(Arc::new(Client::new(options, credentials)?)))
+fn load_service(path: Option<&Path>) -> anyhow::Result<Option<config::ServiceConfig>> {
+    path.map(config::load_service)
+        .transpose()
+        .map_err(anyhow::Error::from)
 }
 
-async fn checked(
-    scan_args: &ScanArgs,
+fn job_options(
+    scan: &ScanArgs,
+    policy: &PolicyArgs,
     registry: &RegistryArgs,
-) -> anyhow::Result<(Report, Vec<Checked>)> {
-    let mut report = scan_paths(scan_args)?;
-    let resolver = resolver(registry)?;
-    let found = std::mem::take(&mut report.found);
-    let progress = Progress::start(found.len(), "references checked");
-    let checked = check::check(&resolver, found, &|| progress.tick()).await;
+    pin: bool,
+) -> anyhow::Result<JobOptions> {
+    Ok(JobOptions {
+        paths: scan.paths.clone(),
+        service: load_service(policy.config.as_deref())?,
+        state: policy.state.clone(),
+        pin,
+        insecure: registry.insecure.clone(),
+        timeout: registry.timeout.map(|s| Duration::from_secs(s.max(1))),
+        per_registry: registry.per_registry.map(|n| n.max(1)),
+    })
+}
+
+/// Runs the job with a progress line, and prints its warnings.
+async fn run_job(opts: &JobOptions) -> anyhow::Result<Outcome> {
+    let progress = Progress::start(0, "references checked");
+    let outcome = job::run(opts, &|| progress.tick()).await?;
     drop(progress);
-    Ok((report, checked))
+    for warning in &outcome.report.warnings {
+        eprintln!("warning: {warning}");
+    }
+    for warning in &outcome.warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok(outcome)
 }
 
 async fn check_command(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let (_, checked) = checked(&args.scan, &args.registry).await?;
+    let opts = job_options(&args.scan, &args.policy, &args.registry, false)?;
+    let outcome = run_job(&opts).await?;
     write_stdout(|out| match args.scan.format {
-        OutputFormat::Json => output::check_json(&mut &mut *out, &checked),
-        OutputFormat::Text => output::check_text(&mut &mut *out, &checked),
+        OutputFormat::Json => output::check_json(&mut &mut *out, &outcome.checked),
+        OutputFormat::Text => output::check_text(&mut &mut *out, &outcome.checked),
     })?;
-    Ok(ExitCode::from(check::exit_code(&checked)))
+    Ok(ExitCode::from(check::exit_code(&outcome.checked)))
 }
 
 async fn update_command(args: UpdateArgs) -> anyhow::Result<ExitCode> {
-    let (report, checked) = checked(&args.scan, &args.registry).await?;
-    let plan = update::plan(&checked, args.pin);
-    let outcomes = update::apply(&plan, &report.sources, args.dry_run);
+    let opts = job_options(&args.scan, &args.policy, &args.registry, args.pin)?;
+    let outcome = run_job(&opts).await?;
+    let plan = update::plan(&outcome.checked, &outcome.change_sets);
+    let outcomes = update::apply(&plan, &outcome.report.sources, args.dry_run);
     let mut failed = false;
-    for c in checked.iter().filter(|c| c.status == check::Status::Error) {
+    for c in outcome.checked.iter().filter(|c| c.status == Status::Error) {
         failed = true;
         let f = &c.found;
         eprintln!(
@@ -156,6 +158,26 @@ async fn update_command(args: UpdateArgs) -> anyhow::Result<ExitCode> {
         if let Some(e) = &o.error {
             failed = true;
             eprintln!("error: {e}");
+        }
+    }
+    if !args.dry_run {
+        // A change set counts as proposed when every file it touches was written.
+        let written: Vec<&str> = outcomes
+            .iter()
+            .filter(|o| o.error.is_none())
+            .map(|o| o.path.as_str())
+            .collect();
+        let proposed: Vec<_> = outcome
+            .change_sets
+            .iter()
+            .filter(|s| {
+                s.members
+                    .iter()
+                    .all(|&i| written.contains(&outcome.checked[i].found.path.as_str()))
+            })
+            .collect();
+        if let Err(e) = job::record_proposed(&outcome, &proposed) {
+            eprintln!("warning: {e}");
         }
     }
     write_stdout(|out| match args.scan.format {
@@ -177,7 +199,14 @@ async fn digest_command(args: DigestArgs) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(str::parse::<Platform>)
         .transpose()?;
-    let resolver = resolver(&args.registry)?;
+    let opts = JobOptions {
+        insecure: args.registry.insecure.clone(),
+        timeout: args.registry.timeout.map(Duration::from_secs),
+        per_registry: args.registry.per_registry,
+        ..JobOptions::default()
+    };
+    let client = Client::new(job::client_options(&opts), job::credentials(None)?)?;
+    let resolver = Resolver::new(Arc::new(client));
     // A digest-only reference resolves to itself (after checking that it exists).
     let reference = match (&image.tag, &image.digest) {
         (None, Some(digest)) => digest.to_string(),
@@ -200,5 +229,45 @@ async fn digest_command(args: DigestArgs) -> anyhow::Result<ExitCode> {
         digest
     };
     write_stdout(|out| writeln!(out, "{line}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn config_check_command(args: &ConfigCheckArgs) -> anyhow::Result<ExitCode> {
+    let mut problems = Vec::new();
+    let service = match load_service(args.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            problems.push(e.to_string());
+            None
+        }
+    };
+    let repo = if args.path.is_file() {
+        let text =
+            std::fs::read_to_string(&args.path).with_context(|| args.path.display().to_string())?;
+        config::parse_repo(&args.path.display().to_string(), &text).map(|c| (c, None))
+    } else {
+        config::load_repo(&args.path)
+    };
+    let repo = match repo {
+        Ok((repo, warning)) => {
+            if let Some(w) = warning {
+                eprintln!("warning: {w}");
+            }
+            Some(repo)
+        }
+        Err(e) => {
+            problems.push(e.to_string());
+            None
+        }
+    };
+    if !problems.is_empty() {
+        for p in problems {
+            eprintln!("{p}");
+        }
+        return Ok(ExitCode::from(2));
+    }
+    let repo = repo.unwrap_or_default();
+    let policy = Policy::new(service.as_ref(), &repo);
+    write_stdout(|out| output::policy_text(&mut &mut *out, &policy, &repo))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -4,6 +4,7 @@
 use std::io::{self, Write};
 
 use crate::check::{Checked, Status};
+use crate::config::{Policy, RepoConfig};
 use crate::scan::Found;
 use crate::update::FileOutcome;
 
@@ -50,6 +51,11 @@ pub fn check_text(out: &mut impl Write, checked: &[Checked]) -> io::Result<()> {
                     .unwrap_or_default(),
                 Status::Error => c.error.clone().unwrap_or_default(),
                 Status::Current => String::new(),
+            };
+            let detail = match c.held {
+                Some(h) if detail.is_empty() => format!("held: {}", h.name()),
+                Some(h) => format!("{detail} (held: {})", h.name()),
+                None => detail,
             };
             [
                 format!("{}:{}:{}", f.path, f.line, f.column),
@@ -114,6 +120,72 @@ pub fn update_json(out: &mut impl Write, outcomes: &[FileOutcome]) -> io::Result
         .collect();
     serde_json::to_writer_pretty(&mut *out, &items)?;
     writeln!(out)
+}
+
+/// Writes the effective rules: the scan settings, then every layer in precedence order
+/// with what it matches and the keys it sets.
+///
+/// # Errors
+/// Any error writing to `out`.
+pub fn policy_text(out: &mut impl Write, policy: &Policy, repo: &RepoConfig) -> io::Result<()> {
+    match &repo.file {
+        Some(file) => writeln!(out, "{file}: valid")?,
+        None => writeln!(out, "no repository config: defaults")?,
+    }
+    let list = |m: &crate::config::Matcher| {
+        if m.patterns.is_empty() {
+            "*".to_owned()
+        } else {
+            m.patterns.join(", ")
+        }
+    };
+    writeln!(out, "\n[scan]")?;
+    writeln!(out, "include = {}", list(&policy.scan.include))?;
+    writeln!(
+        out,
+        "exclude = {}",
+        if policy.scan.exclude.patterns.is_empty() {
+            "(none)".to_owned()
+        } else {
+            list(&policy.scan.exclude)
+        }
+    )?;
+    let formats = policy.scan.formats.as_ref().map_or_else(
+        || "dockerfile, compose, kubernetes".to_owned(),
+        |f| {
+            f.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+    );
+    writeln!(out, "formats = {formats}")?;
+    writeln!(
+        out,
+        "\nrules, later overriding earlier for the keys they set:"
+    )?;
+    for layer in &policy.layers {
+        writeln!(
+            out,
+            "\n{} (images: {}; paths: {}; tags: {})",
+            layer.origin,
+            list(&layer.images),
+            list(&layer.paths),
+            list(&layer.tags)
+        )?;
+        let value = serde_json::to_value(&layer.settings).unwrap_or_default();
+        let mut any = false;
+        if let serde_json::Value::Object(map) = value {
+            for (key, v) in map.iter().filter(|(_, v)| !v.is_null()) {
+                any = true;
+                writeln!(out, "  {key} = {v}")?;
+            }
+        }
+        if !any {
+            writeln!(out, "  (sets nothing)")?;
+        }
+    }
+    Ok(())
 }
 
 fn status_name(s: Status) -> &'static str {

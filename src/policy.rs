@@ -232,18 +232,17 @@ mod tests {
                     },
                     new_digest: Some(NEW.to_owned()),
                     error: None,
+                    held: None,
                     found: f,
                 }
             })
             .collect()
     }
 
-    fn run(
-        config: &str,
-        checked: &[Checked],
-        now: u64,
-        state: Option<&Snapshot>,
-    ) -> (Vec<Option<&'static str>>, Vec<(String, Vec<usize>)>) {
+    /// Held reasons per reference, and change sets as (id, members).
+    type Decided = (Vec<Option<&'static str>>, Vec<(String, Vec<usize>)>);
+
+    fn run(config: &str, checked: &[Checked], now: u64, state: Option<&Snapshot>) -> Decided {
         let repo: RepoConfig = parse_repo(".repin.toml", config).unwrap();
         let policy = Policy::new(None, &repo);
         let found: Vec<Found> = checked.iter().map(|c| c.found.clone()).collect();

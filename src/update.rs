@@ -2,13 +2,15 @@
 //! [`crate::edit`] (or show them as a diff with `--dry-run`).
 //!
 //! Only the digest bytes change: an outdated pin gets its new digest after the `@`;
-//! with `--pin`, a tag-only reference gets `@digest` appended. A file whose edits do not
+//! a tag-only reference being pinned gets `@digest` appended. What changes is what the
+//! policy's change sets hold. A file whose edits do not
 //! verify is left untouched and reported; other files still go through.
 
 use std::collections::BTreeMap;
 
-use crate::check::{Checked, Status};
+use crate::check::Checked;
 use crate::edit::{self, Edit};
+use crate::policy::ChangeSet;
 use crate::scan::walk::Source;
 
 /// What happened to one file.
@@ -22,17 +24,14 @@ pub struct FileOutcome {
     pub error: Option<edit::Error>,
 }
 
-/// The edits `update` makes to each file, by path.
+/// The edits that carry out the change sets, by path: each member's digest replaced (or
+/// appended, for an unpinned reference).
 #[must_use]
-pub fn plan(checked: &[Checked], pin: bool) -> BTreeMap<String, Vec<Edit>> {
+pub fn plan(checked: &[Checked], sets: &[ChangeSet]) -> BTreeMap<String, Vec<Edit>> {
     let mut out: BTreeMap<String, Vec<Edit>> = BTreeMap::new();
-    for c in checked {
-        let wanted = match c.status {
-            Status::Outdated => true,
-            Status::Unpinned => pin,
-            _ => false,
-        };
-        if let (true, Some(digest)) = (wanted, &c.new_digest) {
+    for &i in sets.iter().flat_map(|s| &s.members) {
+        let Some(c) = checked.get(i) else { continue };
+        if let Some(digest) = &c.new_digest {
             out.entry(c.found.path.clone()).or_default().push(Edit {
                 span: c.found.span.clone(),
                 original: c.found.reference.clone(),

@@ -83,7 +83,8 @@ async fn index_pin_outdated_is_updated_then_current() {
             "skip_reason",
             "status",
             "new_digest",
-            "error"
+            "error",
+            "held"
         ]
     );
     let (code, checked) = check_json(dir.path(), None);

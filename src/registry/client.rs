@@ -41,6 +41,9 @@ pub struct Options {
     pub per_registry: usize,
     /// Hosts reached over plain HTTP (besides loopback, which always is).
     pub insecure: Vec<String>,
+    /// Registries looked up through another host (`docker.io` → `mirror.example.com`);
+    /// files keep the original name. Transport, auth and credentials follow the mirror.
+    pub mirrors: HashMap<String, String>,
 }
 
 impl Default for Options {
@@ -54,6 +57,7 @@ impl Default for Options {
             max_retry_after: Duration::from_secs(60),
             per_registry: 8,
             insecure: Vec::new(),
+            mirrors: HashMap::new(),
         }
     }
 }
@@ -68,6 +72,11 @@ pub enum Credentials {
     Docker(DockerConfig),
     /// Fixed credentials per registry host (service config, tests).
     Fixed(HashMap<String, Credential>),
+    /// Fixed credentials first, then Docker's config (what the service config sets up).
+    Layered {
+        fixed: HashMap<String, Credential>,
+        docker: DockerConfig,
+    },
 }
 
 impl Credentials {
@@ -76,6 +85,10 @@ impl Credentials {
             Self::Anonymous => Ok(None),
             Self::Docker(config) => config.credential(registry).await,
             Self::Fixed(map) => Ok(map.get(registry).cloned()),
+            Self::Layered { fixed, docker } => match fixed.get(registry) {
+                Some(c) => Ok(Some(c.clone())),
+                None => docker.credential(registry).await,
+            },
         }
     }
 }
@@ -148,9 +161,19 @@ impl Client {
         })
     }
 
-    /// The base URL of a registry's API (`https://registry-1.docker.io` for Docker Hub).
+    /// The host a registry's lookups go to: its mirror, or itself.
+    fn endpoint<'a>(&'a self, registry: &'a str) -> &'a str {
+        self.options
+            .mirrors
+            .get(registry)
+            .map_or(registry, String::as_str)
+    }
+
+    /// The base URL of a registry's API (`https://registry-1.docker.io` for Docker Hub),
+    /// through its mirror when it has one.
     #[must_use]
     pub fn base_url(&self, registry: &str) -> String {
+        let registry = self.endpoint(registry);
         let host = if registry == DOCKER_HUB {
             "registry-1.docker.io"
         } else {
@@ -161,6 +184,7 @@ impl Client {
     }
 
     fn state(&self, registry: &str) -> Arc<RegistryState> {
+        let registry = self.endpoint(registry);
         let mut map = self
             .registries
             .lock()
@@ -492,7 +516,7 @@ impl Client {
     ) -> Result<Option<Credential>, Error> {
         state
             .credential
-            .get_or_try_init(|| self.credentials.get(registry))
+            .get_or_try_init(|| self.credentials.get(self.endpoint(registry)))
             .await
             .cloned()
     }
@@ -752,6 +776,17 @@ mod tests {
         assert_eq!(c.base_url("ghcr.io"), "https://ghcr.io");
         assert_eq!(c.base_url("127.0.0.1:5000"), "http://127.0.0.1:5000");
         assert_eq!(c.base_url("registry.lan:5000"), "http://registry.lan:5000");
+    }
+
+    #[test]
+    fn mirrors_take_the_lookups() {
+        let options = Options {
+            mirrors: HashMap::from([("docker.io".to_owned(), "127.0.0.1:5000".to_owned())]),
+            ..Options::default()
+        };
+        let c = Client::new(options, Credentials::Anonymous).unwrap();
+        assert_eq!(c.base_url("docker.io"), "http://127.0.0.1:5000");
+        assert_eq!(c.base_url("ghcr.io"), "https://ghcr.io");
     }
 
     #[test]

@@ -1,0 +1,304 @@
+//! One job over a tree: configs → scan → rules → registry → state → policy. `check` and
+//! `update` are this job plus output (and edits); `run` will be this job per repository.
+//!
+//! The repository config is read from the first path (a directory; `.` by default). An
+//! invalid config stops the job before anything is looked up or written.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::check::{self, Checked};
+use crate::config::{self, Effective, Policy, ServiceConfig};
+use crate::policy::{self, ChangeSet};
+use crate::registry::auth::Credential;
+use crate::registry::client::{Client, Credentials, Options};
+use crate::registry::dockerconfig::DockerConfig;
+use crate::registry::resolve::Resolver;
+use crate::scan::walk::{self, Report};
+use crate::secret::Secret;
+use crate::state::{self, Store};
+
+/// Why a job could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] config::Error),
+    #[error(transparent)]
+    Scan(#[from] walk::Error),
+    #[error(transparent)]
+    Registry(#[from] crate::registry::Error),
+    #[error("registry {registry}: environment variable {var} is not set")]
+    MissingEnv { registry: String, var: String },
+}
+
+/// What a job is asked to do.
+#[derive(Debug, Default)]
+pub struct JobOptions {
+    pub paths: Vec<PathBuf>,
+    pub service: Option<ServiceConfig>,
+    /// The state store (`--state`); else `REPIN_STATE`, the service config, the default.
+    pub state: Option<PathBuf>,
+    /// `--pin`: pin tag-only references whatever the rules say.
+    pub pin: bool,
+    pub insecure: Vec<String>,
+    pub timeout: Option<Duration>,
+    pub per_registry: Option<usize>,
+}
+
+/// What a job found and decided.
+pub struct Outcome {
+    pub report: Report,
+    pub checked: Vec<Checked>,
+    pub effective: Vec<Effective>,
+    pub change_sets: Vec<ChangeSet>,
+    /// Config problems that did not stop the job (two config files, an unusable store).
+    pub warnings: Vec<String>,
+    pub store: Option<Store>,
+    pub now: u64,
+}
+
+/// The store path: `--state`, then `REPIN_STATE`, then the service config, then the
+/// default under the user's state folder.
+#[must_use]
+pub fn state_path(flag: Option<&Path>, service: Option<&ServiceConfig>) -> Option<PathBuf> {
+    flag.map(Path::to_path_buf)
+        .or_else(|| {
+            std::env::var_os("REPIN_STATE")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .or_else(|| service.and_then(|s| s.state.clone()))
+        .or_else(state::default_path)
+}
+
+/// `REPIN_REGISTRY_<HOST>_<WHAT>`: the host upper-cased, every other character `_`.
+#[must_use]
+pub fn registry_env_var(host: &str, what: &str) -> String {
+    let host: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("REPIN_REGISTRY_{host}_{what}")
+}
+
+/// Client options from the service config and the command line (the flags win).
+#[must_use]
+pub fn client_options(opts: &JobOptions) -> Options {
+    let mut options = Options::default();
+    if let Some(service) = &opts.service {
+        for (host, r) in &service.registries {
+            if r.insecure {
+                options.insecure.push(host.clone());
+            }
+            if let Some(mirror) = &r.mirror {
+                options.mirrors.insert(host.clone(), mirror.clone());
+            }
+        }
+        if let Some(n) = service.per_registry {
+            options.per_registry = n;
+        }
+    }
+    options.insecure.extend(opts.insecure.iter().cloned());
+    if let Some(t) = opts.timeout {
+        options.timeout = t;
+    }
+    if let Some(n) = opts.per_registry {
+        options.per_registry = n;
+    }
+    options
+}
+
+/// Credentials: per registry from the environment (the service config names the
+/// variables; `REPIN_REGISTRY_<HOST>_USERNAME`/`_PASSWORD` override), then Docker's
+/// config (`REPIN_DOCKER_CONFIG`, the service config's `docker_config`, then Docker's
+/// own default).
+///
+/// # Errors
+/// [`Error::MissingEnv`] for a variable the service config names that is not set, and a
+/// Docker config that cannot be read.
+pub fn credentials(service: Option<&ServiceConfig>) -> Result<Credentials, Error> {
+    let mut fixed = HashMap::new();
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let hosts: Vec<(String, Option<String>, Option<String>)> = service
+        .map(|s| {
+            s.registries
+                .iter()
+                .map(|(h, r)| (h.clone(), r.username_env.clone(), r.password_env.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (host, user_env, pass_env) in hosts {
+        let user =
+            var(&registry_env_var(&host, "USERNAME")).or_else(|| user_env.as_deref().and_then(var));
+        let pass =
+            var(&registry_env_var(&host, "PASSWORD")).or_else(|| pass_env.as_deref().and_then(var));
+        match (user, pass) {
+            (Some(username), Some(password)) => {
+                fixed.insert(
+                    host,
+                    Credential::Basic {
+                        username,
+                        password: Secret::new(password),
+                    },
+                );
+            }
+            (_, None) if pass_env.is_some() => {
+                return Err(Error::MissingEnv {
+                    registry: host,
+                    var: pass_env.unwrap_or_default(),
+                });
+            }
+            (None, Some(_)) if user_env.is_some() => {
+                return Err(Error::MissingEnv {
+                    registry: host,
+                    var: user_env.unwrap_or_default(),
+                });
+            }
+            _ => {}
+        }
+    }
+    let docker_path = std::env::var_os("REPIN_DOCKER_CONFIG")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| service.and_then(|s| s.docker_config.clone()))
+        .or_else(DockerConfig::default_path);
+    let docker = match docker_path {
+        Some(path) => DockerConfig::load(&path)?,
+        None => DockerConfig::default(),
+    };
+    Ok(Credentials::Layered { fixed, docker })
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Runs the job: scan, apply the rules, look up, decide. `tick` counts references
+/// checked (for progress).
+///
+/// # Errors
+/// [`Error`] for an invalid config, a missing path, or unusable credentials; lookup
+/// failures are per reference, in the outcome.
+pub async fn run(opts: &JobOptions, tick: &(dyn Fn() + Sync)) -> Result<Outcome, Error> {
+    let paths = if opts.paths.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        opts.paths.clone()
+    };
+    let mut warnings = Vec::new();
+    let root = paths
+        .iter()
+        .find(|p| p.is_dir())
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from("."));
+    let (repo, warning) = config::load_repo(&root)?;
+    warnings.extend(warning);
+    let policy = Policy::new(opts.service.as_ref(), &repo);
+
+    let mut report = walk::scan_paths(&paths)?;
+    report
+        .found
+        .retain(|f| policy.scan.format_enabled(f.format));
+    let found = std::mem::take(&mut report.found);
+    let effective = policy::settings(&found, &policy);
+    let pre_held = policy::pre(&found, &effective, &policy);
+
+    let client = Client::new(client_options(opts), credentials(opts.service.as_ref())?)?;
+    let resolver = Resolver::new(Arc::new(client));
+    let checked = check::check(&resolver, found, &pre_held, tick).await;
+
+    let now = now_secs();
+    let keys = policy::state_keys(&checked, &effective, &pre_held, opts.pin);
+    let mut store = None;
+    let snapshot = if keys.is_empty() {
+        Some(state::Snapshot::default())
+    } else {
+        match state_path(opts.state.as_deref(), opts.service.as_ref()) {
+            None => {
+                warnings.push("no state store path (set --state or REPIN_STATE); references under min_age or a schedule wait".into());
+                None
+            }
+            Some(path) => match Store::open(&path)
+                .and_then(|s| s.record_and_snapshot(&keys, now).map(|snap| (s, snap)))
+            {
+                Ok((s, snap)) => {
+                    store = Some(s);
+                    Some(snap)
+                }
+                Err(e) => {
+                    warnings.push(format!("{e}; references under min_age or a schedule wait"));
+                    None
+                }
+            },
+        }
+    };
+    let (held, change_sets) = policy::decide(
+        &checked,
+        &effective,
+        &pre_held,
+        opts.pin,
+        now,
+        snapshot.as_ref(),
+    );
+    let checked = checked
+        .into_iter()
+        .zip(held)
+        .map(|(mut c, h)| {
+            c.held = h;
+            c
+        })
+        .collect();
+    Ok(Outcome {
+        report,
+        checked,
+        effective,
+        change_sets,
+        warnings,
+        store,
+        now,
+    })
+}
+
+/// Records that change sets with a schedule were proposed now, so the next proposal
+/// waits for the next tick.
+///
+/// # Errors
+/// The store's.
+pub fn record_proposed(outcome: &Outcome, proposed: &[&ChangeSet]) -> Result<(), state::Error> {
+    let keys: Vec<String> = proposed
+        .iter()
+        .filter(|s| s.settings.schedule.is_some())
+        .map(|s| state::anchor_key(&s.id))
+        .collect();
+    match (&outcome.store, keys.is_empty()) {
+        (Some(store), false) => store.set(&keys, outcome.now),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_env_var_names() {
+        assert_eq!(
+            registry_env_var("ghcr.io", "PASSWORD"),
+            "REPIN_REGISTRY_GHCR_IO_PASSWORD"
+        );
+        assert_eq!(
+            registry_env_var("localhost:5000", "USERNAME"),
+            "REPIN_REGISTRY_LOCALHOST_5000_USERNAME"
+        );
+    }
+}

@@ -115,7 +115,7 @@ fn job_options(
 
 /// Runs the job with a progress line, and prints its warnings.
 async fn run_job(opts: &JobOptions) -> anyhow::Result<Outcome> {
-    let progress = Progress::start(0, "references checked");
+    let progress = Progress::start("references checked");
     let outcome = job::run(opts, &|| progress.tick()).await?;
     drop(progress);
     for warning in &outcome.report.warnings {

@@ -16,9 +16,9 @@ pub struct Progress {
 
 impl Progress {
     #[must_use]
-    pub fn start(len: usize, what: &'static str) -> Self {
-        let bar = ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::hidden());
-        if let Ok(style) = ProgressStyle::with_template("{spinner} {pos}/{len} {msg}") {
+    pub fn start(what: &'static str) -> Self {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {pos} {msg}") {
             bar.set_style(style);
         }
         bar.set_message(what);

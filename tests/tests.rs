@@ -2,6 +2,7 @@
 //! (the `repin` runner, a real registry, a token server, an image pusher) in `support`.
 
 mod check;
+mod config;
 mod faults;
 mod scan;
 mod support;

@@ -50,6 +50,13 @@ impl<'a> Diagnostics<'a> {
         }
     }
 
+    /// The diagnostics in file order.
+    #[must_use]
+    pub fn into_sorted(mut self) -> Vec<Diagnostic> {
+        self.list.sort_by_key(|d| (d.line, d.column));
+        self.list
+    }
+
     /// Records a problem at a byte span (`None`: the start of the file).
     pub fn error(&mut self, span: Option<Range<usize>>, message: impl Into<String>) {
         self.error_with(span, message, None);
@@ -81,12 +88,13 @@ impl<'a> Diagnostics<'a> {
     /// keys serde says were expected.
     pub fn toml(&mut self, error: &toml::de::Error) {
         let message = error.message().trim().to_owned();
-        let suggestion =
-            unknown_field(&message).and_then(|(field, expected)| closest(field, &expected));
-        let message = message
-            .split_once(", expected")
-            .map_or(message.clone(), |(head, _)| head.to_owned());
-        self.error_with(error.span(), message, suggestion);
+        match unknown_field(&message) {
+            Some((field, expected)) => {
+                let suggestion = closest(field, &expected);
+                self.error_with(error.span(), format!("unknown key `{field}`"), suggestion);
+            }
+            None => self.error_with(error.span(), message, None),
+        }
     }
 }
 

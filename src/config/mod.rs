@@ -362,7 +362,7 @@ pub fn parse_repo(file: &str, text: &str) -> Result<RepoConfig, Error> {
             if forbidden == 0 {
                 diags.toml(&e);
             }
-            return Err(Error::Invalid(diags.list));
+            return Err(Error::Invalid(diags.into_sorted()));
         }
     };
     let formats = raw.scan.formats.as_ref().map(|list| {
@@ -403,7 +403,7 @@ pub fn parse_repo(file: &str, text: &str) -> Result<RepoConfig, Error> {
             rules,
         })
     } else {
-        Err(Error::Invalid(diags.list))
+        Err(Error::Invalid(diags.into_sorted()))
     }
 }
 
@@ -436,7 +436,7 @@ pub fn parse_service(file: &str, text: &str) -> Result<ServiceConfig, Error> {
         Ok(raw) => raw,
         Err(e) => {
             diags.toml(&e);
-            return Err(Error::Invalid(diags.list));
+            return Err(Error::Invalid(diags.into_sorted()));
         }
     };
     let registries = raw
@@ -492,7 +492,7 @@ pub fn parse_service(file: &str, text: &str) -> Result<ServiceConfig, Error> {
             rules,
         })
     } else {
-        Err(Error::Invalid(diags.list))
+        Err(Error::Invalid(diags.into_sorted()))
     }
 }
 

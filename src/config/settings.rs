@@ -119,8 +119,12 @@ impl Schedule {
                 "a schedule has 5 fields (minute hour day-of-month month day-of-week), this one has {fields}"
             ));
         }
-        let cron =
-            cron::Schedule::from_str(&format!("0 {expression}")).map_err(|e| e.to_string())?;
+        // The crate's message quotes the expression with our seconds field and a caret on
+        // extra lines; its last line is the reason.
+        let cron = cron::Schedule::from_str(&format!("0 {expression}")).map_err(|e| {
+            let message = e.to_string();
+            message.lines().last().unwrap_or_default().trim().to_owned()
+        })?;
         Ok(Self {
             expression: expression.to_owned(),
             timezone,
@@ -219,9 +223,10 @@ impl Settings {
                 "`timezone` applies to a `schedule`, and this table has none",
             );
         }
-        let schedule = match (raw.schedule, timezone) {
-            (Some(v), Some(tz)) => match Schedule::parse(v.get_ref(), tz) {
-                Ok(s) => Some(s),
+        // A bad time zone is reported above; the expression is still checked (in UTC).
+        let schedule = raw.schedule.and_then(|v| {
+            match Schedule::parse(v.get_ref(), timezone.unwrap_or(chrono_tz::UTC)) {
+                Ok(s) => timezone.map(|_| s),
                 Err(e) => {
                     diags.error(
                         Some(v.span()),
@@ -229,9 +234,8 @@ impl Settings {
                     );
                     None
                 }
-            },
-            _ => None,
-        };
+            }
+        });
         let ignore_digests = raw.ignore_digests.map(|list| {
             list.iter()
                 .filter_map(|d| match d.get_ref().parse::<crate::imageref::Digest>() {

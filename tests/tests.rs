@@ -4,5 +4,6 @@
 mod check;
 mod config;
 mod faults;
+mod rules;
 mod scan;
 mod support;

@@ -1,0 +1,170 @@
+//! `check` and `update` under a repository config, against a real registry: one image
+//! ignored, one held back by `min_age`, two grouped; and an invalid config stopping the
+//! run before anything happens.
+
+use std::path::Path;
+
+use repin::state::{Store, seen_key};
+
+use crate::support::images::{Flavor, Pusher};
+use crate::support::registry::{Auth, Registry};
+use crate::support::{repin_env, tree};
+
+fn read(dir: &Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ignore_min_age_and_groups_through_check_and_update() {
+    let reg = Registry::start(Auth::Open);
+    let mut pusher = Pusher::new(&reg);
+    let host = reg.host.clone();
+    let mut old = Vec::new();
+    let mut new = Vec::new();
+    for repo in ["ignored", "young", "ga", "gb"] {
+        old.push(
+            pusher
+                .single(repo, "1", "linux/amd64", Flavor::Oci, "a")
+                .await,
+        );
+        new.push(
+            pusher
+                .single(repo, "1", "linux/amd64", Flavor::Oci, "b")
+                .await,
+        );
+    }
+    let config = format!(
+        "[[rule]]\nimages = [\"{host}/ignored\"]\nignore = true\n\n[[rule]]\nimages = [\"{host}/young\"]\nmin_age = \"2d\"\n\n[[rule]]\nimages = [\"{host}/g*\"]\ngroup = \"pair\"\n"
+    );
+    let dockerfile = |digests: &[&String]| {
+        ["ignored", "young", "ga", "gb"]
+            .iter()
+            .zip(digests)
+            .map(|(repo, d)| format!("FROM {host}/{repo}:1@{d}\n"))
+            .collect::<String>()
+    };
+    let before = dockerfile(&old.iter().collect::<Vec<_>>());
+    let dir = tree(&[
+        (".repin.toml", config.as_bytes()),
+        ("Dockerfile", before.as_bytes()),
+    ]);
+    let state_dir = tempfile::tempdir().unwrap();
+    let state = state_dir.path().join("state.redb");
+    let state_arg = state.to_str().unwrap();
+
+    let out = repin_env(
+        dir.path(),
+        &["check", "--format", "json", "--state", state_arg],
+        &[],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let checked: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
+    let summary: Vec<(&str, &str)> = checked
+        .iter()
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap(),
+                c["held"].as_str().unwrap_or("-"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("skipped", "ignored"),
+            ("outdated", "too-young"),
+            ("outdated", "-"),
+            ("outdated", "-")
+        ]
+    );
+    // The ignored image cost no request.
+    assert!(
+        reg.requests("repin/")
+            .iter()
+            .all(|r| !r.path.contains("/ignored/"))
+    );
+
+    let out = repin_env(dir.path(), &["check", "--state", state_arg], &[]);
+    assert!(out.stdout.contains("held: ignored"), "{}", out.stdout);
+    assert!(out.stdout.contains("(held: too-young)"), "{}", out.stdout);
+
+    let out = repin_env(dir.path(), &["update", "--state", state_arg], &[]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "updated Dockerfile: 2 references\n"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        read(dir.path(), "Dockerfile"),
+        dockerfile(&[&old[0], &old[1], &new[2], &new[3]])
+    );
+
+    // Two days later (as the store remembers it), the young digest may go too.
+    {
+        let store = Store::open(&state).unwrap();
+        let key = seen_key(&host, "young", "1", &new[1]);
+        let first = store
+            .get(&key)
+            .unwrap()
+            .expect("first seen was recorded by check");
+        store.set(&[key], first - 2 * 86_400).unwrap();
+    }
+    let out = repin_env(dir.path(), &["update", "--state", state_arg], &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        read(dir.path(), "Dockerfile"),
+        dockerfile(&[&old[0], &new[1], &new[2], &new[3]])
+    );
+
+    // Without any state (a lost store), min_age errs on the side of waiting.
+    let fresh = dir.path().join("fresh");
+    std::fs::create_dir(&fresh).unwrap();
+    std::fs::write(fresh.join(".repin.toml"), &config).unwrap();
+    std::fs::write(fresh.join("Dockerfile"), &before).unwrap();
+    let lost = state_dir.path().join("lost.redb");
+    let out = repin_env(
+        &fresh,
+        &[
+            "check",
+            "--format",
+            "json",
+            "--state",
+            lost.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let checked: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(checked[1]["held"], "too-young");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invalid_config_stops_the_run_before_anything_happens() {
+    let reg = Registry::start(Auth::Open);
+    let mut pusher = Pusher::new(&reg);
+    let old = pusher
+        .single("app", "1", "linux/amd64", Flavor::Oci, "a")
+        .await;
+    pusher
+        .single("app", "1", "linux/amd64", Flavor::Oci, "b")
+        .await;
+    let text = format!("FROM {}/app:1@{old}\n", reg.host);
+    let dir = tree(&[
+        (
+            ".repin.toml",
+            b"[update]\nmin_age = \"soon\"\n[[rule]]\nimage = [\"x\"]\n",
+        ),
+        ("Dockerfile", text.as_bytes()),
+    ]);
+    let out = repin_env(dir.path(), &["update"], &[]);
+    assert_eq!(out.code, 2);
+    assert_eq!(
+        out.stderr,
+        "error: .repin.toml:4:1: unknown key `image` (did you mean `images`?)\n"
+    );
+    assert_eq!(read(dir.path(), "Dockerfile"), text);
+    assert!(
+        reg.requests("repin/").is_empty(),
+        "nothing may be looked up"
+    );
+}

@@ -6,7 +6,8 @@
 //! at the edges (the registry client, the file writer):
 //!
 //! ```text
-//! source ─► scan ─► check (resolve + decide) ─► update (edit) ─► (deliver: later issues)
+//! config ─┐
+//! source ─► scan ─► check (resolve) ─► policy (decide) ─► update (edit) ─► (deliver: later)
 //! ```
 //!
 //! - [`imageref`]: the reference grammar. `ImageRef`, `Digest` and `Platform`: parse,
@@ -26,6 +27,13 @@
 //!   (challenges, tokens, credentials), [`registry::manifest`] (media types, platforms),
 //!   [`registry::resolve`] (one lookup per tag per run, immutable-fact caches, the
 //!   platform-faithful pin decision).
+//! - [`config`]: the repository config (untrusted: rules only) and the service config
+//!   (trusted: registries, credentials by variable name, org rules), with spanned
+//!   diagnostics; [`config::Policy`] layers them.
+//! - [`policy`]: pure: findings + statuses + rules + time + [`state`] snapshot → why each
+//!   reference is held, and the change sets to propose. [`state`]: the `redb` store of
+//!   first-seen digests and schedule anchors.
+//! - [`job`]: one run over a tree: configs → scan → rules → registry → state → policy.
 //! - [`check`]: findings + registry → a status per reference (`current`, `outdated`, …).
 //! - [`update`] plans digest edits per file; [`edit`] splices them, re-scans to verify,
 //!   and writes atomically: the one place files change.

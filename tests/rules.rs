@@ -168,3 +168,91 @@ async fn an_invalid_config_stops_the_run_before_anything_happens() {
         "nothing may be looked up"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn service_config_mirror_keeps_the_original_name_in_files() {
+    let reg = Registry::start(Auth::Open);
+    let mut pusher = Pusher::new(&reg);
+    let old = pusher
+        .index(
+            "library/node",
+            "20",
+            &["linux/amd64", "linux/arm64"],
+            Flavor::Oci,
+            "a",
+        )
+        .await;
+    let new = pusher
+        .index(
+            "library/node",
+            "20",
+            &["linux/amd64", "linux/arm64"],
+            Flavor::Oci,
+            "b",
+        )
+        .await;
+    let service = format!("[registries.\"docker.io\"]\nmirror = \"{}\"\n", reg.host);
+    let dir = tree(&[
+        ("repin.service.toml", service.as_bytes()),
+        (
+            "Dockerfile",
+            format!("FROM node:20@{}\n", old.digest).as_bytes(),
+        ),
+    ]);
+    let out = repin_env(
+        dir.path(),
+        &["update", "--config", "repin.service.toml"],
+        &[],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        read(dir.path(), "Dockerfile"),
+        format!("FROM node:20@{}\n", new.digest)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn service_config_credentials_come_from_named_environment_variables() {
+    use crate::support::registry::{PASSWORD, USER};
+    let reg = Registry::start(Auth::Basic);
+    let mut pusher = Pusher::new(&reg);
+    let old = pusher
+        .single("app", "1", "linux/amd64", Flavor::Oci, "a")
+        .await;
+    let new = pusher
+        .single("app", "1", "linux/amd64", Flavor::Oci, "b")
+        .await;
+    let service = format!(
+        "[registries.\"{}\"]\nusername_env = \"TEST_REG_USER\"\npassword_env = \"TEST_REG_PASS\"\n",
+        reg.host
+    );
+    let text = format!("FROM {}/app:1@{old}\n", reg.host);
+    let dir = tree(&[
+        ("svc.toml", service.as_bytes()),
+        ("Dockerfile", text.as_bytes()),
+    ]);
+    // A named variable that is not set is an error naming the registry and the variable.
+    let out = repin_env(dir.path(), &["check", "--config", "svc.toml"], &[]);
+    assert_eq!(out.code, 2);
+    assert_eq!(
+        out.stderr,
+        format!(
+            "error: registry {}: environment variable TEST_REG_PASS is not set\n",
+            reg.host
+        )
+    );
+    // Set: it works. A wrong value is overridden by REPIN_REGISTRY_<HOST>_PASSWORD.
+    let override_var = repin::job::registry_env_var(&reg.host, "PASSWORD");
+    let env = [
+        ("TEST_REG_USER", USER),
+        ("TEST_REG_PASS", "wrong"),
+        (override_var.as_str(), PASSWORD),
+    ];
+    let out = repin_env(dir.path(), &["update", "--config", "svc.toml", "-vv"], &env);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        read(dir.path(), "Dockerfile"),
+        format!("FROM {}/app:1@{new}\n", reg.host)
+    );
+    assert!(!out.stderr.contains(PASSWORD));
+}

@@ -347,6 +347,22 @@ fn forbidden_keys(text: &str, diags: &mut Diagnostics<'_>) {
     }
 }
 
+/// Checks a config's `[update]` and `[[rule]]`s.
+fn layers(
+    file: &str,
+    update: &RawUpdate,
+    rules: &[RawRule],
+    diags: &mut Diagnostics<'_>,
+) -> (Settings, Vec<Rule>) {
+    let update = update.settings(diags);
+    let rules = rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Rule::from_raw(r, format!("{file} [[rule]] {}", i + 1), diags))
+        .collect();
+    (update, rules)
+}
+
 /// Parses and checks a repository config's text. `file` names it in diagnostics.
 ///
 /// # Errors
@@ -388,13 +404,7 @@ pub fn parse_repo(file: &str, text: &str) -> Result<RepoConfig, Error> {
         exclude: Matcher::check(&raw.scan.exclude, "exclude", &mut diags),
         formats,
     };
-    let update = raw.update.settings(&mut diags);
-    let rules = raw
-        .rule
-        .iter()
-        .enumerate()
-        .map(|(i, r)| Rule::from_raw(r, format!("{file} [[rule]] {}", i + 1), &mut diags))
-        .collect();
+    let (update, rules) = layers(file, &raw.update, &raw.rule, &mut diags);
     if diags.list.is_empty() {
         Ok(RepoConfig {
             file: Some(file.to_owned()),
@@ -474,13 +484,7 @@ pub fn parse_service(file: &str, text: &str) -> Result<ServiceConfig, Error> {
             Some(*n.get_ref())
         }
     });
-    let update = raw.update.settings(&mut diags);
-    let rules = raw
-        .rule
-        .iter()
-        .enumerate()
-        .map(|(i, r)| Rule::from_raw(r, format!("{file} [[rule]] {}", i + 1), &mut diags))
-        .collect();
+    let (update, rules) = layers(file, &raw.update, &raw.rule, &mut diags);
     if diags.list.is_empty() {
         Ok(ServiceConfig {
             file: Some(file.to_owned()),

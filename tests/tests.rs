@@ -4,6 +4,7 @@
 mod check;
 mod config;
 mod faults;
+mod git;
 mod rules;
 mod scan;
 mod support;

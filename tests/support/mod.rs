@@ -2,6 +2,7 @@
 //! components tests talk to: a CNCF distribution registry ([`registry`]), a Docker
 //! Hub-style token server ([`token`]), and an image pusher ([`images`]).
 
+pub mod git_http;
 pub mod images;
 pub mod registry;
 pub mod token;

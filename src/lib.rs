@@ -45,6 +45,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod edit;
+pub mod forge;
 pub mod git;
 pub mod imageref;
 pub mod job;

@@ -1,0 +1,336 @@
+//! What a change set looks like as a pull request: branch name, commit message, title,
+//! and a body a reviewer can act on — with the machine-readable state hidden in it, so
+//! the bot stays stateless across runs and machines.
+//!
+//! The state is one HTML comment, `<!-- repin-state: {json} -->`, holding the change
+//! set's id and every reference with its old and new digest. A later run reads it back
+//! to tell "already proposed" from "newer digest" and "closed without merging: not this
+//! digest".
+
+use serde::{Deserialize, Serialize};
+
+use crate::check::Checked;
+use crate::config::Effective;
+use crate::imageref::ImageRef;
+
+/// Opens the hidden state comment.
+const STATE_OPEN: &str = "<!-- repin-state: ";
+/// Closes it.
+const STATE_CLOSE: &str = " -->";
+/// Branch prefix when the rules set none.
+pub const DEFAULT_BRANCH_PREFIX: &str = "repin/";
+
+/// One reference in a change set, as recorded in the PR.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefState {
+    pub path: String,
+    pub line: usize,
+    /// Normalized `registry/repository`.
+    pub image: String,
+    pub tag: Option<String>,
+    /// `None` for a reference being pinned for the first time.
+    pub old: Option<String>,
+    pub new: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+}
+
+/// The state a PR carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrState {
+    /// Format version.
+    pub v: u32,
+    /// The change set's id (group, or image).
+    pub set: String,
+    pub refs: Vec<RefState>,
+}
+
+impl PrState {
+    /// The state of a change set's members.
+    #[must_use]
+    pub fn of(id: &str, members: &[&Checked]) -> Self {
+        let refs = members
+            .iter()
+            .filter_map(|c| {
+                let image = c.found.image.as_ref()?;
+                Some(RefState {
+                    path: c.found.path.clone(),
+                    line: c.found.line,
+                    image: format!("{}/{}", image.registry, image.repository),
+                    tag: image.tag.clone(),
+                    old: image.digest.as_ref().map(ToString::to_string),
+                    new: c.new_digest.clone()?,
+                    platform: c.found.platform.as_ref().map(ToString::to_string),
+                })
+            })
+            .collect();
+        Self {
+            v: 1,
+            set: id.to_owned(),
+            refs,
+        }
+    }
+
+    /// The new digests, sorted: two states propose the same thing when these agree.
+    #[must_use]
+    pub fn proposal(&self) -> Vec<(&str, Option<&str>, &str)> {
+        let mut out: Vec<_> = self
+            .refs
+            .iter()
+            .map(|r| (r.image.as_str(), r.tag.as_deref(), r.new.as_str()))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// The hidden comment carrying this state.
+    #[must_use]
+    pub fn comment(&self) -> String {
+        let json = serde_json::to_string(self).unwrap_or_default();
+        // `--` cannot appear in an HTML comment; JSON of digests and paths has none in
+        // practice, but a path could: escape it.
+        format!(
+            "{STATE_OPEN}{}{STATE_CLOSE}",
+            json.replace("--", "-\\u002d")
+        )
+    }
+
+    /// Reads the state back from a PR body; `None` when the body has none (not repin's,
+    /// or edited beyond recognition).
+    #[must_use]
+    pub fn parse(body: &str) -> Option<Self> {
+        let start = body.find(STATE_OPEN)? + STATE_OPEN.len();
+        let end = start + body[start..].find(STATE_CLOSE)?;
+        serde_json::from_str(&body[start..end]).ok()
+    }
+}
+
+/// `sha256:0123456789ab…` → `0123456789ab` (12 hex characters, as registries show).
+#[must_use]
+pub fn short(digest: &str) -> &str {
+    let hex = digest.split_once(':').map_or(digest, |(_, h)| h);
+    &hex[..hex.len().min(12)]
+}
+
+/// A branch-safe slug: lowercase letters, digits, `.`, `_` and `-`.
+#[must_use]
+pub fn slug(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.to_ascii_lowercase().chars() {
+        let c = if c.is_ascii_alphanumeric() || matches!(c, '.' | '_') {
+            c
+        } else {
+            '-'
+        };
+        if !(c == '-' && out.ends_with('-')) {
+            out.push(c);
+        }
+    }
+    out.trim_matches(['-', '.']).to_owned()
+}
+
+/// The branch for a change set.
+#[must_use]
+pub fn branch(id: &str, settings: &Effective) -> String {
+    let prefix = settings
+        .pr
+        .branch_prefix
+        .as_deref()
+        .unwrap_or(DEFAULT_BRANCH_PREFIX);
+    format!("{prefix}{}", slug(id))
+}
+
+/// A person's name for an image: `node` for Docker Hub's library, else the full name.
+fn familiar(image: &str) -> String {
+    ImageRef::parse(image).map_or_else(|_| image.to_owned(), |i| i.familiar())
+}
+
+/// `node:20` (image and tag as a person writes them).
+fn label(r: &RefState) -> String {
+    let image = familiar(&r.image);
+    match &r.tag {
+        Some(tag) => format!("{image}:{tag}"),
+        None => image,
+    }
+}
+
+/// The commit message (and default title): `Update node:20 digest to 1a2b3c4` for one
+/// image and tag, `Update <group> digests` otherwise.
+#[must_use]
+pub fn commit_message(state: &PrState, settings: &Effective) -> String {
+    let distinct = state.proposal();
+    let subject = match distinct.as_slice() {
+        [(_, _, new)] => format!(
+            "Update {} digest to {}",
+            label(&state.refs[0]),
+            &short(new)[..7.min(short(new).len())]
+        ),
+        _ => format!(
+            "Update {} digests",
+            settings
+                .group
+                .as_deref()
+                .map_or_else(|| familiar(&state.set), str::to_owned)
+        ),
+    };
+    let mut lines = vec![subject, String::new()];
+    for r in &state.refs {
+        lines.push(format!(
+            "- {}:{} {}: {} -> {}",
+            r.path,
+            r.line,
+            label(r),
+            r.old.as_deref().map_or("(unpinned)", short),
+            short(&r.new)
+        ));
+    }
+    lines.join("\n") + "\n"
+}
+
+/// The PR title: the rules' template (`{group}`, `{image}`, `{tag}`, `{digest}`), else the
+/// commit subject.
+#[must_use]
+pub fn title(state: &PrState, settings: &Effective) -> String {
+    let message = commit_message(state, settings);
+    let subject = message.lines().next().unwrap_or_default().to_owned();
+    let Some(template) = &settings.pr.title else {
+        return subject;
+    };
+    let first = &state.refs[0];
+    template
+        .replace("{group}", settings.group.as_deref().unwrap_or(&state.set))
+        .replace("{image}", &familiar(&first.image))
+        .replace("{tag}", first.tag.as_deref().unwrap_or("latest"))
+        .replace("{digest}", short(&first.new))
+}
+
+/// The PR body: a table per reference, full digests in a `<details>`, and the state.
+#[must_use]
+pub fn body(state: &PrState) -> String {
+    let mut out = String::from("This pull request updates pinned container image digests.\n\n");
+    out.push_str("| File | Image | Tag | Digest | Platform |\n| --- | --- | --- | --- | --- |\n");
+    for r in &state.refs {
+        let old = r
+            .old
+            .as_deref()
+            .map_or_else(|| "(tag only)".to_owned(), |d| format!("`{}`", short(d)));
+        out.push_str(&format!(
+            "| `{}:{}` | `{}` | `{}` | {old} → `{}` | {} |\n",
+            r.path,
+            r.line,
+            familiar(&r.image),
+            r.tag.as_deref().unwrap_or("latest"),
+            short(&r.new),
+            r.platform.as_deref().unwrap_or("all (index)"),
+        ));
+    }
+    out.push_str("\n<details>\n<summary>Full digests</summary>\n\n");
+    for r in &state.refs {
+        out.push_str(&format!(
+            "- `{}:{}`: `{}` → `{}`\n",
+            r.path,
+            r.line,
+            r.old.as_deref().unwrap_or("(tag only)"),
+            r.new
+        ));
+    }
+    out.push_str("\n</details>\n\nA tag can be re-pushed, a digest cannot: review the new image before merging. Close this pull request to skip these digests; repin proposes the next ones.\n\n");
+    out.push_str(&state.comment());
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::Status;
+    use crate::config::{Policy, RepoConfig, parse_repo};
+    use crate::scan::{Detected, scan_text};
+
+    const OLD: &str = "sha256:1a2b3c4d5e6f1a2b3c4d5e6f1a2b3c4d5e6f1a2b3c4d5e6f1a2b3c4d5e6f7788";
+    const NEW: &str = "sha256:9f8e7d6c5b4a9f8e7d6c5b4a9f8e7d6c5b4a9f8e7d6c5b4a9f8e7d6c5b4a1122";
+
+    fn checked(text: &str) -> Vec<Checked> {
+        let (found, _) = scan_text("Dockerfile", Detected::Dockerfile, text);
+        found
+            .into_iter()
+            .map(|f| Checked {
+                found: f,
+                status: Status::Outdated,
+                new_digest: Some(NEW.into()),
+                error: None,
+                held: None,
+            })
+            .collect()
+    }
+
+    fn effective(config: &str) -> Effective {
+        let repo: RepoConfig = parse_repo(".repin.toml", config).unwrap();
+        Policy::new(None, &repo).settings_for("Dockerfile", None)
+    }
+
+    #[test]
+    fn one_image_one_tag() {
+        let c = checked(&format!(
+            "FROM node:20@{OLD}\nFROM --platform=linux/arm64 node:20@{OLD}\n"
+        ));
+        let members: Vec<&Checked> = c.iter().collect();
+        let state = PrState::of("docker.io/library/node", &members);
+        let settings = effective("");
+        assert_eq!(
+            branch(&state.set, &settings),
+            "repin/docker.io-library-node"
+        );
+        assert_eq!(title(&state, &settings), "Update node:20 digest to 9f8e7d6");
+        insta::assert_snapshot!("commit_message_single", commit_message(&state, &settings));
+        insta::assert_snapshot!("body_single", body(&state));
+        assert_eq!(PrState::parse(&body(&state)), Some(state));
+    }
+
+    #[test]
+    fn a_group_and_a_title_template() {
+        let c = checked(&format!(
+            "FROM node:20@{OLD}\nFROM ghcr.io/acme/app:v1@{OLD}\n"
+        ));
+        let members: Vec<&Checked> = c.iter().collect();
+        let state = PrState::of("runtimes", &members);
+        let settings = effective(
+            "[update]\ngroup = \"runtimes\"\nbranch_prefix = \"deps/\"\ntitle = \"chore: {group} images ({digest})\"\n",
+        );
+        assert_eq!(branch(&state.set, &settings), "deps/runtimes");
+        assert_eq!(
+            title(&state, &settings),
+            "chore: runtimes images (9f8e7d6c5b4a)"
+        );
+        assert!(commit_message(&state, &settings).starts_with("Update runtimes digests\n"));
+    }
+
+    #[test]
+    fn state_survives_hostile_paths_and_missing_state_is_none() {
+        let state = PrState {
+            v: 1,
+            set: "x".into(),
+            refs: vec![RefState {
+                path: "a--> <!--b/Dockerfile".into(),
+                line: 1,
+                image: "docker.io/library/x".into(),
+                tag: None,
+                old: None,
+                new: NEW.into(),
+                platform: None,
+            }],
+        };
+        let body = format!("text\n{}\nmore", state.comment());
+        assert_eq!(PrState::parse(&body), Some(state));
+        assert_eq!(PrState::parse("a human's PR"), None);
+        assert_eq!(PrState::parse("<!-- repin-state: {broken -->"), None);
+    }
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slug("docker.io/library/node"), "docker.io-library-node");
+        assert_eq!(slug("My Group!!"), "my-group");
+        assert_eq!(slug("127.0.0.1:5000/app"), "127.0.0.1-5000-app");
+    }
+}

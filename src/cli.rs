@@ -26,9 +26,41 @@ pub enum Command {
     Update(UpdateArgs),
     /// Print the digest a reference resolves to now (like `crane digest`).
     Digest(DigestArgs),
+    /// Forge mode: for each repository, clone it, update it, and open or refresh pull
+    /// requests on GitHub. Exit 0, or 2 when any repository failed.
+    Run(RunArgs),
     /// Work with config files.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// A repository to process (`owner/name`). Repeatable.
+    #[arg(long = "repo", value_name = "OWNER/NAME", required = true)]
+    pub repos: Vec<String>,
+    /// The environment variable holding the GitHub token.
+    #[arg(long, default_value = "GITHUB_TOKEN", value_name = "NAME")]
+    pub token_env: String,
+    /// The GitHub API URL (GitHub Enterprise Server: `https://HOST/api/v3`).
+    #[arg(long, env = "GITHUB_API_URL", default_value = "https://api.github.com")]
+    pub api_url: String,
+    /// Print what would be pushed and opened; touch nothing remote.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// At most this many open repin pull requests per repository.
+    #[arg(long, default_value_t = 10)]
+    pub max_open: usize,
+    /// Commit author and committer name.
+    #[arg(long, default_value = "repin[bot]")]
+    pub author_name: String,
+    /// Commit author and committer email.
+    #[arg(long, default_value = "repin[bot]@users.noreply.github.com")]
+    pub author_email: String,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 #[derive(Debug, Subcommand)]

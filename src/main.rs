@@ -12,7 +12,7 @@ use clap::Parser;
 use repin::check::{self, Status};
 use repin::cli::{
     CheckArgs, Cli, Command, ConfigCheckArgs, ConfigCommand, DigestArgs, OutputFormat, PolicyArgs,
-    RegistryArgs, ScanArgs, UpdateArgs,
+    RegistryArgs, RunArgs, ScanArgs, UpdateArgs,
 };
 use repin::config::{self, Policy};
 use repin::imageref::{ImageRef, Platform};
@@ -54,6 +54,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Check(args) => runtime()?.block_on(check_command(args)),
         Command::Update(args) => runtime()?.block_on(update_command(args)),
         Command::Digest(args) => runtime()?.block_on(digest_command(args)),
+        Command::Run(args) => runtime()?.block_on(run_command(args)),
         Command::Config(ConfigCommand::Check(args)) => config_check_command(&args),
     }
 }
@@ -230,6 +231,61 @@ async fn digest_command(args: DigestArgs) -> anyhow::Result<ExitCode> {
     };
     write_stdout(|out| writeln!(out, "{line}"))?;
     Ok(ExitCode::SUCCESS)
+}
+
+async fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
+    use repin::forge::github::GitHub;
+    use repin::forge::run::{RunOptions, run_repo};
+    let token = std::env::var(&args.token_env)
+        .ok()
+        .filter(|t| !t.is_empty())
+        .with_context(|| format!("environment variable {} is not set", args.token_env))?;
+    let token = repin::secret::Secret::new(token);
+    let opts = RunOptions {
+        token: token.clone(),
+        author: repin::git::Identity {
+            name: args.author_name.clone(),
+            email: args.author_email.clone(),
+        },
+        max_open: args.max_open,
+        dry_run: args.dry_run,
+        service: load_service(args.policy.config.as_deref())?,
+        state: args.policy.state.clone(),
+        insecure: args.registry.insecure.clone(),
+    };
+    let work = tempfile::tempdir().context("creating a work folder")?;
+    let (mut opened, mut updated, mut closed, mut failed) = (0, 0, 0, 0);
+    for full_name in &args.repos {
+        // A client per repository, so the call count is per repository.
+        let gh = GitHub::new(&args.api_url, &token)?;
+        match run_repo(&gh, full_name, &opts, work.path()).await {
+            Ok(summary) => {
+                for note in &summary.notes {
+                    eprintln!("{full_name}: {note}");
+                }
+                println!(
+                    "{full_name}: opened {:?}, updated {:?}, closed {:?} ({} GitHub API calls)",
+                    summary.opened, summary.updated, summary.closed, summary.api_calls
+                );
+                opened += summary.opened.len();
+                updated += summary.updated.len();
+                closed += summary.closed.len();
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {full_name}: {e}");
+            }
+        }
+    }
+    println!(
+        "{} repositories, {opened} pull requests opened, {updated} updated, {closed} closed, {failed} failed",
+        args.repos.len()
+    );
+    Ok(if failed > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn config_check_command(args: &ConfigCheckArgs) -> anyhow::Result<ExitCode> {

@@ -6,5 +6,6 @@ mod config;
 mod faults;
 mod git;
 mod rules;
+mod run;
 mod scan;
 mod support;

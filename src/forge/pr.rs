@@ -43,6 +43,9 @@ pub struct PrState {
     /// The change set's id (group, or image).
     pub set: String,
     pub refs: Vec<RefState>,
+    /// The commit repin pushed to the branch: a branch elsewhere is someone else's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
 }
 
 impl PrState {
@@ -68,6 +71,7 @@ impl PrState {
             v: 1,
             set: id.to_owned(),
             refs,
+            commit: None,
         }
     }
 
@@ -320,6 +324,7 @@ mod tests {
                 new: NEW.into(),
                 platform: None,
             }],
+            commit: Some("0123abc".into()),
         };
         let body = format!("text\n{}\nmore", state.comment());
         assert_eq!(PrState::parse(&body), Some(state));

@@ -3,6 +3,7 @@
 //! Hub-style token server ([`token`]), and an image pusher ([`images`]).
 
 pub mod git_http;
+pub mod github;
 pub mod images;
 pub mod registry;
 pub mod token;

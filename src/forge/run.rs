@@ -1,0 +1,370 @@
+//! `repin run`: per repository, clone, run the job, and keep one pull request per change
+//! set right.
+//!
+//! What each run does for a change set (its branch is `<branch_prefix><slug>`):
+//! - an open repin PR proposing exactly these digests: nothing (no writes at all);
+//! - an open repin PR proposing other digests: rebuild the branch from the default
+//!   branch and force-push it with a lease on the commit repin made (recorded in the PR
+//!   state), then update title and body; if the branch moved to a commit repin did not
+//!   make, leave it alone and say so once in a comment;
+//! - a PR closed without merging that proposed these digests: "not this digest", skip;
+//! - otherwise open a PR (up to `max_open` open repin PRs per repository).
+//!
+//! An open repin PR whose change set has nothing pending and whose references are all
+//! current on the default branch (merged elsewhere) is closed with a comment and its
+//! branch deleted (again with a lease).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::check::Status;
+use crate::config::ServiceConfig;
+use crate::edit;
+use crate::forge::github::{self, GitHub, NewPull, Pull};
+use crate::forge::pr::{self, PrState};
+use crate::git::{self, Identity, Lease, Remote};
+use crate::job::{self, JobOptions, Outcome};
+use crate::policy::ChangeSet;
+use crate::secret::Secret;
+
+/// Marks the one comment repin leaves on a branch a person took over.
+const HANDS_OFF: &str = "<!-- repin: hands-off -->";
+
+/// Why a repository's run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    GitHub(#[from] github::Error),
+    #[error(transparent)]
+    Git(#[from] git::Error),
+    #[error(transparent)]
+    Job(#[from] job::Error),
+    #[error(transparent)]
+    Edit(#[from] edit::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Settings of a run that are not per repository.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub token: Secret,
+    pub author: Identity,
+    pub max_open: usize,
+    pub dry_run: bool,
+    pub service: Option<ServiceConfig>,
+    pub state: Option<std::path::PathBuf>,
+    pub insecure: Vec<String>,
+}
+
+/// What happened in one repository.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RepoSummary {
+    pub opened: Vec<u64>,
+    pub updated: Vec<u64>,
+    pub closed: Vec<u64>,
+    /// Human-readable lines for the log (and the dry run's report).
+    pub notes: Vec<String>,
+    pub api_calls: usize,
+}
+
+fn is_repin_pull(pull: &Pull) -> Option<PrState> {
+    pull.body.as_deref().and_then(PrState::parse)
+}
+
+/// Runs one repository.
+///
+/// # Errors
+/// [`Error`]; the caller reports it and goes on with the next repository.
+pub async fn run_repo(
+    gh: &GitHub,
+    full_name: &str,
+    opts: &RunOptions,
+    work: &Path,
+) -> Result<RepoSummary, Error> {
+    let mut summary = RepoSummary::default();
+    let repo = gh.repo(full_name).await?;
+    let remote = Remote {
+        url: repo.clone_url.clone(),
+        token: Some(opts.token.clone()),
+    };
+    let dir = work.join(pr::slug(full_name));
+    let clone = git::clone_shallow(&remote, &repo.default_branch, &dir)?;
+    let base = clone
+        .head()
+        .ok()
+        .and_then(|h| h.target())
+        .ok_or_else(|| git::Error::Git {
+            op: "clone",
+            message: "no HEAD".into(),
+        })?;
+    let job_opts = JobOptions {
+        paths: vec![dir.clone()],
+        service: opts.service.clone(),
+        state: opts.state.clone(),
+        pin: false,
+        insecure: opts.insecure.clone(),
+        ..JobOptions::default()
+    };
+    let outcome = job::run(&job_opts, &|| {}).await?;
+    let pulls = gh.pulls(full_name).await?;
+    let mut open_count = pulls
+        .iter()
+        .filter(|p| p.is_open() && is_repin_pull(p).is_some())
+        .count();
+
+    for set in &outcome.change_sets {
+        let members: Vec<_> = set.members.iter().map(|&i| &outcome.checked[i]).collect();
+        let state = PrState::of(&set.id, &members);
+        let branch = pr::branch(&set.id, &set.settings);
+        let open = pulls
+            .iter()
+            .find(|p| p.is_open() && p.head.branch == branch);
+        let declined = pulls.iter().any(|p| {
+            !p.is_open()
+                && !p.is_merged()
+                && p.head.branch == branch
+                && is_repin_pull(p).is_some_and(|s| s.proposal() == state.proposal())
+        });
+        if declined {
+            summary.notes.push(format!(
+                "{branch}: these digests were declined (PR closed unmerged); skipped"
+            ));
+            continue;
+        }
+        match open {
+            Some(pull) => {
+                let Some(old) = is_repin_pull(pull) else {
+                    summary.notes.push(format!(
+                        "{branch}: #{} is not repin's; left alone",
+                        pull.number
+                    ));
+                    continue;
+                };
+                if old.proposal() == state.proposal() {
+                    continue;
+                }
+                if pull.head.sha != old.commit.as_deref().unwrap_or_default() {
+                    hands_off(gh, full_name, pull, &branch, opts, &mut summary).await?;
+                    continue;
+                }
+                let lease = old
+                    .commit
+                    .as_deref()
+                    .and_then(|c| git2::Oid::from_str(c).ok())
+                    .map_or(Lease::Absent, Lease::At);
+                let Some(commit) = build(&clone, base, &outcome, set, &state, opts)? else {
+                    continue;
+                };
+                if opts.dry_run {
+                    summary
+                        .notes
+                        .push(format!("{branch}: would update #{}", pull.number));
+                    continue;
+                }
+                git::push(&clone, &remote, commit, &branch, lease)?;
+                let state = with_commit(state, commit);
+                let patch = serde_json::json!({
+                    "title": pr::title(&state, &set.settings),
+                    "body": pr::body(&state),
+                });
+                gh.update_pull(full_name, pull.number, &patch).await?;
+                summary.updated.push(pull.number);
+            }
+            None => {
+                if open_count >= opts.max_open {
+                    summary.notes.push(format!(
+                        "{branch}: max_open ({}) reached; not opened",
+                        opts.max_open
+                    ));
+                    continue;
+                }
+                let Some(commit) = build(&clone, base, &outcome, set, &state, opts)? else {
+                    continue;
+                };
+                if opts.dry_run {
+                    summary.notes.push(format!(
+                        "{branch}: would open \"{}\"",
+                        pr::title(&state, &set.settings)
+                    ));
+                    continue;
+                }
+                // A leftover branch from a closed PR of ours may be replaced; anything
+                // else on that name is someone's and stays.
+                let lease = match git::remote_tip(&remote, &branch)? {
+                    None => Lease::Absent,
+                    Some(tip)
+                        if pulls.iter().any(|p| {
+                            p.head.branch == branch && p.head.sha == tip.to_string() && !p.is_open()
+                        }) =>
+                    {
+                        Lease::At(tip)
+                    }
+                    Some(_) => {
+                        summary.notes.push(format!(
+                            "{branch}: the branch exists and is not repin's; not opened"
+                        ));
+                        continue;
+                    }
+                };
+                git::push(&clone, &remote, commit, &branch, lease)?;
+                let state = with_commit(state, commit);
+                let title = pr::title(&state, &set.settings);
+                let body = pr::body(&state);
+                let pr_settings = &set.settings.pr;
+                let created = gh
+                    .create_pull(
+                        full_name,
+                        &NewPull {
+                            title: &title,
+                            head: &branch,
+                            base: &repo.default_branch,
+                            body: &body,
+                            draft: pr_settings.draft.unwrap_or(false),
+                        },
+                    )
+                    .await?;
+                if let Some(labels) = pr_settings.labels.as_ref().filter(|l| !l.is_empty()) {
+                    gh.add_labels(full_name, created.number, labels).await?;
+                }
+                let reviewers = pr_settings.reviewers.clone().unwrap_or_default();
+                let teams = pr_settings.team_reviewers.clone().unwrap_or_default();
+                if !reviewers.is_empty() || !teams.is_empty() {
+                    gh.request_reviewers(full_name, created.number, &reviewers, &teams)
+                        .await?;
+                }
+                if let Some(assignees) = pr_settings.assignees.as_ref().filter(|a| !a.is_empty()) {
+                    gh.add_assignees(full_name, created.number, assignees)
+                        .await?;
+                }
+                open_count += 1;
+                summary.opened.push(created.number);
+            }
+        }
+    }
+
+    // Open repin PRs with nothing pending whose references are current: merged elsewhere.
+    let pending: Vec<String> = outcome.change_sets.iter().map(|s| s.id.clone()).collect();
+    for pull in pulls.iter().filter(|p| p.is_open()) {
+        let Some(state) = is_repin_pull(pull) else {
+            continue;
+        };
+        if pending.contains(&state.set) || !all_current(&outcome, &state) {
+            continue;
+        }
+        if opts.dry_run {
+            summary.notes.push(format!(
+                "would close #{}: the default branch has these digests",
+                pull.number
+            ));
+            continue;
+        }
+        gh.comment(
+            full_name,
+            pull.number,
+            "The default branch already has these digests; closing.",
+        )
+        .await?;
+        gh.update_pull(
+            full_name,
+            pull.number,
+            &serde_json::json!({ "state": "closed" }),
+        )
+        .await?;
+        if let Some(commit) = state
+            .commit
+            .as_deref()
+            .and_then(|c| git2::Oid::from_str(c).ok())
+            && pull.head.sha == commit.to_string()
+        {
+            git::delete_branch(&clone, &remote, &pull.head.branch, Lease::At(commit))?;
+        }
+        summary.closed.push(pull.number);
+    }
+    summary.api_calls = gh.calls();
+    Ok(summary)
+}
+
+fn with_commit(mut state: PrState, commit: git2::Oid) -> PrState {
+    state.commit = Some(commit.to_string());
+    state
+}
+
+/// Whether every reference a PR proposed is current in this run's check.
+fn all_current(outcome: &Outcome, state: &PrState) -> bool {
+    state.refs.iter().all(|r| {
+        outcome.checked.iter().any(|c| {
+            c.found.path == r.path
+                && c.status == Status::Current
+                && c.found.image.as_ref().is_some_and(|i| {
+                    format!("{}/{}", i.registry, i.repository) == r.image && i.tag == r.tag
+                })
+        })
+    })
+}
+
+/// Leaves one comment on a branch a person pushed to, and nothing else.
+async fn hands_off(
+    gh: &GitHub,
+    full_name: &str,
+    pull: &Pull,
+    branch: &str,
+    opts: &RunOptions,
+    summary: &mut RepoSummary,
+) -> Result<(), Error> {
+    summary
+        .notes
+        .push(format!("{branch}: someone else pushed to it; left alone"));
+    if opts.dry_run {
+        return Ok(());
+    }
+    let said = gh
+        .comments(full_name, pull.number)
+        .await?
+        .iter()
+        .any(|c| c.contains(HANDS_OFF));
+    if !said {
+        gh.comment(
+            full_name,
+            pull.number,
+            &format!("{HANDS_OFF}\nSomeone other than repin pushed to `{branch}`, so repin will not update or close this pull request. Close it to let repin propose again."),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The commit for a change set: the default branch's tree with the members' files edited
+/// (spliced and verified by re-scanning). `None` when no file changes.
+fn build(
+    clone: &git2::Repository,
+    base: git2::Oid,
+    outcome: &Outcome,
+    set: &ChangeSet,
+    state: &PrState,
+    opts: &RunOptions,
+) -> Result<Option<git2::Oid>, Error> {
+    let plan: BTreeMap<String, Vec<edit::Edit>> =
+        crate::update::plan(&outcome.checked, std::slice::from_ref(set));
+    let mut files = Vec::new();
+    for (path, edits) in &plan {
+        let Some(source) = outcome.report.sources.get(path) else {
+            continue;
+        };
+        let old = std::fs::read_to_string(&source.abs)?;
+        let new = edit::splice(path, &old, edits)?;
+        edit::verify(path, source.detected, &old, &new, edits)?;
+        files.push((path.clone(), new.into_bytes()));
+    }
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let message = pr::commit_message(state, &set.settings);
+    Ok(Some(git::commit_files(
+        clone,
+        base,
+        &files,
+        &message,
+        &opts.author,
+    )?))
+}

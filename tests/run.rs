@@ -1,0 +1,193 @@
+//! `repin run` end to end: a real registry, real git over smart HTTP, and the fake
+//! GitHub. Opens the PR, then keeps it right: zero writes when nothing changed, the same
+//! PR updated when the tag moves, nothing left after a merge, a declined digest not
+//! proposed again, a branch a person pushed to left alone.
+
+use std::path::Path;
+
+use crate::support::git_http::{GitServer, git};
+use crate::support::github::{FakeGitHub, TOKEN};
+use crate::support::images::{Flavor, Pusher};
+use crate::support::registry::{Auth, Registry};
+use crate::support::{Run, repin_env};
+
+const PLATFORMS: [&str; 2] = ["linux/amd64", "linux/arm64"];
+
+fn run(fake: &FakeGitHub, state: &Path, repo: &str) -> Run {
+    let out = repin_env(
+        Path::new("."),
+        &["run", "--repo", repo, "--state", state.to_str().unwrap()],
+        &[
+            ("GITHUB_TOKEN", TOKEN),
+            ("GITHUB_API_URL", fake.url.as_str()),
+        ],
+    );
+    assert_eq!(
+        out.code, 0,
+        "stdout: {}\nstderr: {}",
+        out.stdout, out.stderr
+    );
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pull_requests_are_opened_and_kept_right() {
+    let reg = Registry::start(Auth::Open);
+    let mut pusher = Pusher::new(&reg);
+    let host = reg.host.clone();
+    let a = pusher.index("app", "1", &PLATFORMS, Flavor::Oci, "a").await;
+    let tool = pusher
+        .single("tool", "2", "linux/amd64", Flavor::Docker, "a")
+        .await;
+    let b = pusher.index("app", "1", &PLATFORMS, Flavor::Oci, "b").await;
+
+    let git_server = GitServer::start();
+    let dockerfile = format!(
+        "FROM {host}/app:1@{}\nFROM {host}/tool:2@{tool}\n",
+        a.digest
+    );
+    let config = "[update]\nlabels = [\"dependencies\"]\nreviewers = [\"octocat\"]\n";
+    git_server.repo(
+        "acme/web",
+        &[
+            ("Dockerfile", &dockerfile),
+            (".repin.toml", config),
+            ("README.md", "web\n"),
+        ],
+    );
+    let fake = FakeGitHub::start().await;
+    fake.add_repo(&git_server, "acme/web");
+    let state_dir = tempfile::tempdir().unwrap();
+    let state = state_dir.path().join("state.redb");
+    let bare = git_server.path("acme/web");
+
+    // 1. First run: one PR for app (tool is current), with the edit on its branch.
+    // API calls: repository, pull list, create, labels, reviewers.
+    let out = run(&fake, &state, "acme/web");
+    assert_eq!(fake.calls().len(), 5, "{:?}", fake.calls());
+    assert!(
+        out.stdout.contains("(5 GitHub API calls)"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("acme/web: opened [1]"),
+        "{}",
+        out.stdout
+    );
+    let pulls = fake.pulls();
+    assert_eq!(pulls.len(), 1);
+    let pr = &pulls[0];
+    assert_eq!(
+        pr.head,
+        format!("repin/127.0.0.1-{}-app", host.split(':').nth(1).unwrap())
+    );
+    assert_eq!(
+        pr.title,
+        format!("Update {host}/app:1 digest to {}", &b.digest[7..14])
+    );
+    assert!(
+        pr.body.contains(&format!(
+            "| `Dockerfile:1` | `{host}/app` | `1` | `{}` → `{}` | all (index) |",
+            &a.digest[7..19],
+            &b.digest[7..19]
+        )),
+        "{}",
+        pr.body
+    );
+    assert!(pr.body.contains("<!-- repin-state: "));
+    assert_eq!(pr.labels, vec!["dependencies"]);
+    assert_eq!(pr.reviewers, vec!["octocat"]);
+    assert_eq!(
+        git(&bare, &["show", &format!("{}:Dockerfile", pr.head)]),
+        dockerfile.replace(&a.digest, &b.digest)
+    );
+    assert_eq!(
+        git(&bare, &["log", "-1", "--format=%an", &pr.head]),
+        "repin[bot]\n"
+    );
+
+    // 2. Nothing changed: zero writes, and at most 3 API calls.
+    let writes = fake.writes();
+    let calls = fake.calls().len();
+    let tip = git(&bare, &["rev-parse", &pr.head]);
+    let out = run(&fake, &state, "acme/web");
+    assert_eq!(fake.writes(), writes);
+    assert!(
+        fake.calls().len() - calls <= 3,
+        "{:?}",
+        &fake.calls()[calls..]
+    );
+    assert!(
+        out.stdout.contains("opened [], updated [], closed []"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(git(&bare, &["rev-parse", &pr.head]), tip);
+
+    // 3. The tag moves again: the same PR is updated in place.
+    let c = pusher.index("app", "1", &PLATFORMS, Flavor::Oci, "c").await;
+    let out = run(&fake, &state, "acme/web");
+    assert!(out.stdout.contains("updated [1]"), "{}", out.stdout);
+    let pulls = fake.pulls();
+    assert_eq!(pulls.len(), 1);
+    assert!(pulls[0].body.contains(&c.digest));
+    assert_eq!(
+        git(&bare, &["show", &format!("{}:Dockerfile", pr.head)]),
+        dockerfile.replace(&a.digest, &c.digest)
+    );
+
+    // 4. Merged: nothing left to do.
+    fake.merge(1);
+    let writes = fake.writes();
+    let out = run(&fake, &state, "acme/web");
+    assert!(
+        out.stdout.contains("opened [], updated [], closed []"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(fake.writes(), writes);
+
+    // 5. Closed without merging: that digest is not proposed again; a newer one is.
+    let d = pusher.index("app", "1", &PLATFORMS, Flavor::Oci, "d").await;
+    let out = run(&fake, &state, "acme/web");
+    assert!(out.stdout.contains("opened [2]"), "{}", out.stdout);
+    fake.close(2);
+    let out = run(&fake, &state, "acme/web");
+    assert!(
+        out.stdout.contains("opened [], updated [], closed []"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stderr.contains("declined"), "{}", out.stderr);
+    pusher.index("app", "1", &PLATFORMS, Flavor::Oci, "e").await;
+    let out = run(&fake, &state, "acme/web");
+    assert!(out.stdout.contains("opened [3]"), "{}", out.stdout);
+    let _ = d;
+
+    // 6. A person pushes to the PR's branch: repin leaves it alone, says so once.
+    let work = tempfile::tempdir().unwrap();
+    git(work.path(), &["clone", "-q", bare.to_str().unwrap(), "w"]);
+    let w = work.path().join("w");
+    let branch = fake.pulls()[2].head.clone();
+    git(&w, &["checkout", "-q", &branch]);
+    std::fs::write(w.join("NOTES"), "mine\n").unwrap();
+    git(&w, &["add", "NOTES"]);
+    git(&w, &["commit", "-qm", "human change"]);
+    git(&w, &["push", "-q", "origin", &branch]);
+    pusher.index("app", "1", &PLATFORMS, Flavor::Oci, "f").await;
+    for _ in 0..2 {
+        let out = run(&fake, &state, "acme/web");
+        assert!(
+            out.stderr.contains("someone else pushed to it; left alone"),
+            "{}",
+            out.stderr
+        );
+    }
+    let pr3 = &fake.pulls()[2];
+    assert_eq!(pr3.comments.len(), 1, "one comment, not one per run");
+    assert_eq!(
+        git(&bare, &["log", "-1", "--format=%s", &branch]),
+        "human change\n"
+    );
+}

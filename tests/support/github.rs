@@ -1,0 +1,491 @@
+//! A stateful fake of the GitHub REST API, in GitHub's shapes, for the routes `repin run`
+//! uses: repositories, pull requests (open, closed, merged), comments, labels, reviewers,
+//! assignees. Repositories live on a [`GitServer`]; a pull request's head is read from the
+//! bare repository. It checks the bearer token and logs every call.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use super::git_http::{GitServer, git};
+
+pub const TOKEN: &str = super::git_http::TOKEN;
+
+#[derive(Debug, Clone)]
+pub struct PullState {
+    pub number: u64,
+    pub repo: String,
+    pub head: String,
+    pub base: String,
+    pub title: String,
+    pub body: String,
+    pub state: String,
+    pub merged: bool,
+    pub draft: bool,
+    pub labels: Vec<String>,
+    pub reviewers: Vec<String>,
+    pub team_reviewers: Vec<String>,
+    pub assignees: Vec<String>,
+    pub comments: Vec<String>,
+}
+
+#[derive(Default)]
+struct Inner {
+    repos: HashMap<String, (String, PathBuf)>,
+    pulls: Vec<PullState>,
+    calls: Vec<(String, String)>,
+}
+
+type Shared = Arc<Mutex<Inner>>;
+
+/// A running fake GitHub.
+pub struct FakeGitHub {
+    pub url: String,
+    inner: Shared,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl FakeGitHub {
+    pub async fn start() -> Self {
+        let inner: Shared = Arc::default();
+        let app = axum::Router::new()
+            .route("/repos/{owner}/{repo}", get(repo))
+            .route(
+                "/repos/{owner}/{repo}/pulls",
+                get(list_pulls).post(create_pull),
+            )
+            .route(
+                "/repos/{owner}/{repo}/pulls/{number}",
+                axum::routing::patch(update_pull),
+            )
+            .route(
+                "/repos/{owner}/{repo}/pulls/{number}/requested_reviewers",
+                post(reviewers),
+            )
+            .route(
+                "/repos/{owner}/{repo}/issues/{number}/comments",
+                get(list_comments).post(comment),
+            )
+            .route("/repos/{owner}/{repo}/issues/{number}/labels", post(labels))
+            .route(
+                "/repos/{owner}/{repo}/issues/{number}/assignees",
+                post(assignees),
+            )
+            .with_state(Arc::clone(&inner));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            url,
+            inner,
+            _server: server,
+        }
+    }
+
+    /// Registers a repository served by `git`.
+    pub fn add_repo(&self, git: &GitServer, full_name: &str) {
+        self.inner.lock().unwrap().repos.insert(
+            full_name.to_owned(),
+            (git.url(full_name), git.path(full_name)),
+        );
+    }
+
+    pub fn pulls(&self) -> Vec<PullState> {
+        self.inner.lock().unwrap().pulls.clone()
+    }
+
+    /// API calls so far, as (method, path).
+    pub fn calls(&self) -> Vec<(String, String)> {
+        self.inner.lock().unwrap().calls.clone()
+    }
+
+    /// Calls that change something (not GETs).
+    pub fn writes(&self) -> usize {
+        self.calls().iter().filter(|(m, _)| m != "GET").count()
+    }
+
+    /// Merges a pull request: the base branch moves to the head's commit.
+    pub fn merge(&self, number: u64) {
+        let mut inner = self.inner.lock().unwrap();
+        let pull = inner
+            .pulls
+            .iter()
+            .find(|p| p.number == number)
+            .unwrap()
+            .clone();
+        let bare = inner.repos[&pull.repo].1.clone();
+        let sha = git(&bare, &["rev-parse", &pull.head]).trim().to_owned();
+        git(
+            &bare,
+            &["update-ref", &format!("refs/heads/{}", pull.base), &sha],
+        );
+        let p = inner.pulls.iter_mut().find(|p| p.number == number).unwrap();
+        p.state = "closed".into();
+        p.merged = true;
+    }
+
+    /// Closes a pull request without merging.
+    pub fn close(&self, number: u64) {
+        let mut inner = self.inner.lock().unwrap();
+        let p = inner.pulls.iter_mut().find(|p| p.number == number).unwrap();
+        p.state = "closed".into();
+    }
+}
+
+fn authorized(headers: &HeaderMap) -> bool {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == format!("Bearer {TOKEN}") || v == format!("token {TOKEN}"))
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        Json(json!({"message": message, "documentation_url": "https://docs.github.com/rest"})),
+    )
+        .into_response()
+}
+
+/// Logs the call and checks the token; `Err` is the response to send.
+fn enter(
+    inner: &Shared,
+    method: &str,
+    path: String,
+    headers: &HeaderMap,
+) -> Result<(), Box<Response>> {
+    inner.lock().unwrap().calls.push((method.to_owned(), path));
+    if authorized(headers) {
+        Ok(())
+    } else {
+        Err(Box::new(error(StatusCode::UNAUTHORIZED, "Bad credentials")))
+    }
+}
+
+fn head_sha(bare: &std::path::Path, branch: &str) -> String {
+    std::process::Command::new("git")
+        .args([
+            "rev-parse",
+            "--verify",
+            "-q",
+            &format!("refs/heads/{branch}"),
+        ])
+        .current_dir(bare)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn pull_json(inner: &Inner, p: &PullState) -> Value {
+    let bare = &inner.repos[&p.repo].1;
+    let (owner, _) = p.repo.split_once('/').unwrap();
+    json!({
+        "url": format!("https://api.github.com/repos/{}/pulls/{}", p.repo, p.number),
+        "id": 1000 + p.number,
+        "node_id": format!("PR_{}", p.number),
+        "html_url": format!("https://github.com/{}/pull/{}", p.repo, p.number),
+        "number": p.number,
+        "state": p.state,
+        "locked": false,
+        "title": p.title,
+        "body": p.body,
+        "draft": p.draft,
+        "user": {"login": "repin[bot]", "id": 1, "type": "Bot"},
+        "labels": p.labels.iter().map(|l| json!({"name": l})).collect::<Vec<_>>(),
+        "assignees": p.assignees.iter().map(|a| json!({"login": a})).collect::<Vec<_>>(),
+        "requested_reviewers": p.reviewers.iter().map(|r| json!({"login": r})).collect::<Vec<_>>(),
+        "requested_teams": p.team_reviewers.iter().map(|t| json!({"slug": t})).collect::<Vec<_>>(),
+        "merged_at": if p.merged { json!("2026-11-22T09:00:00Z") } else { Value::Null },
+        "closed_at": if p.state == "closed" { json!("2026-11-22T09:00:00Z") } else { Value::Null },
+        "head": {"label": format!("{owner}:{}", p.head), "ref": p.head, "sha": head_sha(bare, &p.head)},
+        "base": {"label": format!("{owner}:{}", p.base), "ref": p.base, "sha": head_sha(bare, &p.base)},
+    })
+}
+
+async fn repo(
+    State(inner): State<Shared>,
+    Path((owner, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let full = format!("{owner}/{name}");
+    if let Err(r) = enter(&inner, "GET", format!("/repos/{full}"), &headers) {
+        return *r;
+    }
+    let inner = inner.lock().unwrap();
+    match inner.repos.get(&full) {
+        Some((clone_url, _)) => Json(json!({
+            "id": 42, "node_id": "R_1", "name": name, "full_name": full,
+            "owner": {"login": owner, "id": 7, "type": "Organization"},
+            "private": false, "html_url": format!("https://github.com/{full}"),
+            "clone_url": clone_url, "default_branch": "main", "archived": false,
+        }))
+        .into_response(),
+        None => error(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
+async fn list_pulls(
+    State(inner): State<Shared>,
+    Path((owner, name)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let full = format!("{owner}/{name}");
+    if let Err(r) = enter(&inner, "GET", format!("/repos/{full}/pulls"), &headers) {
+        return *r;
+    }
+    let inner = inner.lock().unwrap();
+    let state = query.get("state").map_or("open", String::as_str);
+    let list: Vec<Value> = inner
+        .pulls
+        .iter()
+        .rev()
+        .filter(|p| p.repo == full && (state == "all" || p.state == state))
+        .map(|p| pull_json(&inner, p))
+        .collect();
+    Json(list).into_response()
+}
+
+async fn create_pull(
+    State(inner): State<Shared>,
+    Path((owner, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let full = format!("{owner}/{name}");
+    if let Err(r) = enter(&inner, "POST", format!("/repos/{full}/pulls"), &headers) {
+        return *r;
+    }
+    let mut inner = inner.lock().unwrap();
+    let head = body["head"].as_str().unwrap_or_default().to_owned();
+    let exists = inner
+        .pulls
+        .iter()
+        .any(|p| p.repo == full && p.head == head && p.state == "open");
+    if exists {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "A pull request already exists",
+        );
+    }
+    if head_sha(&inner.repos[&full].1, &head).is_empty() {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Validation Failed: head does not exist",
+        );
+    }
+    let number = inner.pulls.len() as u64 + 1;
+    let pull = PullState {
+        number,
+        repo: full,
+        head,
+        base: body["base"].as_str().unwrap_or("main").to_owned(),
+        title: body["title"].as_str().unwrap_or_default().to_owned(),
+        body: body["body"].as_str().unwrap_or_default().to_owned(),
+        state: "open".into(),
+        merged: false,
+        draft: body["draft"].as_bool().unwrap_or(false),
+        labels: Vec::new(),
+        reviewers: Vec::new(),
+        team_reviewers: Vec::new(),
+        assignees: Vec::new(),
+        comments: Vec::new(),
+    };
+    inner.pulls.push(pull.clone());
+    (StatusCode::CREATED, Json(pull_json(&inner, &pull))).into_response()
+}
+
+fn with_pull(
+    inner: &Shared,
+    full: &str,
+    number: u64,
+    change: impl FnOnce(&mut PullState),
+) -> Response {
+    let mut inner = inner.lock().unwrap();
+    let Some(pull) = inner
+        .pulls
+        .iter_mut()
+        .find(|p| p.repo == full && p.number == number)
+    else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    change(pull);
+    let pull = pull.clone();
+    Json(pull_json(&inner, &pull)).into_response()
+}
+
+async fn update_pull(
+    State(inner): State<Shared>,
+    Path((owner, name, number)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let full = format!("{owner}/{name}");
+    if let Err(r) = enter(
+        &inner,
+        "PATCH",
+        format!("/repos/{full}/pulls/{number}"),
+        &headers,
+    ) {
+        return *r;
+    }
+    with_pull(&inner, &full, number, |p| {
+        if let Some(t) = body["title"].as_str() {
+            p.title = t.to_owned();
+        }
+        if let Some(b) = body["body"].as_str() {
+            p.body = b.to_owned();
+        }
+        if let Some(s) = body["state"].as_str() {
+            p.state = s.to_owned();
+        }
+    })
+}
+
+async fn comment(
+    State(inner): State<Shared>,
+    Path((owner, name, number)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let full = format!("{owner}/{name}");
+    if let Err(r) = enter(
+        &inner,
+        "POST",
+        format!("/repos/{full}/issues/{number}/comments"),
+        &headers,
+    ) {
+        return *r;
+    }
+    let text = body["body"].as_str().unwrap_or_default().to_owned();
+    let response = with_pull(&inner, &full, number, |p| p.comments.push(text.clone()));
+    if response.status() != StatusCode::OK {
+        return response;
+    }
+    (
+        StatusCode::CREATED,
+        Json(json!({"id": 1, "body": text, "user": {"login": "repin[bot]"}})),
+    )
+        .into_response()
+}
+
+async fn list_comments(
+    State(inner): State<Shared>,
+    Path((owner, name, number)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+) -> Response {
+    let full = format!("{owner}/{name}");
+    if let Err(r) = enter(
+        &inner,
+        "GET",
+        format!("/repos/{full}/issues/{number}/comments"),
+        &headers,
+    ) {
+        return *r;
+    }
+    let inner = inner.lock().unwrap();
+    let Some(pull) = inner
+        .pulls
+        .iter()
+        .find(|p| p.repo == full && p.number == number)
+    else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let list: Vec<Value> = pull
+        .comments
+        .iter()
+        .map(|c| json!({"id": 1, "body": c}))
+        .collect();
+    Json(list).into_response()
+}
+
+async fn labels(
+    State(inner): State<Shared>,
+    Path((owner, name, number)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let full = format!("{owner}/{name}");
+    if let Err(r) = enter(
+        &inner,
+        "POST",
+        format!("/repos/{full}/issues/{number}/labels"),
+        &headers,
+    ) {
+        return *r;
+    }
+    let names: Vec<String> = body["labels"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l.as_str().map(str::to_owned))
+        .collect();
+    with_pull(&inner, &full, number, |p| p.labels.extend(names.clone()));
+    Json(names.iter().map(|n| json!({"name": n})).collect::<Vec<_>>()).into_response()
+}
+
+async fn reviewers(
+    State(inner): State<Shared>,
+    Path((owner, name, number)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let full = format!("{owner}/{name}");
+    if let Err(r) = enter(
+        &inner,
+        "POST",
+        format!("/repos/{full}/pulls/{number}/requested_reviewers"),
+        &headers,
+    ) {
+        return *r;
+    }
+    let list = |key: &str| -> Vec<String> {
+        body[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    };
+    let (people, teams) = (list("reviewers"), list("team_reviewers"));
+    let response = with_pull(&inner, &full, number, |p| {
+        p.reviewers.extend(people);
+        p.team_reviewers.extend(teams);
+    });
+    (StatusCode::CREATED, response).into_response()
+}
+
+async fn assignees(
+    State(inner): State<Shared>,
+    Path((owner, name, number)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let full = format!("{owner}/{name}");
+    if let Err(r) = enter(
+        &inner,
+        "POST",
+        format!("/repos/{full}/issues/{number}/assignees"),
+        &headers,
+    ) {
+        return *r;
+    }
+    let people: Vec<String> = body["assignees"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    let response = with_pull(&inner, &full, number, |p| p.assignees.extend(people));
+    (StatusCode::CREATED, response).into_response()
+}

@@ -191,3 +191,124 @@ async fn pull_requests_are_opened_and_kept_right() {
         "human change\n"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_max_open_and_merged_elsewhere() {
+    let reg = Registry::start(Auth::Open);
+    let mut pusher = Pusher::new(&reg);
+    let host = reg.host.clone();
+    let mut old = Vec::new();
+    let mut new = Vec::new();
+    for repo in ["one", "two"] {
+        old.push(
+            pusher
+                .single(repo, "1", "linux/amd64", Flavor::Oci, "a")
+                .await,
+        );
+        new.push(
+            pusher
+                .single(repo, "1", "linux/amd64", Flavor::Oci, "b")
+                .await,
+        );
+    }
+    let git_server = GitServer::start();
+    let dockerfile = format!(
+        "FROM {host}/one:1@{}\nFROM {host}/two:1@{}\n",
+        old[0], old[1]
+    );
+    git_server.repo("acme/api", &[("Dockerfile", &dockerfile)]);
+    let fake = FakeGitHub::start().await;
+    fake.add_repo(&git_server, "acme/api");
+    let state_dir = tempfile::tempdir().unwrap();
+    let state = state_dir.path().join("state.redb");
+    let bare = git_server.path("acme/api");
+    let branches = || git(&bare, &["branch", "--list", "repin/*"]);
+
+    // A dry run says what it would do and writes nothing, remote or local.
+    let out = repin_env(
+        Path::new("."),
+        &[
+            "run",
+            "--repo",
+            "acme/api",
+            "--dry-run",
+            "--state",
+            state.to_str().unwrap(),
+        ],
+        &[
+            ("GITHUB_TOKEN", TOKEN),
+            ("GITHUB_API_URL", fake.url.as_str()),
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stderr.matches("would open").count(),
+        2,
+        "{}",
+        out.stderr
+    );
+    assert_eq!(fake.writes(), 0);
+    assert_eq!(branches(), "");
+
+    // max_open 1: one PR now.
+    let out = repin_env(
+        Path::new("."),
+        &[
+            "run",
+            "--repo",
+            "acme/api",
+            "--max-open",
+            "1",
+            "--state",
+            state.to_str().unwrap(),
+        ],
+        &[
+            ("GITHUB_TOKEN", TOKEN),
+            ("GITHUB_API_URL", fake.url.as_str()),
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("max_open (1) reached"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(fake.pulls().len(), 1);
+
+    // Someone updates main with the same digest by hand: the PR is closed, its branch
+    // deleted, and the other image gets its PR.
+    let work = tempfile::tempdir().unwrap();
+    git(work.path(), &["clone", "-q", bare.to_str().unwrap(), "w"]);
+    let w = work.path().join("w");
+    let first = &fake.pulls()[0];
+    let (fixed_old, fixed_new) = if first.body.contains(&new[0]) {
+        (&old[0], &new[0])
+    } else {
+        (&old[1], &new[1])
+    };
+    std::fs::write(
+        w.join("Dockerfile"),
+        dockerfile.replace(fixed_old, fixed_new),
+    )
+    .unwrap();
+    git(&w, &["commit", "-qam", "bump by hand"]);
+    git(&w, &["push", "-q", "origin", "main"]);
+    let out = run(&fake, &state, "acme/api");
+    assert!(
+        out.stdout.contains("opened [2], updated [], closed [1]"),
+        "{}",
+        out.stdout
+    );
+    let pulls = fake.pulls();
+    assert_eq!(pulls[0].state, "closed");
+    assert!(!pulls[0].merged);
+    assert_eq!(
+        pulls[0].comments,
+        vec!["The default branch already has these digests; closing."]
+    );
+    assert_eq!(
+        branches().lines().count(),
+        1,
+        "the closed PR's branch is deleted"
+    );
+}

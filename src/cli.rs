@@ -36,9 +36,23 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// A repository to process (`owner/name`). Repeatable.
-    #[arg(long = "repo", value_name = "OWNER/NAME", required = true)]
+    /// A repository to process (`owner/name`). Repeatable. With `--app`, a glob that
+    /// limits the installations' repositories (`acme/*`); without, required.
+    #[arg(
+        long = "repo",
+        value_name = "OWNER/NAME",
+        required_unless_present = "app"
+    )]
     pub repos: Vec<String>,
+    /// Run as a GitHub App over every installation and its repositories.
+    #[arg(long)]
+    pub app: bool,
+    /// The App's ID.
+    #[arg(long, env = "GITHUB_APP_ID", required_if_eq("app", "true"))]
+    pub app_id: Option<u64>,
+    /// A file holding the App's private key (PEM); else `REPIN_GITHUB_APP_KEY` holds it.
+    #[arg(long, env = "REPIN_GITHUB_APP_KEY_FILE", value_name = "FILE")]
+    pub app_key_file: Option<PathBuf>,
     /// The environment variable holding the GitHub token.
     #[arg(long, default_value = "GITHUB_TOKEN", value_name = "NAME")]
     pub token_env: String,

@@ -233,16 +233,58 @@ async fn digest_command(args: DigestArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
+/// The (client, repository) pairs a run covers: one token client for `--repo`s, or
+/// every App installation's repositories (limited by the `--repo` globs).
+async fn run_targets(
+    args: &RunArgs,
+) -> anyhow::Result<Vec<(Arc<repin::forge::github::GitHub>, String)>> {
     use repin::forge::github::GitHub;
+    if !args.app {
+        let token = std::env::var(&args.token_env)
+            .ok()
+            .filter(|t| !t.is_empty())
+            .with_context(|| format!("environment variable {} is not set", args.token_env))?;
+        let token = repin::secret::Secret::new(token);
+        let mut out = Vec::new();
+        for full_name in &args.repos {
+            // A client per repository, so the call count is per repository.
+            out.push((
+                Arc::new(GitHub::new(&args.api_url, &token)?),
+                full_name.clone(),
+            ));
+        }
+        return Ok(out);
+    }
+    let key = match &args.app_key_file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading the App key {}", path.display()))?,
+        None => std::env::var("REPIN_GITHUB_APP_KEY")
+            .context("set --app-key-file or REPIN_GITHUB_APP_KEY")?,
+    };
+    let app_id = args
+        .app_id
+        .context("--app needs --app-id (or GITHUB_APP_ID)")?;
+    let app = repin::forge::app::App::new(&args.api_url, app_id, &repin::secret::Secret::new(key))?;
+    let mut filter = globset::GlobSetBuilder::new();
+    for pattern in &args.repos {
+        filter.add(globset::Glob::new(pattern).with_context(|| format!("--repo {pattern}"))?);
+    }
+    let filter = filter.build()?;
+    let mut out = Vec::new();
+    for installation in app.installations().await? {
+        let gh = Arc::new(app.installation(installation.id)?);
+        for full_name in gh.installation_repositories().await? {
+            if args.repos.is_empty() || filter.is_match(&full_name) {
+                out.push((Arc::clone(&gh), full_name));
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
     use repin::forge::run::{RunOptions, run_repo};
-    let token = std::env::var(&args.token_env)
-        .ok()
-        .filter(|t| !t.is_empty())
-        .with_context(|| format!("environment variable {} is not set", args.token_env))?;
-    let token = repin::secret::Secret::new(token);
     let opts = RunOptions {
-        token: token.clone(),
         author: repin::git::Identity {
             name: args.author_name.clone(),
             email: args.author_email.clone(),
@@ -253,19 +295,22 @@ async fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
         state: args.policy.state.clone(),
         insecure: args.registry.insecure.clone(),
     };
+    let targets = run_targets(&args).await?;
     let work = tempfile::tempdir().context("creating a work folder")?;
     let (mut opened, mut updated, mut closed, mut failed) = (0, 0, 0, 0);
-    for full_name in &args.repos {
-        // A client per repository, so the call count is per repository.
-        let gh = GitHub::new(&args.api_url, &token)?;
-        match run_repo(&gh, full_name, &opts, work.path()).await {
+    for (gh, full_name) in &targets {
+        let before = gh.calls();
+        match run_repo(gh, full_name, &opts, work.path()).await {
             Ok(summary) => {
                 for note in &summary.notes {
                     eprintln!("{full_name}: {note}");
                 }
                 println!(
                     "{full_name}: opened {:?}, updated {:?}, closed {:?} ({} GitHub API calls)",
-                    summary.opened, summary.updated, summary.closed, summary.api_calls
+                    summary.opened,
+                    summary.updated,
+                    summary.closed,
+                    gh.calls() - before
                 );
                 opened += summary.opened.len();
                 updated += summary.updated.len();
@@ -279,7 +324,7 @@ async fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     println!(
         "{} repositories, {opened} pull requests opened, {updated} updated, {closed} closed, {failed} failed",
-        args.repos.len()
+        targets.len()
     );
     Ok(if failed > 0 {
         ExitCode::from(2)

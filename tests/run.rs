@@ -312,3 +312,155 @@ async fn dry_run_max_open_and_merged_elsewhere() {
         "the closed PR's branch is deleted"
     );
 }
+
+/// An RSA key pair made with `openssl`: (private PEM, public PEM path).
+fn app_key(dir: &Path) -> (String, std::path::PathBuf) {
+    let private = dir.join("app.pem");
+    let public = dir.join("app.pub.pem");
+    let ok = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "openssl {args:?}");
+    };
+    ok(&[
+        "genrsa",
+        "-traditional",
+        "-out",
+        private.to_str().unwrap(),
+        "2048",
+    ]);
+    ok(&[
+        "rsa",
+        "-in",
+        private.to_str().unwrap(),
+        "-pubout",
+        "-out",
+        public.to_str().unwrap(),
+    ]);
+    (std::fs::read_to_string(&private).unwrap(), public)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn app_mode_across_two_installations() {
+    let reg = Registry::start(Auth::Open);
+    let mut pusher = Pusher::new(&reg);
+    let host = reg.host.clone();
+    let old = pusher
+        .single("app", "1", "linux/amd64", Flavor::Oci, "a")
+        .await;
+    let new = pusher
+        .single("app", "1", "linux/amd64", Flavor::Oci, "b")
+        .await;
+    let git_server = GitServer::start();
+    let dockerfile = format!("FROM {host}/app:1@{old}\n");
+    let fake = FakeGitHub::start().await;
+    for repo in ["acme/one", "acme/two", "globex/three"] {
+        git_server.repo(repo, &[("Dockerfile", &dockerfile)]);
+        fake.add_repo(&git_server, repo);
+    }
+    let keys = tempfile::tempdir().unwrap();
+    let (private, public) = app_key(keys.path());
+    fake.enable_app(4242, &public);
+    fake.add_installation(1, "acme", &["acme/one", "acme/two"]);
+    fake.add_installation(2, "globex", &["globex/three"]);
+    let state = keys.path().join("state.redb");
+    let out = repin_env(
+        Path::new("."),
+        &[
+            "run",
+            "--app",
+            "--app-id",
+            "4242",
+            "--state",
+            state.to_str().unwrap(),
+        ],
+        &[
+            ("REPIN_GITHUB_APP_KEY", private.as_str()),
+            ("GITHUB_API_URL", fake.url.as_str()),
+        ],
+    );
+    assert_eq!(
+        out.code, 0,
+        "stdout: {}\nstderr: {}",
+        out.stdout, out.stderr
+    );
+    assert!(
+        out.stdout
+            .ends_with("3 repositories, 3 pull requests opened, 0 updated, 0 closed, 0 failed\n"),
+        "{}",
+        out.stdout
+    );
+    let pulls = fake.pulls();
+    let repos: Vec<&str> = pulls.iter().map(|p| p.repo.as_str()).collect();
+    assert_eq!(repos, vec!["acme/one", "acme/two", "globex/three"]);
+    for repo in ["acme/one", "acme/two", "globex/three"] {
+        let bare = git_server.path(repo);
+        assert_eq!(
+            git(&bare, &["show", &format!("{}:Dockerfile", pulls[0].head)]),
+            format!("FROM {host}/app:1@{new}\n")
+        );
+    }
+    // Tokens were minted per installation, with a verified JWT.
+    let minted: Vec<String> = fake
+        .calls()
+        .into_iter()
+        .filter(|(_, p)| p.ends_with("/access_tokens"))
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(minted.len(), 2, "{minted:?}");
+
+    // A repository glob limits the run; a wrong key is refused.
+    let out = repin_env(
+        Path::new("."),
+        &[
+            "run",
+            "--app",
+            "--app-id",
+            "4242",
+            "--repo",
+            "globex/*",
+            "--dry-run",
+            "--state",
+            state.to_str().unwrap(),
+        ],
+        &[
+            ("REPIN_GITHUB_APP_KEY", private.as_str()),
+            ("GITHUB_API_URL", fake.url.as_str()),
+        ],
+    );
+    assert!(
+        out.stdout
+            .ends_with("1 repositories, 0 pull requests opened, 0 updated, 0 closed, 0 failed\n"),
+        "{}",
+        out.stdout
+    );
+    let other_dir = tempfile::tempdir().unwrap();
+    let (other, _) = app_key(other_dir.path());
+    let out = repin_env(
+        Path::new("."),
+        &[
+            "run",
+            "--app",
+            "--app-id",
+            "4242",
+            "--state",
+            state.to_str().unwrap(),
+        ],
+        &[
+            ("REPIN_GITHUB_APP_KEY", other.as_str()),
+            ("GITHUB_API_URL", fake.url.as_str()),
+        ],
+    );
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.starts_with("error: GitHub list installations:"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("PRIVATE KEY"),
+        "the key must never be shown"
+    );
+}

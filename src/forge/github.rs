@@ -82,10 +82,18 @@ pub struct NewPull<'a> {
     pub draft: bool,
 }
 
-/// A GitHub client for one token.
+/// Where the token for git pushes comes from.
+enum GitToken {
+    Fixed(Secret),
+    /// An App installation's token, which octocrab fetches and refreshes.
+    Installation,
+}
+
+/// A GitHub client for one token or App installation.
 pub struct GitHub {
     client: octocrab::Octocrab,
     calls: AtomicUsize,
+    git_token: GitToken,
 }
 
 impl GitHub {
@@ -103,7 +111,61 @@ impl GitHub {
         Ok(Self {
             client,
             calls: AtomicUsize::new(0),
+            git_token: GitToken::Fixed(token.clone()),
         })
+    }
+
+    /// A client acting as an App installation (from [`super::app::App::installation`]).
+    #[must_use]
+    pub fn for_installation(client: octocrab::Octocrab) -> Self {
+        Self {
+            client,
+            calls: AtomicUsize::new(0),
+            git_token: GitToken::Installation,
+        }
+    }
+
+    /// The token for git over HTTPS: the fixed token, or the installation's, refreshed
+    /// when it has less than five minutes left.
+    ///
+    /// # Errors
+    /// [`Error::Api`] when an installation token cannot be had.
+    pub async fn git_token(&self) -> Result<Secret, Error> {
+        match &self.git_token {
+            GitToken::Fixed(token) => Ok(token.clone()),
+            GitToken::Installation => {
+                use secrecy::ExposeSecret as _;
+                self.count();
+                let token = self
+                    .client
+                    .installation_token_with_buffer(chrono::Duration::minutes(5))
+                    .await
+                    .map_err(api("installation token"))?;
+                Ok(Secret::new(token.expose_secret()))
+            }
+        }
+    }
+
+    /// The repositories an App installation can reach (`owner/name`).
+    ///
+    /// # Errors
+    /// [`Error::Api`].
+    pub async fn installation_repositories(&self) -> Result<Vec<String>, Error> {
+        #[derive(Deserialize)]
+        struct Page {
+            repositories: Vec<Named>,
+        }
+        #[derive(Deserialize)]
+        struct Named {
+            full_name: String,
+        }
+        self.count();
+        let page: Page = self
+            .client
+            .get("/installation/repositories", Some(&[("per_page", "100")]))
+            .await
+            .map_err(api("list installation repositories"))?;
+        Ok(page.repositories.into_iter().map(|r| r.full_name).collect())
     }
 
     /// API calls made so far.

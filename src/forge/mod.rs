@@ -2,6 +2,7 @@
 //! branch, commit message, title and body (with the bot's state hidden in it); the GitHub
 //! client and the run loop come next.
 
+pub mod app;
 pub mod github;
 pub mod pr;
 pub mod run;

@@ -25,7 +25,6 @@ use crate::forge::pr::{self, PrState};
 use crate::git::{self, Identity, Lease, Remote};
 use crate::job::{self, JobOptions, Outcome};
 use crate::policy::ChangeSet;
-use crate::secret::Secret;
 
 /// Marks the one comment repin leaves on a branch a person took over.
 const HANDS_OFF: &str = "<!-- repin: hands-off -->";
@@ -48,7 +47,6 @@ pub enum Error {
 /// Settings of a run that are not per repository.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    pub token: Secret,
     pub author: Identity,
     pub max_open: usize,
     pub dry_run: bool,
@@ -65,7 +63,6 @@ pub struct RepoSummary {
     pub closed: Vec<u64>,
     /// Human-readable lines for the log (and the dry run's report).
     pub notes: Vec<String>,
-    pub api_calls: usize,
 }
 
 fn is_repin_pull(pull: &Pull) -> Option<PrState> {
@@ -86,7 +83,7 @@ pub async fn run_repo(
     let repo = gh.repo(full_name).await?;
     let remote = Remote {
         url: repo.clone_url.clone(),
-        token: Some(opts.token.clone()),
+        token: Some(gh.git_token().await?),
     };
     let dir = work.join(pr::slug(full_name));
     let clone = git::clone_shallow(&remote, &repo.default_branch, &dir)?;
@@ -281,7 +278,6 @@ pub async fn run_repo(
         }
         summary.closed.push(pull.number);
     }
-    summary.api_calls = gh.calls();
     Ok(summary)
 }
 

@@ -1,7 +1,8 @@
 //! git over smart HTTP for tests: `git http-backend` (CGI) behind a tiny HTTP/1.1 server
 //! on a loopback port, serving bare repositories from a temporary folder. Pushes and
-//! fetches need `Authorization: Basic` with the user `x-access-token` and [`TOKEN`], as
-//! GitHub's installation tokens do; anything else gets a 401 challenge.
+//! fetches need `Authorization: Basic` with the user `x-access-token` and [`TOKEN`] (or
+//! an installation token of the fake GitHub), as GitHub's tokens do; anything else gets a
+//! 401 challenge.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -156,11 +157,16 @@ fn serve(stream: TcpStream, root: &Path, backend: &Path) {
         body
     };
     let mut stream = stream;
-    let expected = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{TOKEN}"))
-    );
-    if header("authorization").as_deref() != Some(expected.as_str()) {
+    // The fixed token, or any App installation token the fake GitHub hands out.
+    let given = header("authorization")
+        .and_then(|v| v.strip_prefix("Basic ").map(str::to_owned))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .and_then(|b| String::from_utf8(b).ok())
+        .unwrap_or_default();
+    let token_ok = given
+        .strip_prefix("x-access-token:")
+        .is_some_and(|t| t == TOKEN || t.starts_with("ghs_installation_"));
+    if !token_ok {
         let _ = write!(
             stream,
             "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"

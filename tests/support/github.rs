@@ -41,6 +41,15 @@ struct Inner {
     repos: HashMap<String, (String, PathBuf)>,
     pulls: Vec<PullState>,
     calls: Vec<(String, String)>,
+    /// The App: its ID and public key file (JWTs are verified with `openssl`).
+    app: Option<(u64, PathBuf)>,
+    /// Installation ID → (account, repositories).
+    installations: Vec<(u64, String, Vec<String>)>,
+}
+
+/// The token the fake hands out for an installation.
+pub fn installation_token(id: u64) -> String {
+    format!("ghs_installation_{id}")
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -78,6 +87,9 @@ impl FakeGitHub {
                 "/repos/{owner}/{repo}/issues/{number}/assignees",
                 post(assignees),
             )
+            .route("/app/installations", get(installations))
+            .route("/app/installations/{id}/access_tokens", post(access_token))
+            .route("/installation/repositories", get(installation_repositories))
             .with_state(Arc::clone(&inner));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -97,6 +109,21 @@ impl FakeGitHub {
             full_name.to_owned(),
             (git.url(full_name), git.path(full_name)),
         );
+    }
+
+    /// Makes the fake a GitHub App host: JWTs must be signed by the key whose public half
+    /// is at `public_key`, with `iss` = `app_id`.
+    pub fn enable_app(&self, app_id: u64, public_key: &std::path::Path) {
+        self.inner.lock().unwrap().app = Some((app_id, public_key.to_path_buf()));
+    }
+
+    /// Installs the App on an account with access to `repos`.
+    pub fn add_installation(&self, id: u64, account: &str, repos: &[&str]) {
+        self.inner.lock().unwrap().installations.push((
+            id,
+            account.to_owned(),
+            repos.iter().map(|r| (*r).to_owned()).collect(),
+        ));
     }
 
     pub fn pulls(&self) -> Vec<PullState> {
@@ -141,11 +168,80 @@ impl FakeGitHub {
     }
 }
 
-fn authorized(headers: &HeaderMap) -> bool {
-    headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == format!("Bearer {TOKEN}") || v == format!("token {TOKEN}"))
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("authorization")?.to_str().ok()?;
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("token "))
+        .map(str::to_owned)
+}
+
+/// The fixed token reaches every repository; an installation token only its own.
+fn authorized(inner: &Inner, headers: &HeaderMap, repo: Option<&str>) -> bool {
+    let Some(token) = bearer(headers) else {
+        return false;
+    };
+    token == TOKEN
+        || inner.installations.iter().any(|(id, _, repos)| {
+            token == installation_token(*id) && repo.is_none_or(|r| repos.iter().any(|x| x == r))
+        })
+}
+
+/// Verifies an App JWT: RS256 over `header.payload` by the App's key, `iss` the App ID,
+/// not expired.
+fn app_jwt_ok(inner: &Inner, headers: &HeaderMap) -> bool {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (Some((app_id, public_key)), Some(jwt)) = (&inner.app, bearer(headers)) else {
+        return false;
+    };
+    let parts: Vec<&str> = jwt.split('.').collect();
+    if parts.len() != 3 {
+        return false;
+    }
+    let decode = |p: &str| URL_SAFE_NO_PAD.decode(p).ok();
+    let (Some(header), Some(claims), Some(signature)) =
+        (decode(parts[0]), decode(parts[1]), decode(parts[2]))
+    else {
+        return false;
+    };
+    let header: Value = serde_json::from_slice(&header).unwrap_or_default();
+    let claims: Value = serde_json::from_slice(&claims).unwrap_or_default();
+    let iss_ok = claims["iss"].as_u64() == Some(*app_id)
+        || claims["iss"].as_str() == Some(&app_id.to_string());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let exp_ok = claims["exp"].as_u64().is_some_and(|e| e > now);
+    if header["alg"] != "RS256" || !iss_ok || !exp_ok {
+        return false;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sig = dir.path().join("sig");
+    std::fs::write(&sig, signature).unwrap();
+    let mut child = std::process::Command::new("openssl")
+        .args([
+            "dgst",
+            "-sha256",
+            "-verify",
+            public_key.to_str().unwrap(),
+            "-signature",
+            sig.to_str().unwrap(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{}.{}", parts[0], parts[1]).as_bytes())
+        .unwrap();
+    child.wait().unwrap().success()
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
@@ -163,8 +259,12 @@ fn enter(
     path: String,
     headers: &HeaderMap,
 ) -> Result<(), Box<Response>> {
-    inner.lock().unwrap().calls.push((method.to_owned(), path));
-    if authorized(headers) {
+    let mut guard = inner.lock().unwrap();
+    let repo = path
+        .strip_prefix("/repos/")
+        .map(|rest| rest.splitn(3, '/').take(2).collect::<Vec<_>>().join("/"));
+    guard.calls.push((method.to_owned(), path));
+    if authorized(&guard, headers, repo.as_deref()) {
         Ok(())
     } else {
         Err(Box::new(error(StatusCode::UNAUTHORIZED, "Bad credentials")))
@@ -488,4 +588,86 @@ async fn assignees(
         .collect();
     let response = with_pull(&inner, &full, number, |p| p.assignees.extend(people));
     (StatusCode::CREATED, response).into_response()
+}
+
+async fn installations(State(inner): State<Shared>, headers: HeaderMap) -> Response {
+    let mut guard = inner.lock().unwrap();
+    guard
+        .calls
+        .push(("GET".into(), "/app/installations".into()));
+    if !app_jwt_ok(&guard, &headers) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "A JSON web token could not be decoded",
+        );
+    }
+    let app_id = guard.app.as_ref().map(|a| a.0);
+    let list: Vec<Value> = guard
+        .installations
+        .iter()
+        .map(|(id, account, _)| {
+            json!({
+                "id": id,
+                "account": {"login": account, "id": id, "type": "Organization"},
+                "app_id": app_id,
+                "target_type": "Organization",
+                "repository_selection": "selected",
+                "access_tokens_url": format!("https://api.github.com/app/installations/{id}/access_tokens"),
+                "permissions": {"contents": "write", "pull_requests": "write"},
+            })
+        })
+        .collect();
+    Json(list).into_response()
+}
+
+async fn access_token(
+    State(inner): State<Shared>,
+    Path(id): Path<u64>,
+    headers: HeaderMap,
+) -> Response {
+    let mut guard = inner.lock().unwrap();
+    guard.calls.push((
+        "POST".into(),
+        format!("/app/installations/{id}/access_tokens"),
+    ));
+    if !app_jwt_ok(&guard, &headers) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "A JSON web token could not be decoded",
+        );
+    }
+    if !guard.installations.iter().any(|(i, _, _)| *i == id) {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    }
+    let expires = chrono::Utc::now() + chrono::Duration::hours(1);
+    (
+        StatusCode::CREATED,
+        Json(json!({
+            "token": installation_token(id),
+            "expires_at": expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "permissions": {"contents": "write", "pull_requests": "write"},
+            "repository_selection": "selected",
+        })),
+    )
+        .into_response()
+}
+
+async fn installation_repositories(State(inner): State<Shared>, headers: HeaderMap) -> Response {
+    let mut guard = inner.lock().unwrap();
+    guard
+        .calls
+        .push(("GET".into(), "/installation/repositories".into()));
+    let token = bearer(&headers).unwrap_or_default();
+    let Some((_, _, repos)) = guard
+        .installations
+        .iter()
+        .find(|(id, _, _)| token == installation_token(*id))
+    else {
+        return error(StatusCode::UNAUTHORIZED, "Bad credentials");
+    };
+    let list: Vec<Value> = repos
+        .iter()
+        .map(|r| json!({"full_name": r, "name": r.split('/').nth(1), "private": false}))
+        .collect();
+    Json(json!({"total_count": list.len(), "repositories": list})).into_response()
 }

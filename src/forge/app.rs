@@ -1,0 +1,69 @@
+//! GitHub App authentication: the App's private key signs an RS256 JWT (octocrab does
+//! it per request), which lists the App's installations and mints installation tokens;
+//! each installation gets a [`GitHub`] client whose token octocrab refreshes before it
+//! expires.
+
+use serde::Deserialize;
+
+use super::github::{Error, GitHub};
+use crate::secret::Secret;
+
+/// An installation of the App.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Installation {
+    pub id: u64,
+    pub account: Account,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Account {
+    pub login: String,
+}
+
+/// A GitHub App.
+pub struct App {
+    client: octocrab::Octocrab,
+}
+
+impl App {
+    /// # Errors
+    /// [`Error::Setup`] for a key that is not an RSA PEM or a bad URL.
+    pub fn new(base_url: &str, app_id: u64, private_key_pem: &Secret) -> Result<Self, Error> {
+        let key =
+            octocrab::jsonwebtoken::EncodingKey::from_rsa_pem(private_key_pem.expose().as_bytes())
+                .map_err(|_| Error::Setup("the App private key is not an RSA key in PEM".into()))?;
+        let client = octocrab::Octocrab::builder()
+            .base_uri(base_url)
+            .map_err(|e| Error::Setup(e.to_string()))?
+            .app(octocrab::models::AppId(app_id), key)
+            .build()
+            .map_err(|e| Error::Setup(e.to_string()))?;
+        Ok(Self { client })
+    }
+
+    /// Every installation of the App.
+    ///
+    /// # Errors
+    /// [`Error::Api`].
+    pub async fn installations(&self) -> Result<Vec<Installation>, Error> {
+        self.client
+            .get("/app/installations", Some(&[("per_page", "100")]))
+            .await
+            .map_err(|e| Error::Api {
+                what: "list installations",
+                message: e.to_string(),
+            })
+    }
+
+    /// A client acting as one installation.
+    ///
+    /// # Errors
+    /// [`Error::Setup`].
+    pub fn installation(&self, id: u64) -> Result<GitHub, Error> {
+        let client = self
+            .client
+            .installation(octocrab::models::InstallationId(id))
+            .map_err(|e| Error::Setup(e.to_string()))?;
+        Ok(GitHub::for_installation(client))
+    }
+}

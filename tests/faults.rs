@@ -279,3 +279,47 @@ async fn challenge_is_learned_once_per_registry() {
     }
     // `expect(1)` on /v2/ is verified when the server drops.
 }
+
+#[tokio::test]
+async fn github_rate_limits_are_waited_out_within_bounds() {
+    use repin::forge::github::GitHub;
+    use repin::secret::Secret;
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/app"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/app"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "full_name": "acme/app", "default_branch": "main", "clone_url": "https://example.com/acme/app.git"
+        })))
+        .mount(&server)
+        .await;
+    // A secondary limit far in the future fails at once instead of hanging.
+    let reset = (chrono::Utc::now().timestamp() + 3600).to_string();
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/slow"))
+        .respond_with(
+            ResponseTemplate::new(403)
+                .insert_header("x-ratelimit-remaining", "0")
+                .insert_header("x-ratelimit-reset", reset.as_str())
+                .set_body_json(serde_json::json!({"message": "API rate limit exceeded"})),
+        )
+        .mount(&server)
+        .await;
+    let gh = GitHub::new(&server.uri(), &Secret::new("t")).unwrap();
+    let started = std::time::Instant::now();
+    let repo = gh.repo("acme/app").await.unwrap();
+    assert_eq!(repo.default_branch, "main");
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(gh.calls(), 2);
+    let err = gh.repo("acme/slow").await.unwrap_err().to_string();
+    assert!(
+        err.starts_with("GitHub get repository: rate limited (HTTP 403)"),
+        "{err}"
+    );
+    assert_eq!(gh.calls(), 3);
+}

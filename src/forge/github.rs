@@ -3,6 +3,7 @@
 //! model cannot break a run). Every call is counted, for the API budget.
 //!
 //! GitHub Enterprise Server works through the base URL (`https://ghe.example.com/api/v3`).
+//! Rate limits (primary and secondary) are waited out, bounded; see [`rate_limit_wait`].
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -29,6 +30,42 @@ fn api(what: &'static str) -> impl Fn(octocrab::Error) -> Error {
         };
         Error::Api { what, message }
     }
+}
+
+/// Longest wait for a rate limit to reset before a call gives up.
+pub const MAX_RATE_LIMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+/// Attempts per call when rate limited.
+const RATE_LIMIT_ATTEMPTS: u32 = 3;
+
+/// How long to wait before retrying a rate-limited response, `None` if it is not one.
+/// `now` is Unix seconds.
+#[must_use]
+pub fn rate_limit_wait(
+    status: http::StatusCode,
+    headers: &http::HeaderMap,
+    now: i64,
+) -> Option<std::time::Duration> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let retry_after = header("retry-after").and_then(|v| v.parse::<u64>().ok());
+    let exhausted = header("x-ratelimit-remaining") == Some("0");
+    let limited = status == http::StatusCode::TOO_MANY_REQUESTS
+        || (status == http::StatusCode::FORBIDDEN && (exhausted || retry_after.is_some()));
+    if !limited {
+        return None;
+    }
+    if let Some(secs) = retry_after {
+        return Some(std::time::Duration::from_secs(secs));
+    }
+    let reset = header("x-ratelimit-reset").and_then(|v| v.parse::<i64>().ok());
+    // Secondary limits without headers: GitHub asks for at least a minute.
+    Some(std::time::Duration::from_secs(
+        reset.map_or(60, |r| u64::try_from(r - now).unwrap_or(0) + 1),
+    ))
 }
 
 /// A repository as `run` needs it.
@@ -159,12 +196,14 @@ impl GitHub {
         struct Named {
             full_name: String,
         }
-        self.count();
         let page: Page = self
-            .client
-            .get("/installation/repositories", Some(&[("per_page", "100")]))
-            .await
-            .map_err(api("list installation repositories"))?;
+            .call(
+                "list installation repositories",
+                http::Method::GET,
+                "/installation/repositories?per_page=100",
+                None,
+            )
+            .await?;
         Ok(page.repositories.into_iter().map(|r| r.full_name).collect())
     }
 
@@ -178,14 +217,79 @@ impl GitHub {
         self.calls.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// One REST call, with GitHub's rate limits honoured: a 429, or a 403 that says the
+    /// primary or secondary limit was hit, waits for `Retry-After` or until
+    /// `x-ratelimit-reset`, up to [`MAX_RATE_LIMIT_WAIT`] (longer fails at once), then
+    /// tries again (at most [`RATE_LIMIT_ATTEMPTS`] times).
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &'static str,
+        method: http::Method,
+        route: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<T, Error> {
+        let fail = |message: String| Error::Api { what, message };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.count();
+            let response = match method {
+                http::Method::POST => self.client._post(route, body).await,
+                http::Method::PATCH => self.client._patch(route, body).await,
+                _ => self.client._get(route).await,
+            }
+            .map_err(api(what))?;
+            let status = response.status();
+            if status.is_success() {
+                let text = self
+                    .client
+                    .body_to_string(response)
+                    .await
+                    .map_err(api(what))?;
+                return serde_json::from_str(&text)
+                    .map_err(|e| fail(format!("unexpected response: {e}")));
+            }
+            let wait = rate_limit_wait(status, response.headers(), chrono::Utc::now().timestamp());
+            let text = self
+                .client
+                .body_to_string(response)
+                .await
+                .unwrap_or_default();
+            let message = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            match wait {
+                Some(wait) if wait <= MAX_RATE_LIMIT_WAIT && attempt < RATE_LIMIT_ATTEMPTS => {
+                    tracing::warn!(
+                        what,
+                        wait_secs = wait.as_secs(),
+                        "GitHub rate limit; waiting"
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+                Some(wait) => {
+                    return Err(fail(format!(
+                        "rate limited (HTTP {}), reset in {}s; gave up after {attempt} attempts",
+                        status.as_u16(),
+                        wait.as_secs()
+                    )));
+                }
+                None => return Err(fail(format!("{message} ({})", status.as_u16()))),
+            }
+        }
+    }
+
     /// # Errors
     /// [`Error::Api`].
     pub async fn repo(&self, full_name: &str) -> Result<Repo, Error> {
-        self.count();
-        self.client
-            .get(format!("/repos/{full_name}"), None::<&()>)
-            .await
-            .map_err(api("get repository"))
+        self.call(
+            "get repository",
+            http::Method::GET,
+            &format!("/repos/{full_name}"),
+            None,
+        )
+        .await
     }
 
     /// Every pull request of the repository (open and closed), newest first.
@@ -193,24 +297,22 @@ impl GitHub {
     /// # Errors
     /// [`Error::Api`].
     pub async fn pulls(&self, full_name: &str) -> Result<Vec<Pull>, Error> {
-        self.count();
-        self.client
-            .get(
-                format!("/repos/{full_name}/pulls"),
-                Some(&[("state", "all"), ("per_page", "100")]),
-            )
+        let route = format!("/repos/{full_name}/pulls?state=all&per_page=100");
+        self.call("list pull requests", http::Method::GET, &route, None)
             .await
-            .map_err(api("list pull requests"))
     }
 
     /// # Errors
     /// [`Error::Api`].
     pub async fn create_pull(&self, full_name: &str, new: &NewPull<'_>) -> Result<Pull, Error> {
-        self.count();
-        self.client
-            .post(format!("/repos/{full_name}/pulls"), Some(new))
-            .await
-            .map_err(api("create pull request"))
+        let body = serde_json::to_value(new).unwrap_or_default();
+        self.call(
+            "create pull request",
+            http::Method::POST,
+            &format!("/repos/{full_name}/pulls"),
+            Some(&body),
+        )
+        .await
     }
 
     /// Sets a pull request's title and body, or closes it (`state: "closed"`).
@@ -223,25 +325,24 @@ impl GitHub {
         number: u64,
         patch: &serde_json::Value,
     ) -> Result<Pull, Error> {
-        self.count();
-        self.client
-            .patch(format!("/repos/{full_name}/pulls/{number}"), Some(patch))
-            .await
-            .map_err(api("update pull request"))
+        let route = format!("/repos/{full_name}/pulls/{number}");
+        self.call(
+            "update pull request",
+            http::Method::PATCH,
+            &route,
+            Some(patch),
+        )
+        .await
     }
 
     /// # Errors
     /// [`Error::Api`].
     pub async fn comment(&self, full_name: &str, number: u64, body: &str) -> Result<(), Error> {
-        self.count();
+        let route = format!("/repos/{full_name}/issues/{number}/comments");
+        let body = serde_json::json!({ "body": body });
         let _: serde_json::Value = self
-            .client
-            .post(
-                format!("/repos/{full_name}/issues/{number}/comments"),
-                Some(&serde_json::json!({ "body": body })),
-            )
-            .await
-            .map_err(api("comment"))?;
+            .call("comment", http::Method::POST, &route, Some(&body))
+            .await?;
         Ok(())
     }
 
@@ -275,15 +376,11 @@ impl GitHub {
         number: u64,
         labels: &[String],
     ) -> Result<(), Error> {
-        self.count();
+        let route = format!("/repos/{full_name}/issues/{number}/labels");
+        let body = serde_json::json!({ "labels": labels });
         let _: serde_json::Value = self
-            .client
-            .post(
-                format!("/repos/{full_name}/issues/{number}/labels"),
-                Some(&serde_json::json!({ "labels": labels })),
-            )
-            .await
-            .map_err(api("add labels"))?;
+            .call("add labels", http::Method::POST, &route, Some(&body))
+            .await?;
         Ok(())
     }
 
@@ -296,15 +393,11 @@ impl GitHub {
         reviewers: &[String],
         teams: &[String],
     ) -> Result<(), Error> {
-        self.count();
+        let route = format!("/repos/{full_name}/pulls/{number}/requested_reviewers");
+        let body = serde_json::json!({ "reviewers": reviewers, "team_reviewers": teams });
         let _: serde_json::Value = self
-            .client
-            .post(
-                format!("/repos/{full_name}/pulls/{number}/requested_reviewers"),
-                Some(&serde_json::json!({ "reviewers": reviewers, "team_reviewers": teams })),
-            )
-            .await
-            .map_err(api("request reviewers"))?;
+            .call("request reviewers", http::Method::POST, &route, Some(&body))
+            .await?;
         Ok(())
     }
 
@@ -316,15 +409,59 @@ impl GitHub {
         number: u64,
         assignees: &[String],
     ) -> Result<(), Error> {
-        self.count();
+        let route = format!("/repos/{full_name}/issues/{number}/assignees");
+        let body = serde_json::json!({ "assignees": assignees });
         let _: serde_json::Value = self
-            .client
-            .post(
-                format!("/repos/{full_name}/issues/{number}/assignees"),
-                Some(&serde_json::json!({ "assignees": assignees })),
-            )
-            .await
-            .map_err(api("add assignees"))?;
+            .call("add assignees", http::Method::POST, &route, Some(&body))
+            .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn rate_limit_waits() {
+        use std::time::Duration;
+        let now = 1_000;
+        let wait = |status: u16, h: &[(&'static str, &str)]| {
+            rate_limit_wait(
+                http::StatusCode::from_u16(status).unwrap(),
+                &headers(h),
+                now,
+            )
+        };
+        assert_eq!(
+            wait(429, &[("retry-after", "7")]),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            wait(
+                403,
+                &[
+                    ("x-ratelimit-remaining", "0"),
+                    ("x-ratelimit-reset", "1030")
+                ]
+            ),
+            Some(Duration::from_secs(31))
+        );
+        assert_eq!(
+            wait(403, &[("retry-after", "2")]),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(wait(429, &[]), Some(Duration::from_secs(60)));
+        // A 403 that is about permissions is not a rate limit.
+        assert_eq!(wait(403, &[("x-ratelimit-remaining", "4999")]), None);
+        assert_eq!(wait(404, &[]), None);
     }
 }

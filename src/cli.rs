@@ -62,6 +62,10 @@ pub struct RunArgs {
     /// Print what would be pushed and opened; touch nothing remote.
     #[arg(long)]
     pub dry_run: bool,
+    /// Make commits through GitHub's Git Data API so GitHub signs them (for repositories
+    /// that require signed commits).
+    #[arg(long)]
+    pub commit_via_api: bool,
     /// At most this many open repin pull requests per repository.
     #[arg(long, default_value_t = 10)]
     pub max_open: usize,

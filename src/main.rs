@@ -294,6 +294,7 @@ async fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
         service: load_service(args.policy.config.as_deref())?,
         state: args.policy.state.clone(),
         insecure: args.registry.insecure.clone(),
+        commit_via_api: args.commit_via_api,
     };
     let targets = run_targets(&args).await?;
     let work = tempfile::tempdir().context("creating a work folder")?;

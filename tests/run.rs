@@ -464,3 +464,90 @@ async fn app_mode_across_two_installations() {
         "the key must never be shown"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn commits_through_the_git_data_api_when_asked() {
+    let reg = Registry::start(Auth::Open);
+    let mut pusher = Pusher::new(&reg);
+    let host = reg.host.clone();
+    let a = pusher
+        .single("app", "1", "linux/amd64", Flavor::Oci, "a")
+        .await;
+    let b = pusher
+        .single("app", "1", "linux/amd64", Flavor::Oci, "b")
+        .await;
+    let git_server = GitServer::start();
+    let dockerfile = format!("FROM {host}/app:1@{a}\n");
+    git_server.repo(
+        "acme/signed",
+        &[("build/Dockerfile", &dockerfile), ("README.md", "x\n")],
+    );
+    let fake = FakeGitHub::start().await;
+    fake.add_repo(&git_server, "acme/signed");
+    let state_dir = tempfile::tempdir().unwrap();
+    let state = state_dir.path().join("state.redb");
+    let bare = git_server.path("acme/signed");
+    let args = [
+        "run",
+        "--repo",
+        "acme/signed",
+        "--commit-via-api",
+        "--state",
+        state.to_str().unwrap(),
+    ];
+    let env = [
+        ("GITHUB_TOKEN", TOKEN),
+        ("GITHUB_API_URL", fake.url.as_str()),
+    ];
+
+    let out = repin_env(Path::new("."), &args, &env);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let pr = fake.pulls()[0].clone();
+    // The commit was made by GitHub (signed there), on top of main, with the edit.
+    assert_eq!(
+        git(&bare, &["log", "-1", "--format=%an|%cn|%s", &pr.head]),
+        format!(
+            "repin[bot]|GitHub|Update {host}/app:1 digest to {}\n",
+            &b[7..14]
+        )
+    );
+    assert_eq!(
+        git(&bare, &["show", &format!("{}:build/Dockerfile", pr.head)]),
+        format!("FROM {host}/app:1@{b}\n")
+    );
+    assert_eq!(
+        git(&bare, &["rev-parse", &format!("{}^", pr.head)]),
+        git(&bare, &["rev-parse", "main"])
+    );
+    let api: Vec<String> = fake
+        .calls()
+        .into_iter()
+        .filter(|(_, p)| p.contains("/git/"))
+        .map(|(m, p)| format!("{m} {p}"))
+        .collect();
+    assert_eq!(
+        api,
+        vec![
+            "POST /repos/acme/signed/git/blobs".to_owned(),
+            "POST /repos/acme/signed/git/trees".into(),
+            "POST /repos/acme/signed/git/commits".into(),
+            format!("GET /repos/acme/signed/git/ref/heads/{}", pr.head),
+            "POST /repos/acme/signed/git/refs".into(),
+        ]
+    );
+
+    // The tag moves: the branch is moved through the API too, and the PR updated.
+    let c = pusher
+        .single("app", "1", "linux/amd64", Flavor::Oci, "c")
+        .await;
+    let out = repin_env(Path::new("."), &args, &env);
+    assert!(out.stdout.contains("updated [1]"), "{}", out.stdout);
+    assert_eq!(
+        git(&bare, &["show", &format!("{}:build/Dockerfile", pr.head)]),
+        format!("FROM {host}/app:1@{c}\n")
+    );
+    assert_eq!(
+        git(&bare, &["log", "-1", "--format=%cn", &pr.head]),
+        "GitHub\n"
+    );
+}

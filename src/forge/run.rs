@@ -53,6 +53,8 @@ pub struct RunOptions {
     pub service: Option<ServiceConfig>,
     pub state: Option<std::path::PathBuf>,
     pub insecure: Vec<String>,
+    /// Make commits through GitHub's Git Data API, so GitHub signs them.
+    pub commit_via_api: bool,
 }
 
 /// What happened in one repository.
@@ -150,7 +152,7 @@ pub async fn run_repo(
                     .as_deref()
                     .and_then(|c| git2::Oid::from_str(c).ok())
                     .map_or(Lease::Absent, Lease::At);
-                let Some(commit) = build(&clone, base, &outcome, set, &state, opts)? else {
+                let Some(prepared) = build(&clone, base, &outcome, set, &state, opts)? else {
                     continue;
                 };
                 if opts.dry_run {
@@ -159,8 +161,15 @@ pub async fn run_repo(
                         .push(format!("{branch}: would update #{}", pull.number));
                     continue;
                 }
-                git::push(&clone, &remote, commit, &branch, lease)?;
-                let state = with_commit(state, commit);
+                let target = Target {
+                    gh,
+                    full_name,
+                    clone: &clone,
+                    remote: &remote,
+                    base,
+                };
+                let sha = publish(&target, &prepared, &branch, lease, opts).await?;
+                let state = with_commit(state, sha);
                 let patch = serde_json::json!({
                     "title": pr::title(&state, &set.settings),
                     "body": pr::body(&state),
@@ -176,7 +185,7 @@ pub async fn run_repo(
                     ));
                     continue;
                 }
-                let Some(commit) = build(&clone, base, &outcome, set, &state, opts)? else {
+                let Some(prepared) = build(&clone, base, &outcome, set, &state, opts)? else {
                     continue;
                 };
                 if opts.dry_run {
@@ -204,8 +213,15 @@ pub async fn run_repo(
                         continue;
                     }
                 };
-                git::push(&clone, &remote, commit, &branch, lease)?;
-                let state = with_commit(state, commit);
+                let target = Target {
+                    gh,
+                    full_name,
+                    clone: &clone,
+                    remote: &remote,
+                    base,
+                };
+                let sha = publish(&target, &prepared, &branch, lease, opts).await?;
+                let state = with_commit(state, sha);
                 let title = pr::title(&state, &set.settings);
                 let body = pr::body(&state);
                 let pr_settings = &set.settings.pr;
@@ -281,9 +297,69 @@ pub async fn run_repo(
     Ok(summary)
 }
 
-fn with_commit(mut state: PrState, commit: git2::Oid) -> PrState {
-    state.commit = Some(commit.to_string());
+fn with_commit(mut state: PrState, sha: String) -> PrState {
+    state.commit = Some(sha);
     state
+}
+
+/// Where a change set's commit goes.
+struct Target<'a> {
+    gh: &'a GitHub,
+    full_name: &'a str,
+    clone: &'a git2::Repository,
+    remote: &'a Remote,
+    base: git2::Oid,
+}
+
+/// Puts the prepared commit on `branch` (if the lease holds): pushed with git, or made
+/// again through GitHub's Git Data API so that GitHub signs it (`commit_via_api`).
+/// Returns the branch's new commit.
+async fn publish(
+    t: &Target<'_>,
+    prepared: &Prepared,
+    branch: &str,
+    lease: Lease,
+    opts: &RunOptions,
+) -> Result<String, Error> {
+    if !opts.commit_via_api {
+        git::push(t.clone, t.remote, prepared.commit, branch, lease)?;
+        return Ok(prepared.commit.to_string());
+    }
+    let git_err = |e: git2::Error| git::Error::Git {
+        op: "read tree",
+        message: e.message().to_owned(),
+    };
+    let base_tree = t
+        .clone
+        .find_commit(t.base)
+        .and_then(|c| c.tree())
+        .map_err(git_err)?;
+    let files: Vec<github::ApiFile> = prepared
+        .files
+        .iter()
+        .map(|(path, content)| {
+            let mode = base_tree
+                .get_path(Path::new(path))
+                .map_or(0o100_644, |e| e.filemode());
+            (path.clone(), format!("{mode:o}"), content.clone())
+        })
+        .collect();
+    let sha =
+        t.gh.commit_via_api(
+            t.full_name,
+            &t.base.to_string(),
+            &base_tree.id().to_string(),
+            &files,
+            &prepared.message,
+        )
+        .await?;
+    let lease = match lease {
+        Lease::Absent => None,
+        Lease::At(oid) => Some(oid.to_string()),
+    };
+    t.gh.set_branch(t.full_name, branch, &sha, lease.as_deref())
+        .await?;
+    Ok(sha)
 }
 
 /// Whether every reference a PR proposed is current in this run's check.
@@ -330,6 +406,13 @@ async fn hands_off(
     Ok(())
 }
 
+/// A change set's commit, made locally, and what it holds.
+struct Prepared {
+    commit: git2::Oid,
+    files: Vec<(String, Vec<u8>)>,
+    message: String,
+}
+
 /// The commit for a change set: the default branch's tree with the members' files edited
 /// (spliced and verified by re-scanning). `None` when no file changes.
 fn build(
@@ -339,7 +422,7 @@ fn build(
     set: &ChangeSet,
     state: &PrState,
     opts: &RunOptions,
-) -> Result<Option<git2::Oid>, Error> {
+) -> Result<Option<Prepared>, Error> {
     let plan: BTreeMap<String, Vec<edit::Edit>> =
         crate::update::plan(&outcome.checked, std::slice::from_ref(set));
     let mut files = Vec::new();
@@ -356,11 +439,10 @@ fn build(
         return Ok(None);
     }
     let message = pr::commit_message(state, &set.settings);
-    Ok(Some(git::commit_files(
-        clone,
-        base,
-        &files,
-        &message,
-        &opts.author,
-    )?))
+    let commit = git::commit_files(clone, base, &files, &message, &opts.author)?;
+    Ok(Some(Prepared {
+        commit,
+        files,
+        message,
+    }))
 }

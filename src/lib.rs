@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! config ─┐
-//! source ─► scan ─► check (resolve) ─► policy (decide) ─► update (edit) ─► (deliver: later)
+//! source ─► scan ─► check (resolve) ─► policy (decide) ─► update (edit) | run (git + PR)
 //! ```
 //!
 //! - [`imageref`]: the reference grammar. `ImageRef`, `Digest` and `Platform`: parse,
@@ -37,6 +37,11 @@
 //! - [`check`]: findings + registry → a status per reference (`current`, `outdated`, …).
 //! - [`update`] plans digest edits per file; [`edit`] splices them, re-scans to verify,
 //!   and writes atomically: the one place files change.
+//! - [`git`]: git2 — shallow clone, commit on a parent, push and delete with a lease.
+//! - [`forge`]: pull requests. [`forge::pr`] renders a change set (branch, commit,
+//!   title, body with hidden state); [`forge::github`] is the GitHub client (octocrab,
+//!   rate limits, Git Data API); [`forge::app`] App auth; [`forge::run`] keeps one PR per
+//!   change set right.
 //! - [`secret`]: a string that never prints. [`progress`]: the stderr progress line.
 //! - [`output`]: the `--format text|json` renderings (stdout is data, stderr is logs).
 //! - [`cli`]: the clap definitions; `main.rs` dispatches and maps errors to exit codes.

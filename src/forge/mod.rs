@@ -1,6 +1,11 @@
-//! Forges: where change sets become pull requests. [`pr`] renders a change set as a
-//! branch, commit message, title and body (with the bot's state hidden in it); the GitHub
-//! client and the run loop come next.
+//! Forges: where change sets become pull requests.
+//!
+//! - [`pr`]: a change set as a branch, commit message, title and body, with the bot's
+//!   state hidden in the body.
+//! - [`github`]: the GitHub REST client (octocrab underneath), every call counted and
+//!   rate limits waited out; the Git Data API for commits GitHub signs.
+//! - [`app`]: GitHub App authentication (JWT, installations, installation tokens).
+//! - [`run`]: per repository, clone, run the job, and keep the pull requests right.
 
 pub mod app;
 pub mod github;

@@ -478,9 +478,15 @@ async fn commits_through_the_git_data_api_when_asked() {
         .await;
     let git_server = GitServer::start();
     let dockerfile = format!("FROM {host}/app:1@{a}\n");
+    // A prefix without `/`: the OpenAPI lane's proxy cannot route a `/` inside `{ref}`.
+    let config = "[update]\nbranch_prefix = \"repin-\"\n";
     git_server.repo(
         "acme/signed",
-        &[("build/Dockerfile", &dockerfile), ("README.md", "x\n")],
+        &[
+            ("build/Dockerfile", &dockerfile),
+            ("README.md", "x\n"),
+            (".repin.toml", config),
+        ],
     );
     let fake = FakeGitHub::start().await;
     fake.add_repo(&git_server, "acme/signed");

@@ -49,10 +49,7 @@ impl App {
         self.client
             .get("/app/installations", Some(&[("per_page", "100")]))
             .await
-            .map_err(|e| Error::Api {
-                what: "list installations",
-                message: e.to_string(),
-            })
+            .map_err(super::github::api("list installations"))
     }
 
     /// A client acting as one installation.

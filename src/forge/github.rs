@@ -20,7 +20,7 @@ pub enum Error {
     Setup(String),
 }
 
-fn api(what: &'static str) -> impl Fn(octocrab::Error) -> Error {
+pub(crate) fn api(what: &'static str) -> impl Fn(octocrab::Error) -> Error {
     move |e| {
         let message = match &e {
             octocrab::Error::GitHub { source, .. } => {
@@ -257,8 +257,13 @@ impl GitHub {
                 .unwrap_or_default();
             let message = serde_json::from_str::<serde_json::Value>(&text)
                 .ok()
-                .and_then(|v| v["message"].as_str().map(str::to_owned))
-                .unwrap_or_default();
+                .and_then(|v| {
+                    let message = v["message"].as_str().or(v["title"].as_str())?.to_owned();
+                    let detail = v["detail"].as_str().map(|d| format!(": {d}"));
+                    let errors = v.get("validation").map(|e| format!(" {e}"));
+                    Some(message + &detail.unwrap_or_default() + &errors.unwrap_or_default())
+                })
+                .unwrap_or_else(|| text.chars().take(300).collect());
             match wait {
                 Some(wait) if wait <= MAX_RATE_LIMIT_WAIT && attempt < RATE_LIMIT_ATTEMPTS => {
                     tracing::warn!(

@@ -56,9 +56,64 @@ type Shared = Arc<Mutex<Inner>>;
 
 /// A running fake GitHub.
 pub struct FakeGitHub {
+    /// Where clients go: the fake, or the OpenAPI-validating proxy in front of it.
     pub url: String,
     inner: Shared,
     _server: tokio::task::JoinHandle<()>,
+    proxy: Option<std::process::Child>,
+}
+
+impl Drop for FakeGitHub {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.proxy {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The OpenAPI lane: with `REPIN_TEST_OPENAPI` naming a folder where
+/// `@stoplight/prism-cli@5.14.2` and `@octokit/openapi` are installed (see
+/// `scripts/openapi-lane`), every fake starts behind `prism proxy --errors`, which checks
+/// each request the bot sends and each response the fake returns against GitHub's
+/// OpenAPI description and turns any violation into an error response.
+fn start_prism(upstream: &str) -> Option<(String, std::process::Child)> {
+    let dir = PathBuf::from(std::env::var_os("REPIN_TEST_OPENAPI")?);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let spec = dir.join("node_modules/@octokit/openapi/generated/api.github.com.json");
+    let log = std::fs::File::create(dir.join(format!("prism-{port}.log"))).ok()?;
+    let child = std::process::Command::new("timeout")
+        .arg("600")
+        .arg(dir.join("node_modules/.bin/prism"))
+        .args([
+            "proxy",
+            spec.to_str()?,
+            upstream,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--errors",
+        ])
+        .stdout(log.try_clone().ok()?)
+        .stderr(log)
+        .spawn()
+        .expect("start prism");
+    let mut child = child;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::time::Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some((format!("http://127.0.0.1:{port}"), child));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("prism did not start; see {}", dir.display());
 }
 
 impl FakeGitHub {
@@ -108,10 +163,15 @@ impl FakeGitHub {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
+        let (url, proxy) = match start_prism(&url) {
+            Some((proxied, child)) => (proxied, Some(child)),
+            None => (url, None),
+        };
         Self {
             url,
             inner,
             _server: server,
+            proxy,
         }
     }
 
@@ -298,6 +358,61 @@ fn head_sha(bare: &std::path::Path, branch: &str) -> String {
         .unwrap_or_default()
 }
 
+/// In the OpenAPI lane, answers are shaped on the description's own example of each
+/// response (`$REPIN_TEST_OPENAPI/examples/<name>.json`), with the fake's values merged
+/// over it; otherwise they carry the fake's values only.
+fn shaped(example: &str, value: Value) -> Value {
+    let Some(dir) = std::env::var_os("REPIN_TEST_OPENAPI") else {
+        return value;
+    };
+    let path = PathBuf::from(dir)
+        .join("examples")
+        .join(format!("{example}.json"));
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        panic!("no OpenAPI example {}", path.display());
+    };
+    let template: Value = serde_json::from_str(&text).unwrap();
+    match (template, value) {
+        // A list answer: every item shaped on the example's first item.
+        (Value::Array(items), Value::Array(values)) => {
+            let item = items.into_iter().next().unwrap_or(Value::Null);
+            Value::Array(values.into_iter().map(|v| merge(item.clone(), v)).collect())
+        }
+        (template, value) => merge(template, value),
+    }
+}
+
+/// The repository example describes a fork; ours are not, and carry every key the
+/// description requires.
+fn not_a_fork(mut repo: Value) -> Value {
+    if let Value::Object(map) = &mut repo {
+        for key in ["source", "parent", "template_repository"] {
+            map.remove(key);
+        }
+        map.entry("language").or_insert(Value::Null);
+    }
+    repo
+}
+
+/// `value` over `template`, objects merged key by key.
+fn merge(template: Value, value: Value) -> Value {
+    match (template, value) {
+        (Value::Object(mut t), Value::Object(v)) => {
+            for (k, val) in v {
+                let base = t.remove(&k).unwrap_or(Value::Null);
+                t.insert(k, merge(base, val));
+            }
+            Value::Object(t)
+        }
+        // An array of objects: each item over the example's first item.
+        (Value::Array(t), Value::Array(v)) => {
+            let item = t.into_iter().next().unwrap_or(Value::Null);
+            Value::Array(v.into_iter().map(|x| merge(item.clone(), x)).collect())
+        }
+        (_, value) => value,
+    }
+}
+
 fn pull_json(inner: &Inner, p: &PullState) -> Value {
     let bare = &inner.repos[&p.repo].1;
     let (owner, _) = p.repo.split_once('/').unwrap();
@@ -335,12 +450,15 @@ async fn repo(
     }
     let inner = inner.lock().unwrap();
     match inner.repos.get(&full) {
-        Some((clone_url, _)) => Json(json!({
-            "id": 42, "node_id": "R_1", "name": name, "full_name": full,
-            "owner": {"login": owner, "id": 7, "type": "Organization"},
-            "private": false, "html_url": format!("https://github.com/{full}"),
-            "clone_url": clone_url, "default_branch": "main", "archived": false,
-        }))
+        Some((clone_url, _)) => Json(not_a_fork(shaped(
+            "full-repository-default-response",
+            json!({
+                "id": 42, "node_id": "R_1", "name": name, "full_name": full,
+                "owner": {"login": owner, "id": 7, "type": "Organization"},
+                "private": false, "html_url": format!("https://github.com/{full}"),
+                "clone_url": clone_url, "default_branch": "main", "archived": false,
+            }),
+        )))
         .into_response(),
         None => error(StatusCode::NOT_FOUND, "Not Found"),
     }
@@ -365,7 +483,7 @@ async fn list_pulls(
         .filter(|p| p.repo == full && (state == "all" || p.state == state))
         .map(|p| pull_json(&inner, p))
         .collect();
-    Json(list).into_response()
+    Json(shaped("pull-request-simple-items", Value::Array(list))).into_response()
 }
 
 async fn create_pull(
@@ -414,13 +532,18 @@ async fn create_pull(
         comments: Vec::new(),
     };
     inner.pulls.push(pull.clone());
-    (StatusCode::CREATED, Json(pull_json(&inner, &pull))).into_response()
+    (
+        StatusCode::CREATED,
+        Json(shaped("pull-request", pull_json(&inner, &pull))),
+    )
+        .into_response()
 }
 
 fn with_pull(
     inner: &Shared,
     full: &str,
     number: u64,
+    example: &str,
     change: impl FnOnce(&mut PullState),
 ) -> Response {
     let mut inner = inner.lock().unwrap();
@@ -433,7 +556,7 @@ fn with_pull(
     };
     change(pull);
     let pull = pull.clone();
-    Json(pull_json(&inner, &pull)).into_response()
+    Json(shaped(example, pull_json(&inner, &pull))).into_response()
 }
 
 async fn update_pull(
@@ -451,7 +574,7 @@ async fn update_pull(
     ) {
         return *r;
     }
-    with_pull(&inner, &full, number, |p| {
+    with_pull(&inner, &full, number, "pull-request", |p| {
         if let Some(t) = body["title"].as_str() {
             p.title = t.to_owned();
         }
@@ -480,13 +603,18 @@ async fn comment(
         return *r;
     }
     let text = body["body"].as_str().unwrap_or_default().to_owned();
-    let response = with_pull(&inner, &full, number, |p| p.comments.push(text.clone()));
+    let response = with_pull(&inner, &full, number, "pull-request", |p| {
+        p.comments.push(text.clone());
+    });
     if response.status() != StatusCode::OK {
         return response;
     }
     (
         StatusCode::CREATED,
-        Json(json!({"id": 1, "body": text, "user": {"login": "repin[bot]"}})),
+        Json(shaped(
+            "issue-comment",
+            json!({"id": 1, "body": text, "user": {"login": "repin[bot]"}}),
+        )),
     )
         .into_response()
 }
@@ -518,7 +646,7 @@ async fn list_comments(
         .iter()
         .map(|c| json!({"id": 1, "body": c}))
         .collect();
-    Json(list).into_response()
+    Json(shaped("issue-comment-items", Value::Array(list))).into_response()
 }
 
 async fn labels(
@@ -542,8 +670,11 @@ async fn labels(
         .flatten()
         .filter_map(|l| l.as_str().map(str::to_owned))
         .collect();
-    with_pull(&inner, &full, number, |p| p.labels.extend(names.clone()));
-    Json(names.iter().map(|n| json!({"name": n})).collect::<Vec<_>>()).into_response()
+    with_pull(&inner, &full, number, "pull-request", |p| {
+        p.labels.extend(names.clone());
+    });
+    let list = names.iter().map(|n| json!({"name": n})).collect::<Vec<_>>();
+    Json(shaped("label-items", Value::Array(list))).into_response()
 }
 
 async fn reviewers(
@@ -570,7 +701,7 @@ async fn reviewers(
             .collect()
     };
     let (people, teams) = (list("reviewers"), list("team_reviewers"));
-    let response = with_pull(&inner, &full, number, |p| {
+    let response = with_pull(&inner, &full, number, "pull-request-review-request", |p| {
         p.reviewers.extend(people);
         p.team_reviewers.extend(teams);
     });
@@ -598,7 +729,9 @@ async fn assignees(
         .flatten()
         .filter_map(|v| v.as_str().map(str::to_owned))
         .collect();
-    let response = with_pull(&inner, &full, number, |p| p.assignees.extend(people));
+    let response = with_pull(&inner, &full, number, "issue", |p| {
+        p.assignees.extend(people);
+    });
     (StatusCode::CREATED, response).into_response()
 }
 
@@ -620,7 +753,13 @@ async fn installations(State(inner): State<Shared>, headers: HeaderMap) -> Respo
         .map(|(id, account, _)| {
             json!({
                 "id": id,
-                "account": {"login": account, "id": id, "type": "Organization"},
+                // Enterprise's keys too: prism checks the `anyOf` account by its
+                // last branch.
+                "account": {
+                    "login": account, "id": id, "type": "Organization", "name": account,
+                    "slug": account, "created_at": "2020-01-01T00:00:00Z",
+                    "updated_at": "2020-01-01T00:00:00Z",
+                },
                 "app_id": app_id,
                 "target_type": "Organization",
                 "repository_selection": "selected",
@@ -629,7 +768,7 @@ async fn installations(State(inner): State<Shared>, headers: HeaderMap) -> Respo
             })
         })
         .collect();
-    Json(list).into_response()
+    Json(shaped("base-installation-items", Value::Array(list))).into_response()
 }
 
 async fn access_token(
@@ -654,12 +793,15 @@ async fn access_token(
     let expires = chrono::Utc::now() + chrono::Duration::hours(1);
     (
         StatusCode::CREATED,
-        Json(json!({
-            "token": installation_token(id),
-            "expires_at": expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            "permissions": {"contents": "write", "pull_requests": "write"},
-            "repository_selection": "selected",
-        })),
+        Json(shaped(
+            "installation-token",
+            json!({
+                "token": installation_token(id),
+                "expires_at": expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "permissions": {"contents": "write", "pull_requests": "write"},
+                "repository_selection": "selected",
+            }),
+        )),
     )
         .into_response()
 }
@@ -681,7 +823,8 @@ async fn installation_repositories(State(inner): State<Shared>, headers: HeaderM
         .iter()
         .map(|r| json!({"full_name": r, "name": r.split('/').nth(1), "private": false}))
         .collect();
-    Json(json!({"total_count": list.len(), "repositories": list})).into_response()
+    let page = json!({"total_count": list.len(), "repositories": list});
+    Json(shaped("repository-paginated-2", page)).into_response()
 }
 
 /// Runs git in a bare repository with input on stdin and extra environment; stdout.
@@ -733,12 +876,12 @@ fn git_call(
         .ok_or_else(|| Box::new(error(StatusCode::NOT_FOUND, "Not Found")))
 }
 
-fn created(sha: &str, extra: Value) -> Response {
+fn created(example: &str, sha: &str, extra: Value) -> Response {
     let mut body = json!({"sha": sha, "url": format!("https://api.github.com/git/{sha}")});
     if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
         b.extend(e);
     }
-    (StatusCode::CREATED, Json(body)).into_response()
+    (StatusCode::CREATED, Json(shaped(example, body))).into_response()
 }
 
 async fn create_blob(
@@ -768,7 +911,7 @@ async fn create_blob(
         content.as_bytes().to_vec()
     };
     match git_in(&bare, &["hash-object", "-w", "--stdin"], &bytes, &[]) {
-        Ok(sha) => created(&sha, json!({})),
+        Ok(sha) => created("short-blob", &sha, json!({})),
         Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, &e),
     }
 }
@@ -814,7 +957,7 @@ async fn create_tree(
         }
     }
     match git_in(&bare, &["write-tree"], b"", &env) {
-        Ok(sha) => created(&sha, json!({"truncated": false})),
+        Ok(sha) => created("git-tree", &sha, json!({"truncated": false})),
         Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, &e),
     }
 }
@@ -853,6 +996,7 @@ async fn create_commit(
     ];
     match git_in(&bare, &args, message.as_bytes(), &env) {
         Ok(sha) => created(
+            "git-commit",
             &sha,
             json!({"verification": {"verified": true, "reason": "valid"}}),
         ),
@@ -880,8 +1024,11 @@ async fn get_ref(
     if sha.is_empty() {
         return error(StatusCode::NOT_FOUND, "Not Found");
     }
-    Json(json!({"ref": format!("refs/heads/{branch}"), "object": {"sha": sha, "type": "commit"}}))
-        .into_response()
+    Json(shaped(
+        "git-ref",
+        json!({"ref": format!("refs/heads/{branch}"), "object": {"sha": sha, "type": "commit"}}),
+    ))
+    .into_response()
 }
 
 async fn create_ref(
@@ -910,7 +1057,10 @@ async fn create_ref(
     match git_in(&bare, &["update-ref", reference, sha], b"", &[]) {
         Ok(_) => (
             StatusCode::CREATED,
-            Json(json!({"ref": reference, "object": {"sha": sha, "type": "commit"}})),
+            Json(shaped(
+                "git-ref",
+                json!({"ref": reference, "object": {"sha": sha, "type": "commit"}}),
+            )),
         )
             .into_response(),
         Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, &e),
@@ -936,7 +1086,7 @@ async fn update_ref(
     };
     let sha = body["sha"].as_str().unwrap_or_default();
     match git_in(&bare, &["update-ref", &format!("refs/heads/{branch}"), sha], b"", &[]) {
-        Ok(_) => Json(json!({"ref": format!("refs/heads/{branch}"), "object": {"sha": sha, "type": "commit"}})).into_response(),
+        Ok(_) => Json(shaped("git-ref", json!({"ref": format!("refs/heads/{branch}"), "object": {"sha": sha, "type": "commit"}}))).into_response(),
         Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, &e),
     }
 }

@@ -57,6 +57,8 @@ pub struct Outcome {
     pub warnings: Vec<String>,
     pub store: Option<Store>,
     pub now: u64,
+    /// The run's lookups, for what comes after (PR bodies ask about the new images).
+    pub resolver: Arc<Resolver>,
 }
 
 /// The store path: `--state`, then `REPIN_STATE`, then the service config, then the
@@ -266,6 +268,7 @@ pub async fn run(opts: &JobOptions, tick: &(dyn Fn() + Sync)) -> Result<Outcome,
         warnings,
         store,
         now,
+        resolver,
     })
 }
 

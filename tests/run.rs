@@ -96,6 +96,14 @@ async fn pull_requests_are_opened_and_kept_right() {
         pr.body
     );
     assert!(pr.body.contains("<!-- repin-state: "));
+    // What the new image says about itself: built when, from where, what changed.
+    assert!(
+        pr.body.contains(
+            "built 2026-11-15T10:00:00Z · source: https://github.com/acme/app · changes: https://github.com/acme/app/compare/rev-a...rev-b\n"
+        ),
+        "{}",
+        pr.body
+    );
     assert_eq!(pr.labels, vec!["dependencies"]);
     assert_eq!(pr.reviewers, vec!["octocat"]);
     assert_eq!(

@@ -209,9 +209,63 @@ pub fn title(state: &PrState, settings: &Effective) -> String {
         .replace("{digest}", short(&first.new))
 }
 
-/// The PR body: a table per reference, full digests in a `<details>`, and the state.
+/// What the registry says about images, by digest (for the body; best effort).
+pub type Facts = std::collections::BTreeMap<String, crate::registry::manifest::ImageFacts>;
+
+/// For each distinct new digest: when it was built, its source, and what changed since
+/// the old digest's revision (a compare link for GitHub sources).
+fn images_section(state: &PrState, facts: &Facts) -> String {
+    let mut out = String::new();
+    let mut seen = Vec::new();
+    for r in &state.refs {
+        if seen.contains(&&r.new) {
+            continue;
+        }
+        seen.push(&r.new);
+        let Some(new) = facts.get(&r.new) else {
+            continue;
+        };
+        let mut parts = Vec::new();
+        if let Some(created) = &new.created {
+            parts.push(format!("built {created}"));
+        }
+        if let Some(source) = &new.source {
+            parts.push(format!("source: {source}"));
+            let old_revision = r
+                .old
+                .as_ref()
+                .and_then(|o| facts.get(o))
+                .and_then(|f| f.revision.as_ref());
+            if let (Some(old), Some(new_rev)) = (old_revision, &new.revision)
+                && source.starts_with("https://github.com/")
+                && old != new_rev
+            {
+                parts.push(format!(
+                    "changes: {}/compare/{old}...{new_rev}",
+                    source.trim_end_matches(".git")
+                ));
+            }
+        }
+        if !parts.is_empty() {
+            out.push_str(&format!(
+                "- `{}` → `{}`: {}\n",
+                label(r),
+                short(&r.new),
+                parts.join(" · ")
+            ));
+        }
+    }
+    if out.is_empty() {
+        out
+    } else {
+        format!("**Images**\n\n{out}\n")
+    }
+}
+
+/// The PR body: a table per reference, what is known about the new images, full digests
+/// in a `<details>`, and the state.
 #[must_use]
-pub fn body(state: &PrState) -> String {
+pub fn body(state: &PrState, facts: &Facts) -> String {
     let mut out = String::from("This pull request updates pinned container image digests.\n\n");
     out.push_str("| File | Image | Tag | Digest | Platform |\n| --- | --- | --- | --- | --- |\n");
     for r in &state.refs {
@@ -229,7 +283,9 @@ pub fn body(state: &PrState) -> String {
             r.platform.as_deref().unwrap_or("all (index)"),
         ));
     }
-    out.push_str("\n<details>\n<summary>Full digests</summary>\n\n");
+    out.push('\n');
+    out.push_str(&images_section(state, facts));
+    out.push_str("<details>\n<summary>Full digests</summary>\n\n");
     for r in &state.refs {
         out.push_str(&format!(
             "- `{}:{}`: `{}` → `{}`\n",
@@ -288,8 +344,34 @@ mod tests {
         );
         assert_eq!(title(&state, &settings), "Update node:20 digest to 9f8e7d6");
         insta::assert_snapshot!("commit_message_single", commit_message(&state, &settings));
-        insta::assert_snapshot!("body_single", body(&state));
-        assert_eq!(PrState::parse(&body(&state)), Some(state));
+        insta::assert_snapshot!("body_single", body(&state, &Facts::new()));
+        assert_eq!(PrState::parse(&body(&state, &Facts::new())), Some(state));
+    }
+
+    #[test]
+    fn image_facts_and_compare_links() {
+        use crate::registry::manifest::ImageFacts;
+        let c = checked(&format!("FROM node:20@{OLD}\n"));
+        let members: Vec<&Checked> = c.iter().collect();
+        let state = PrState::of("docker.io/library/node", &members);
+        let mut facts = Facts::new();
+        facts.insert(
+            NEW.into(),
+            ImageFacts {
+                created: Some("2026-11-20T10:00:00Z".into()),
+                source: Some("https://github.com/nodejs/docker-node".into()),
+                revision: Some("bbb222".into()),
+            },
+        );
+        facts.insert(
+            OLD.into(),
+            ImageFacts {
+                revision: Some("aaa111".into()),
+                ..ImageFacts::default()
+            },
+        );
+        let body = body(&state, &facts);
+        assert!(body.contains("- `node:20` → `9f8e7d6c5b4a`: built 2026-11-20T10:00:00Z · source: https://github.com/nodejs/docker-node · changes: https://github.com/nodejs/docker-node/compare/aaa111...bbb222\n"), "{body}");
     }
 
     #[test]

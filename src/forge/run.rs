@@ -170,9 +170,10 @@ pub async fn run_repo(
                 };
                 let sha = publish(&target, &prepared, &branch, lease, opts).await?;
                 let state = with_commit(state, sha);
+                let facts = facts(&outcome, &state).await;
                 let patch = serde_json::json!({
                     "title": pr::title(&state, &set.settings),
-                    "body": pr::body(&state),
+                    "body": pr::body(&state, &facts),
                 });
                 gh.update_pull(full_name, pull.number, &patch).await?;
                 summary.updated.push(pull.number);
@@ -223,7 +224,7 @@ pub async fn run_repo(
                 let sha = publish(&target, &prepared, &branch, lease, opts).await?;
                 let state = with_commit(state, sha);
                 let title = pr::title(&state, &set.settings);
-                let body = pr::body(&state);
+                let body = pr::body(&state, &facts(&outcome, &state).await);
                 let pr_settings = &set.settings.pr;
                 let created = gh
                     .create_pull(
@@ -295,6 +296,30 @@ pub async fn run_repo(
         summary.closed.push(pull.number);
     }
     Ok(summary)
+}
+
+/// What the registry says about the old and new images of a state (best effort: a
+/// failed lookup just leaves the body without that line).
+async fn facts(outcome: &Outcome, state: &PrState) -> pr::Facts {
+    let mut out = pr::Facts::new();
+    for r in &state.refs {
+        let Some((registry, repository)) = r.image.split_once('/') else {
+            continue;
+        };
+        let key = crate::registry::resolve::TagKey {
+            registry: registry.to_owned(),
+            repository: repository.to_owned(),
+            tag: r.tag.clone().unwrap_or_else(|| "latest".into()),
+        };
+        for digest in std::iter::once(&r.new).chain(r.old.as_ref()) {
+            if !out.contains_key(digest)
+                && let Ok(f) = outcome.resolver.facts(&key, digest).await
+            {
+                out.insert(digest.clone(), f);
+            }
+        }
+    }
+    out
 }
 
 fn with_commit(mut state: PrState, sha: String) -> PrState {

@@ -130,6 +130,73 @@ pub fn config_digest(bytes: &[u8]) -> Result<String, String> {
     Ok(manifest.config.digest)
 }
 
+/// What an image says about itself, for a reviewer: when it was built and where its
+/// source is (OCI annotations on the manifest or index, else the config's labels).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageFacts {
+    /// `created` from the config; `None` when absent or the reproducible-build epoch.
+    pub created: Option<String>,
+    /// `org.opencontainers.image.source`.
+    pub source: Option<String>,
+    /// `org.opencontainers.image.revision`.
+    pub revision: Option<String>,
+}
+
+const SOURCE: &str = "org.opencontainers.image.source";
+const REVISION: &str = "org.opencontainers.image.revision";
+
+#[derive(Debug, Default, Deserialize)]
+struct RawAnnotated {
+    #[serde(default)]
+    annotations: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawConfigFacts {
+    #[serde(default)]
+    created: Option<String>,
+    #[serde(default)]
+    config: Option<RawConfigLabels>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawConfigLabels {
+    #[serde(default, rename = "Labels")]
+    labels: Option<std::collections::BTreeMap<String, String>>,
+}
+
+impl ImageFacts {
+    /// Fills what is still missing from a manifest's or index's annotations.
+    pub fn add_annotations(&mut self, manifest: &[u8]) {
+        let raw: RawAnnotated = serde_json::from_slice(manifest).unwrap_or_default();
+        self.source = self
+            .source
+            .take()
+            .or_else(|| raw.annotations.get(SOURCE).cloned());
+        self.revision = self
+            .revision
+            .take()
+            .or_else(|| raw.annotations.get(REVISION).cloned());
+    }
+
+    /// Fills what is still missing from an image config.
+    pub fn add_config(&mut self, config: &[u8]) {
+        let raw: RawConfigFacts = serde_json::from_slice(config).unwrap_or_default();
+        let labels = raw.config.and_then(|c| c.labels).unwrap_or_default();
+        self.source = self.source.take().or_else(|| labels.get(SOURCE).cloned());
+        self.revision = self
+            .revision
+            .take()
+            .or_else(|| labels.get(REVISION).cloned());
+        // Reproducible builds (ko, apko, distroless) write the epoch: not a real time.
+        self.created = self
+            .created
+            .take()
+            .or(raw.created)
+            .filter(|c| !c.starts_with("1970-01-01"));
+    }
+}
+
 /// The platform an image config declares.
 ///
 /// # Errors
@@ -198,6 +265,21 @@ mod tests {
         let p = config_platform(config).unwrap();
         assert_eq!(p.to_string(), "linux/arm/v7");
         assert!(config_digest(b"{}").is_err());
+    }
+
+    #[test]
+    fn image_facts_from_annotations_then_labels() {
+        let mut facts = ImageFacts::default();
+        facts.add_annotations(
+            br#"{"annotations":{"org.opencontainers.image.source":"https://github.com/acme/app"}}"#,
+        );
+        facts.add_config(br#"{"created":"2026-11-20T10:00:00Z","config":{"Labels":{"org.opencontainers.image.source":"https://other","org.opencontainers.image.revision":"abc123"}}}"#);
+        assert_eq!(facts.source.as_deref(), Some("https://github.com/acme/app"));
+        assert_eq!(facts.revision.as_deref(), Some("abc123"));
+        assert_eq!(facts.created.as_deref(), Some("2026-11-20T10:00:00Z"));
+        let mut epoch = ImageFacts::default();
+        epoch.add_config(br#"{"created":"1970-01-01T00:00:00Z"}"#);
+        assert_eq!(epoch.created, None);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 
 use super::client::{Client, Head};
 use super::error::Error;
-use super::manifest::{self, Child, Kind};
+use super::manifest::{self, Child, ImageFacts, Kind};
 use crate::imageref::Platform;
 
 /// A tag to look up.
@@ -93,6 +93,7 @@ pub struct Resolver {
     kinds: Memo<DigestKey, Option<Kind>>,
     platforms: Memo<DigestKey, Platform>,
     children: Memo<DigestKey, Vec<Child>>,
+    facts: Memo<DigestKey, ImageFacts>,
 }
 
 impl Resolver {
@@ -104,6 +105,7 @@ impl Resolver {
             kinds: Memo::new(),
             platforms: Memo::new(),
             children: Memo::new(),
+            facts: Memo::new(),
         })
     }
 
@@ -213,6 +215,45 @@ impl Resolver {
                     platform: platform.to_string(),
                 })
             })
+    }
+
+    /// Created time and source of an image (for PR bodies): the manifest's or index's
+    /// annotations, then the config of the manifest (an index's first child). A few GETs,
+    /// made only when a change is proposed; cached.
+    ///
+    /// # Errors
+    /// The registry's.
+    pub async fn facts(&self, key: &TagKey, digest: &str) -> Shared<ImageFacts> {
+        let dk = Self::digest_key(key, digest);
+        self.facts
+            .get(&dk, || async {
+                let mut facts = ImageFacts::default();
+                let mut fetched = self
+                    .client
+                    .get_manifest(&dk.registry, &dk.repository, &dk.digest)
+                    .await?;
+                facts.add_annotations(&fetched.bytes);
+                if fetched.media_type.as_deref().and_then(Kind::of) == Some(Kind::Index)
+                    && let Some(child) = manifest::index_children(&fetched.bytes)
+                        .ok()
+                        .and_then(|c| c.into_iter().next())
+                {
+                    fetched = self
+                        .client
+                        .get_manifest(&dk.registry, &dk.repository, &child.digest)
+                        .await?;
+                    facts.add_annotations(&fetched.bytes);
+                }
+                if let Ok(config) = manifest::config_digest(&fetched.bytes) {
+                    let blob = self
+                        .client
+                        .get_blob(&dk.registry, &dk.repository, &config)
+                        .await?;
+                    facts.add_config(&blob);
+                }
+                Ok(facts)
+            })
+            .await
     }
 
     fn digest_key(key: &TagKey, digest: &str) -> DigestKey {

@@ -220,7 +220,12 @@ impl<'a> Pusher<'a> {
         let mut config = serde_json::json!({
             "architecture": arch, "os": os,
             "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
-            "config": {"Labels": {"marker": marker}},
+            "created": format!("2026-11-{:02}T10:00:00Z", 1 + marker.bytes().map(u32::from).sum::<u32>() % 28),
+            "config": {"Labels": {
+                "marker": marker,
+                "org.opencontainers.image.source": format!("https://github.com/acme/{}", repo.rsplit('/').next().unwrap()),
+                "org.opencontainers.image.revision": format!("rev-{marker}"),
+            }},
         });
         if let Some(v) = variant {
             config["variant"] = v.into();

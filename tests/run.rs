@@ -487,7 +487,7 @@ async fn commits_through_the_git_data_api_when_asked() {
     let git_server = GitServer::start();
     let dockerfile = format!("FROM {host}/app:1@{a}\n");
     // A prefix without `/`: the OpenAPI lane's proxy cannot route a `/` inside `{ref}`.
-    let config = "[update]\nbranch_prefix = \"repin-\"\n";
+    let config = "[update]\nbranch_prefix = \"repin-\"\nautomerge = true\n";
     git_server.repo(
         "acme/signed",
         &[
@@ -517,6 +517,7 @@ async fn commits_through_the_git_data_api_when_asked() {
     let out = repin_env(Path::new("."), &args, &env);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let pr = fake.pulls()[0].clone();
+    assert!(pr.auto_merge, "GitHub's auto-merge is on");
     // The commit was made by GitHub (signed there), on top of main, with the edit.
     assert_eq!(
         git(&bare, &["log", "-1", "--format=%an|%cn|%s", &pr.head]),

@@ -87,6 +87,9 @@ pub struct Head {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Pull {
     pub number: u64,
+    /// The GraphQL ID (auto-merge is GraphQL-only).
+    #[serde(default)]
+    pub node_id: String,
     pub state: String,
     #[serde(default)]
     pub merged_at: Option<String>,
@@ -420,6 +423,42 @@ impl GitHub {
             .call("add assignees", http::Method::POST, &route, Some(&body))
             .await?;
         Ok(())
+    }
+}
+
+impl GitHub {
+    /// Turns on GitHub's auto-merge for a pull request (squash): it merges itself once
+    /// its checks and reviews pass. GraphQL only; the repository must allow auto-merge.
+    ///
+    /// # Errors
+    /// [`Error::Api`], including GraphQL errors (`auto-merge is not allowed`).
+    pub async fn enable_auto_merge(&self, node_id: &str) -> Result<(), Error> {
+        let body = serde_json::json!({
+            "query": "mutation($id: ID!) { enablePullRequestAutoMerge(input: {pullRequestId: $id, mergeMethod: SQUASH}) { pullRequest { number } } }",
+            "variables": { "id": node_id },
+        });
+        let answer: serde_json::Value = self
+            .call(
+                "enable auto-merge",
+                http::Method::POST,
+                "/graphql",
+                Some(&body),
+            )
+            .await?;
+        match answer
+            .get("errors")
+            .and_then(|e| e.as_array())
+            .and_then(|e| e.first())
+        {
+            Some(error) => Err(Error::Api {
+                what: "enable auto-merge",
+                message: error["message"]
+                    .as_str()
+                    .unwrap_or("GraphQL error")
+                    .to_owned(),
+            }),
+            None => Ok(()),
+        }
     }
 }
 

@@ -251,6 +251,12 @@ pub async fn run_repo(
                     gh.add_assignees(full_name, created.number, assignees)
                         .await?;
                 }
+                if pr_settings.automerge == Some(true) {
+                    // Best effort: a repository may not allow auto-merge; the PR stands.
+                    if let Err(e) = gh.enable_auto_merge(&created.node_id).await {
+                        summary.notes.push(format!("#{}: {e}", created.number));
+                    }
+                }
                 open_count += 1;
                 summary.opened.push(created.number);
             }

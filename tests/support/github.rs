@@ -34,6 +34,7 @@ pub struct PullState {
     pub team_reviewers: Vec<String>,
     pub assignees: Vec<String>,
     pub comments: Vec<String>,
+    pub auto_merge: bool,
 }
 
 #[derive(Default)]
@@ -154,6 +155,7 @@ impl FakeGitHub {
                 "/repos/{owner}/{repo}/git/refs/heads/{*branch}",
                 axum::routing::patch(update_ref),
             )
+            .route("/graphql", post(graphql))
             .route("/app/installations", get(installations))
             .route("/app/installations/{id}/access_tokens", post(access_token))
             .route("/installation/repositories", get(installation_repositories))
@@ -419,9 +421,9 @@ fn pull_json(inner: &Inner, p: &PullState) -> Value {
     json!({
         "url": format!("https://api.github.com/repos/{}/pulls/{}", p.repo, p.number),
         "id": 1000 + p.number,
-        "node_id": format!("PR_{}", p.number),
         "html_url": format!("https://github.com/{}/pull/{}", p.repo, p.number),
         "number": p.number,
+        "node_id": format!("PR_{}_{}", p.repo.replace('/', "_"), p.number),
         "state": p.state,
         "locked": false,
         "title": p.title,
@@ -530,6 +532,7 @@ async fn create_pull(
         team_reviewers: Vec::new(),
         assignees: Vec::new(),
         comments: Vec::new(),
+        auto_merge: false,
     };
     inner.pulls.push(pull.clone());
     (
@@ -1088,5 +1091,37 @@ async fn update_ref(
     match git_in(&bare, &["update-ref", &format!("refs/heads/{branch}"), sha], b"", &[]) {
         Ok(_) => Json(shaped("git-ref", json!({"ref": format!("refs/heads/{branch}"), "object": {"sha": sha, "type": "commit"}}))).into_response(),
         Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, &e),
+    }
+}
+
+/// GraphQL: just `enablePullRequestAutoMerge`, answered in GitHub's GraphQL shape
+/// (errors inside a 200).
+async fn graphql(
+    State(inner): State<Shared>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    if let Err(r) = enter(&inner, "POST", "/graphql".into(), &headers) {
+        return *r;
+    }
+    let query = body["query"].as_str().unwrap_or_default();
+    let id = body["variables"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    if !query.contains("enablePullRequestAutoMerge") {
+        return Json(json!({"errors": [{"message": "unsupported query"}]})).into_response();
+    }
+    let mut guard = inner.lock().unwrap();
+    let found = guard
+        .pulls
+        .iter_mut()
+        .find(|p| format!("PR_{}_{}", p.repo.replace('/', "_"), p.number) == id);
+    match found {
+        Some(p) => {
+            p.auto_merge = true;
+            Json(json!({"data": {"enablePullRequestAutoMerge": {"pullRequest": {"number": p.number}}}})).into_response()
+        }
+        None => Json(json!({"errors": [{"message": format!("Could not resolve to a node with the global id of '{id}'")}]})).into_response(),
     }
 }

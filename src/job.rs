@@ -45,6 +45,9 @@ pub struct JobOptions {
     pub insecure: Vec<String>,
     pub timeout: Option<Duration>,
     pub per_registry: Option<usize>,
+    /// Lookups to share with other jobs (`run` shares one across its repositories);
+    /// `None` makes a resolver for this job.
+    pub resolver: Option<Arc<Resolver>>,
 }
 
 /// What a job found and decided.
@@ -179,6 +182,15 @@ pub fn credentials(service: Option<&ServiceConfig>) -> Result<Credentials, Error
     Ok(Credentials::Layered { fixed, docker })
 }
 
+/// A resolver with the job's transport options and credentials.
+///
+/// # Errors
+/// As [`credentials`], and a client that cannot be set up.
+pub fn resolver_for(opts: &JobOptions) -> Result<Arc<Resolver>, Error> {
+    let client = Client::new(client_options(opts), credentials(opts.service.as_ref())?)?;
+    Ok(Resolver::new(Arc::new(client)))
+}
+
 fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -215,8 +227,10 @@ pub async fn run(opts: &JobOptions, tick: &(dyn Fn() + Sync)) -> Result<Outcome,
     let effective = policy::settings(&found, &policy);
     let pre_held = policy::pre(&found, &effective, &policy);
 
-    let client = Client::new(client_options(opts), credentials(opts.service.as_ref())?)?;
-    let resolver = Resolver::new(Arc::new(client));
+    let resolver = match &opts.resolver {
+        Some(shared) => Arc::clone(shared),
+        None => resolver_for(opts)?,
+    };
     let checked = check::check(&resolver, found, &pre_held, tick).await;
 
     let now = now_secs();

@@ -111,6 +111,7 @@ fn job_options(
         insecure: registry.insecure.clone(),
         timeout: registry.timeout.map(|s| Duration::from_secs(s.max(1))),
         per_registry: registry.per_registry.map(|n| n.max(1)),
+        resolver: None,
     })
 }
 
@@ -295,6 +296,20 @@ async fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
         state: args.policy.state.clone(),
         insecure: args.registry.insecure.clone(),
         commit_via_api: args.commit_via_api,
+        resolver: None,
+    };
+    // One set of lookups for the whole run: a tag shared by many repositories is asked
+    // about once.
+    let shared = job::resolver_for(&JobOptions {
+        service: opts.service.clone(),
+        insecure: opts.insecure.clone(),
+        timeout: args.registry.timeout.map(|s| Duration::from_secs(s.max(1))),
+        per_registry: args.registry.per_registry.map(|n| n.max(1)),
+        ..JobOptions::default()
+    })?;
+    let opts = RunOptions {
+        resolver: Some(shared),
+        ..opts
     };
     let targets = run_targets(&args).await?;
     let work = tempfile::tempdir().context("creating a work folder")?;

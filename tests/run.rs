@@ -410,6 +410,13 @@ async fn app_mode_across_two_installations() {
             format!("FROM {host}/app:1@{new}\n")
         );
     }
+    // Lookups are shared across the run: three repositories, one HEAD for the tag.
+    let heads = reg
+        .requests("repin/")
+        .into_iter()
+        .filter(|r| r.method == "HEAD" && r.path == "/v2/app/manifests/1")
+        .count();
+    assert_eq!(heads, 1);
     // Tokens were minted per installation, with a verified JWT.
     let minted: Vec<String> = fake
         .calls()

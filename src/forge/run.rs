@@ -55,6 +55,8 @@ pub struct RunOptions {
     pub insecure: Vec<String>,
     /// Make commits through GitHub's Git Data API, so GitHub signs them.
     pub commit_via_api: bool,
+    /// Lookups shared by every repository of the run.
+    pub resolver: Option<std::sync::Arc<crate::registry::resolve::Resolver>>,
 }
 
 /// What happened in one repository.
@@ -103,6 +105,7 @@ pub async fn run_repo(
         state: opts.state.clone(),
         pin: false,
         insecure: opts.insecure.clone(),
+        resolver: opts.resolver.clone(),
         ..JobOptions::default()
     };
     let outcome = job::run(&job_opts, &|| {}).await?;

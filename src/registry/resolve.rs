@@ -96,6 +96,12 @@ pub struct Resolver {
     facts: Memo<DigestKey, ImageFacts>,
 }
 
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Resolver")
+    }
+}
+
 impl Resolver {
     #[must_use]
     pub fn new(client: Arc<Client>) -> Arc<Self> {

@@ -56,9 +56,10 @@ pub struct RunArgs {
     /// The environment variable holding the GitHub token.
     #[arg(long, default_value = "GITHUB_TOKEN", value_name = "NAME")]
     pub token_env: String,
-    /// The GitHub API URL (GitHub Enterprise Server: `https://HOST/api/v3`).
-    #[arg(long, env = "GITHUB_API_URL", default_value = "https://api.github.com")]
-    pub api_url: String,
+    /// The GitHub API URL (GitHub Enterprise Server: `https://HOST/api/v3`); else the
+    /// service config's `[github] api_url`, else `https://api.github.com`.
+    #[arg(long, env = "GITHUB_API_URL")]
+    pub api_url: Option<String>,
     /// Print what would be pushed and opened; touch nothing remote.
     #[arg(long)]
     pub dry_run: bool,
@@ -66,9 +67,10 @@ pub struct RunArgs {
     /// that require signed commits).
     #[arg(long)]
     pub commit_via_api: bool,
-    /// At most this many open repin pull requests per repository.
-    #[arg(long, default_value_t = 10)]
-    pub max_open: usize,
+    /// At most this many open repin pull requests per repository; else the service
+    /// config's `[github] max_open`, else 10.
+    #[arg(long)]
+    pub max_open: Option<usize>,
     /// Commit author and committer name.
     #[arg(long, default_value = "repin[bot]")]
     pub author_name: String,

@@ -235,9 +235,11 @@ async fn digest_command(args: DigestArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The (client, repository) pairs a run covers: one token client for `--repo`s, or
-/// every App installation's repositories (limited by the `--repo` globs).
+/// every App installation's repositories (limited by the `--repo` globs, else the
+/// service config's `[github] repositories`).
 async fn run_targets(
     args: &RunArgs,
+    service: Option<&repin::config::ServiceConfig>,
 ) -> anyhow::Result<Vec<(Arc<repin::forge::github::GitHub>, String)>> {
     use repin::forge::github::GitHub;
     if !args.app {
@@ -250,7 +252,10 @@ async fn run_targets(
         for full_name in &args.repos {
             // A client per repository, so the call count is per repository.
             out.push((
-                Arc::new(GitHub::new(&args.api_url, &token)?),
+                Arc::new(GitHub::new(
+                    args.api_url.as_deref().unwrap_or_default(),
+                    &token,
+                )?),
                 full_name.clone(),
             ));
         }
@@ -265,9 +270,21 @@ async fn run_targets(
     let app_id = args
         .app_id
         .context("--app needs --app-id (or GITHUB_APP_ID)")?;
-    let app = repin::forge::app::App::new(&args.api_url, app_id, &repin::secret::Secret::new(key))?;
+    let app = repin::forge::app::App::new(
+        args.api_url.as_deref().unwrap_or_default(),
+        app_id,
+        &repin::secret::Secret::new(key),
+    )?;
+    // The flags' globs, else the service config's allowlist.
+    let patterns: Vec<String> = if args.repos.is_empty() {
+        service
+            .map(|s| s.github.repositories.clone())
+            .unwrap_or_default()
+    } else {
+        args.repos.clone()
+    };
     let mut filter = globset::GlobSetBuilder::new();
-    for pattern in &args.repos {
+    for pattern in &patterns {
         filter.add(globset::Glob::new(pattern).with_context(|| format!("--repo {pattern}"))?);
     }
     let filter = filter.build()?;
@@ -275,7 +292,7 @@ async fn run_targets(
     for installation in app.installations().await? {
         let gh = Arc::new(app.installation(installation.id)?);
         for full_name in gh.installation_repositories().await? {
-            if args.repos.is_empty() || filter.is_match(&full_name) {
+            if patterns.is_empty() || filter.is_match(&full_name) {
                 out.push((Arc::clone(&gh), full_name));
             }
         }
@@ -283,19 +300,28 @@ async fn run_targets(
     Ok(out)
 }
 
-async fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
+async fn run_command(mut args: RunArgs) -> anyhow::Result<ExitCode> {
     use repin::forge::run::{RunOptions, run_repo};
+    let service = load_service(args.policy.config.as_deref())?;
+    let github = service
+        .as_ref()
+        .map(|s| s.github.clone())
+        .unwrap_or_default();
+    args.api_url = args
+        .api_url
+        .or(github.api_url)
+        .or_else(|| Some("https://api.github.com".to_owned()));
     let opts = RunOptions {
         author: repin::git::Identity {
             name: args.author_name.clone(),
             email: args.author_email.clone(),
         },
-        max_open: args.max_open,
+        max_open: args.max_open.or(github.max_open).unwrap_or(10),
         dry_run: args.dry_run,
-        service: load_service(args.policy.config.as_deref())?,
+        service,
         state: args.policy.state.clone(),
         insecure: args.registry.insecure.clone(),
-        commit_via_api: args.commit_via_api,
+        commit_via_api: args.commit_via_api || github.commit_via_api.unwrap_or(false),
         resolver: None,
     };
     // One set of lookups for the whole run: a tag shared by many repositories is asked
@@ -311,7 +337,7 @@ async fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
         resolver: Some(shared),
         ..opts
     };
-    let targets = run_targets(&args).await?;
+    let targets = run_targets(&args, opts.service.as_ref()).await?;
     let work = tempfile::tempdir().context("creating a work folder")?;
     let (mut opened, mut updated, mut closed, mut failed) = (0, 0, 0, 0);
     for (gh, full_name) in &targets {

@@ -451,6 +451,37 @@ async fn app_mode_across_two_installations() {
         "{}",
         out.stdout
     );
+    // Or the service config's allowlist.
+    let service = keys.path().join("svc.toml");
+    std::fs::write(
+        &service,
+        format!(
+            "[github]\nrepositories = [\"acme/*\"]\napi_url = \"{}\"\n",
+            fake.url
+        ),
+    )
+    .unwrap();
+    let out = repin_env(
+        Path::new("."),
+        &[
+            "run",
+            "--app",
+            "--app-id",
+            "4242",
+            "--dry-run",
+            "--config",
+            service.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+        ],
+        &[("REPIN_GITHUB_APP_KEY", private.as_str())],
+    );
+    assert!(
+        out.stdout
+            .ends_with("2 repositories, 0 pull requests opened, 0 updated, 0 closed, 0 failed\n"),
+        "{}",
+        out.stdout
+    );
     let other_dir = tempfile::tempdir().unwrap();
     let (other, _) = app_key(other_dir.path());
     let out = repin_env(

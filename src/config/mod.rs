@@ -119,9 +119,26 @@ struct RawLimits {
     per_registry: Option<Spanned<usize>>,
 }
 
+/// `[github]` in the service config: how the bot works on GitHub.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitHubConfig {
+    /// The API base URL (GitHub Enterprise Server: `https://HOST/api/v3`).
+    pub api_url: Option<String>,
+    /// Repository globs an App run is limited to (`acme/*`); empty means all.
+    #[serde(default)]
+    pub repositories: Vec<String>,
+    /// Make commits through the Git Data API, so GitHub signs them.
+    pub commit_via_api: Option<bool>,
+    /// At most this many open repin pull requests per repository.
+    pub max_open: Option<usize>,
+}
+
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawService {
+    #[serde(default)]
+    github: GitHubConfig,
     state: Option<String>,
     docker_config: Option<String>,
     #[serde(default)]
@@ -291,6 +308,7 @@ pub struct ServiceConfig {
     pub per_registry: Option<usize>,
     pub update: Settings,
     pub rules: Vec<Rule>,
+    pub github: GitHubConfig,
 }
 
 /// Finds the repository config under `root`: the first of [`REPO_CONFIG_NAMES`] that
@@ -494,6 +512,7 @@ pub fn parse_service(file: &str, text: &str) -> Result<ServiceConfig, Error> {
             per_registry,
             update,
             rules,
+            github: raw.github,
         })
     } else {
         Err(Error::Invalid(diags.into_sorted()))

@@ -71,12 +71,13 @@ pub struct RunArgs {
     /// config's `[github] max_open`, else 10.
     #[arg(long)]
     pub max_open: Option<usize>,
-    /// Commit author and committer name.
-    #[arg(long, default_value = "repin[bot]")]
-    pub author_name: String,
-    /// Commit author and committer email.
-    #[arg(long, default_value = "repin[bot]@users.noreply.github.com")]
-    pub author_email: String,
+    /// Commit author and committer name; default the App's bot (`<slug>[bot]`), or
+    /// `repin[bot]` with a token.
+    #[arg(long)]
+    pub author_name: Option<String>,
+    /// Commit author and committer email; default `<name>@users.noreply.github.com`.
+    #[arg(long)]
+    pub author_email: Option<String>,
     #[command(flatten)]
     pub policy: PolicyArgs,
     #[command(flatten)]

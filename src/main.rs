@@ -237,10 +237,14 @@ async fn digest_command(args: DigestArgs) -> anyhow::Result<ExitCode> {
 /// The (client, repository) pairs a run covers: one token client for `--repo`s, or
 /// every App installation's repositories (limited by the `--repo` globs, else the
 /// service config's `[github] repositories`).
+/// Also the bot's identity: the App's `<slug>[bot]`, or `repin[bot]` with a token.
 async fn run_targets(
     args: &RunArgs,
     service: Option<&repin::config::ServiceConfig>,
-) -> anyhow::Result<Vec<(Arc<repin::forge::github::GitHub>, String)>> {
+) -> anyhow::Result<(
+    Vec<(Arc<repin::forge::github::GitHub>, String)>,
+    repin::git::Identity,
+)> {
     use repin::forge::github::GitHub;
     if !args.app {
         let token = std::env::var(&args.token_env)
@@ -259,7 +263,11 @@ async fn run_targets(
                 full_name.clone(),
             ));
         }
-        return Ok(out);
+        let bot = repin::git::Identity {
+            name: "repin[bot]".into(),
+            email: "repin[bot]@users.noreply.github.com".into(),
+        };
+        return Ok((out, bot));
     }
     let key = match &args.app_key_file {
         Some(path) => std::fs::read_to_string(path)
@@ -288,6 +296,7 @@ async fn run_targets(
         filter.add(globset::Glob::new(pattern).with_context(|| format!("--repo {pattern}"))?);
     }
     let filter = filter.build()?;
+    let bot = app.bot_identity().await?;
     let mut out = Vec::new();
     for installation in app.installations().await? {
         let gh = Arc::new(app.installation(installation.id)?);
@@ -297,7 +306,7 @@ async fn run_targets(
             }
         }
     }
-    Ok(out)
+    Ok((out, bot))
 }
 
 async fn run_command(mut args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -313,8 +322,8 @@ async fn run_command(mut args: RunArgs) -> anyhow::Result<ExitCode> {
         .or_else(|| Some("https://api.github.com".to_owned()));
     let opts = RunOptions {
         author: repin::git::Identity {
-            name: args.author_name.clone(),
-            email: args.author_email.clone(),
+            name: String::new(),
+            email: String::new(),
         },
         max_open: args.max_open.or(github.max_open).unwrap_or(10),
         dry_run: args.dry_run,
@@ -337,7 +346,16 @@ async fn run_command(mut args: RunArgs) -> anyhow::Result<ExitCode> {
         resolver: Some(shared),
         ..opts
     };
-    let targets = run_targets(&args, opts.service.as_ref()).await?;
+    let (targets, bot) = run_targets(&args, opts.service.as_ref()).await?;
+    let name = args.author_name.clone().unwrap_or(bot.name);
+    let email = args
+        .author_email
+        .clone()
+        .unwrap_or_else(|| format!("{name}@users.noreply.github.com"));
+    let opts = RunOptions {
+        author: repin::git::Identity { name, email },
+        ..opts
+    };
     let work = tempfile::tempdir().context("creating a work folder")?;
     let (mut opened, mut updated, mut closed, mut failed) = (0, 0, 0, 0);
     for (gh, full_name) in &targets {

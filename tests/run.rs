@@ -410,6 +410,12 @@ async fn app_mode_across_two_installations() {
             format!("FROM {host}/app:1@{new}\n")
         );
     }
+    // Commits are the App's bot's.
+    let bare = git_server.path("globex/three");
+    assert_eq!(
+        git(&bare, &["log", "-1", "--format=%an <%ae>", &pulls[2].head]),
+        "repin-test[bot] <repin-test[bot]@users.noreply.github.com>\n"
+    );
     // Lookups are shared across the run: three repositories, one HEAD for the tag.
     let heads = reg
         .requests("repin/")
@@ -501,7 +507,7 @@ async fn app_mode_across_two_installations() {
     );
     assert_eq!(out.code, 2);
     assert!(
-        out.stderr.starts_with("error: GitHub list installations:"),
+        out.stderr.starts_with("error: GitHub get the App:"),
         "{}",
         out.stderr
     );

@@ -52,6 +52,27 @@ impl App {
             .map_err(super::github::api("list installations"))
     }
 
+    /// The App's bot identity, the default commit author: `<slug>[bot]`.
+    ///
+    /// # Errors
+    /// [`Error::Api`].
+    pub async fn bot_identity(&self) -> Result<crate::git::Identity, Error> {
+        #[derive(Deserialize)]
+        struct Me {
+            slug: String,
+        }
+        let me: Me = self
+            .client
+            .get("/app", None::<&()>)
+            .await
+            .map_err(super::github::api("get the App"))?;
+        let name = format!("{}[bot]", me.slug);
+        Ok(crate::git::Identity {
+            email: format!("{name}@users.noreply.github.com"),
+            name,
+        })
+    }
+
     /// A client acting as one installation.
     ///
     /// # Errors

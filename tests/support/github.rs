@@ -156,6 +156,7 @@ impl FakeGitHub {
                 axum::routing::patch(update_ref),
             )
             .route("/graphql", post(graphql))
+            .route("/app", get(app_itself))
             .route("/app/installations", get(installations))
             .route("/app/installations/{id}/access_tokens", post(access_token))
             .route("/installation/repositories", get(installation_repositories))
@@ -1124,4 +1125,22 @@ async fn graphql(
         }
         None => Json(json!({"errors": [{"message": format!("Could not resolve to a node with the global id of '{id}'")}]})).into_response(),
     }
+}
+
+/// `GET /app`: the authenticated App (its slug names the bot).
+async fn app_itself(State(inner): State<Shared>, headers: HeaderMap) -> Response {
+    let mut guard = inner.lock().unwrap();
+    guard.calls.push(("GET".into(), "/app".into()));
+    if !app_jwt_ok(&guard, &headers) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "A JSON web token could not be decoded",
+        );
+    }
+    let id = guard.app.as_ref().map_or(0, |a| a.0);
+    Json(shaped(
+        "integration",
+        json!({"id": id, "slug": "repin-test", "name": "repin test", "node_id": "A_1"}),
+    ))
+    .into_response()
 }

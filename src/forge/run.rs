@@ -115,6 +115,13 @@ pub async fn run_repo(
         .filter(|p| p.is_open() && is_repin_pull(p).is_some())
         .count();
 
+    let target = Target {
+        gh,
+        full_name,
+        clone: &clone,
+        remote: &remote,
+        base,
+    };
     for set in &outcome.change_sets {
         let members: Vec<_> = set.members.iter().map(|&i| &outcome.checked[i]).collect();
         let state = PrState::of(&set.id, &members);
@@ -164,13 +171,6 @@ pub async fn run_repo(
                         .push(format!("{branch}: would update #{}", pull.number));
                     continue;
                 }
-                let target = Target {
-                    gh,
-                    full_name,
-                    clone: &clone,
-                    remote: &remote,
-                    base,
-                };
                 let sha = publish(&target, &prepared, &branch, lease, opts).await?;
                 let state = with_commit(state, sha);
                 let facts = facts(&outcome, &state).await;
@@ -216,13 +216,6 @@ pub async fn run_repo(
                         ));
                         continue;
                     }
-                };
-                let target = Target {
-                    gh,
-                    full_name,
-                    clone: &clone,
-                    remote: &remote,
-                    base,
                 };
                 let sha = publish(&target, &prepared, &branch, lease, opts).await?;
                 let state = with_commit(state, sha);

@@ -319,6 +319,16 @@ fn app_jwt_ok(inner: &Inner, headers: &HeaderMap) -> bool {
     child.wait().unwrap().success()
 }
 
+/// The strings of a JSON array (missing or not an array: none).
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
+}
+
 fn error(status: StatusCode, message: &str) -> Response {
     (
         status,
@@ -668,12 +678,7 @@ async fn labels(
     ) {
         return *r;
     }
-    let names: Vec<String> = body["labels"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|l| l.as_str().map(str::to_owned))
-        .collect();
+    let names: Vec<String> = strings(&body["labels"]);
     with_pull(&inner, &full, number, "pull-request", |p| {
         p.labels.extend(names.clone());
     });
@@ -696,15 +701,10 @@ async fn reviewers(
     ) {
         return *r;
     }
-    let list = |key: &str| -> Vec<String> {
-        body[key]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect()
-    };
-    let (people, teams) = (list("reviewers"), list("team_reviewers"));
+    let (people, teams) = (
+        strings(&body["reviewers"]),
+        strings(&body["team_reviewers"]),
+    );
     let response = with_pull(&inner, &full, number, "pull-request-review-request", |p| {
         p.reviewers.extend(people);
         p.team_reviewers.extend(teams);
@@ -727,12 +727,7 @@ async fn assignees(
     ) {
         return *r;
     }
-    let people: Vec<String> = body["assignees"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_str().map(str::to_owned))
-        .collect();
+    let people: Vec<String> = strings(&body["assignees"]);
     let response = with_pull(&inner, &full, number, "issue", |p| {
         p.assignees.extend(people);
     });

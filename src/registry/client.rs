@@ -260,7 +260,7 @@ impl Client {
             .await?;
         let media_type = header_str(&response, CONTENT_TYPE);
         let header = header_str(&response, "docker-content-digest");
-        let bytes = read_capped(registry, response, "manifest").await?;
+        let bytes = read_capped(registry, response, "manifest", self.options.timeout).await?;
         let digest = sha256_digest(&bytes);
         let expected = header.or_else(|| {
             reference
@@ -298,7 +298,7 @@ impl Client {
         let response = self
             .send(registry, repository, Method::GET, &path, "*/*", digest)
             .await?;
-        let bytes = read_capped(registry, response, "config blob").await?;
+        let bytes = read_capped(registry, response, "config blob", self.options.timeout).await?;
         let computed = sha256_digest(&bytes);
         if digest.starts_with("sha256:") && computed != digest {
             return Err(Error::DigestMismatch {
@@ -628,7 +628,8 @@ impl Client {
             };
             let wait = match request.send().await {
                 Ok(r) if r.status().is_success() => {
-                    let body = read_capped(registry, r, "token response").await?;
+                    let body =
+                        read_capped(registry, r, "token response", self.options.timeout).await?;
                     return auth::parse_token(&body, Instant::now()).map_err(bad);
                 }
                 Ok(r) if matches!(r.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
@@ -699,6 +700,7 @@ async fn read_capped(
     registry: &str,
     mut response: reqwest::Response,
     what: &'static str,
+    timeout: Duration,
 ) -> Result<Vec<u8>, Error> {
     let too_large = || Error::TooLarge {
         registry: registry.to_owned(),
@@ -724,7 +726,7 @@ async fn read_capped(
             Err(e) if e.is_timeout() => {
                 return Err(Error::Timeout {
                     registry: registry.to_owned(),
-                    timeout: Duration::ZERO,
+                    timeout,
                     attempts: 1,
                 });
             }

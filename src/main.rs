@@ -18,8 +18,7 @@ use repin::config::{self, Policy};
 use repin::imageref::{ImageRef, Platform};
 use repin::job::{self, JobOptions, Outcome};
 use repin::progress::Progress;
-use repin::registry::client::Client;
-use repin::registry::resolve::{Resolver, TagKey};
+use repin::registry::resolve::TagKey;
 use repin::{output, scan, update};
 
 fn main() -> ExitCode {
@@ -207,8 +206,7 @@ async fn digest_command(args: DigestArgs) -> anyhow::Result<ExitCode> {
         per_registry: args.registry.per_registry,
         ..JobOptions::default()
     };
-    let client = Client::new(job::client_options(&opts), job::credentials(None)?)?;
-    let resolver = Resolver::new(Arc::new(client));
+    let resolver = job::resolver_for(&opts)?;
     // A digest-only reference resolves to itself (after checking that it exists).
     let reference = match (&image.tag, &image.digest) {
         (None, Some(digest)) => digest.to_string(),

@@ -73,24 +73,39 @@ pub fn apply(
         .collect()
 }
 
+/// A file's bytes as they are now, and its text with `edits` spliced in and verified by
+/// re-scanning: the edit `update` writes and `run` commits.
+///
+/// # Errors
+/// [`edit::Error`] when the file cannot be read, changed since the scan, or the edit
+/// does not verify.
+pub fn edited(
+    path: &str,
+    source: &Source,
+    edits: &[Edit],
+) -> Result<(Vec<u8>, String), edit::Error> {
+    let bytes = std::fs::read(&source.abs).map_err(|e| edit::Error::Io {
+        path: path.to_owned(),
+        source: e,
+    })?;
+    let old = std::str::from_utf8(&bytes).map_err(|_| edit::Error::Stale {
+        path: path.to_owned(),
+    })?;
+    let new = edit::splice(path, old, edits)?;
+    edit::verify(path, source.detected, old, &new, edits)?;
+    Ok((bytes, new))
+}
+
 fn apply_file(
     path: &str,
     source: &Source,
     edits: &[Edit],
     dry_run: bool,
 ) -> Result<Option<String>, edit::Error> {
-    let io = |e| edit::Error::Io {
-        path: path.to_owned(),
-        source: e,
-    };
-    let bytes = std::fs::read(&source.abs).map_err(io)?;
-    let old = std::str::from_utf8(&bytes).map_err(|_| edit::Error::Stale {
-        path: path.to_owned(),
-    })?;
-    let new = edit::splice(path, old, edits)?;
-    edit::verify(path, source.detected, old, &new, edits)?;
+    let (bytes, new) = edited(path, source, edits)?;
     if dry_run {
-        return Ok(Some(edit::unified_diff(path, old, &new)));
+        let old = String::from_utf8_lossy(&bytes);
+        return Ok(Some(edit::unified_diff(path, &old, &new)));
     }
     edit::write_atomic(&source.abs, path, &bytes, new.as_bytes())?;
     Ok(None)

@@ -457,9 +457,7 @@ fn build(
         let Some(source) = outcome.report.sources.get(path) else {
             continue;
         };
-        let old = std::fs::read_to_string(&source.abs)?;
-        let new = edit::splice(path, &old, edits)?;
-        edit::verify(path, source.detected, &old, &new, edits)?;
+        let (_, new) = crate::update::edited(path, source, edits)?;
         files.push((path.clone(), new.into_bytes()));
     }
     if files.is_empty() {

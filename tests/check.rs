@@ -6,7 +6,7 @@ use std::path::Path;
 use crate::support::images::{Flavor, PushedIndex, Pusher};
 use crate::support::registry::{Auth, PASSWORD, Registry};
 use crate::support::token::REFRESH_TOKEN;
-use crate::support::{Run, repin_env, tree};
+use crate::support::{Run, read, repin_env, tree};
 
 const PLATFORMS: [&str; 3] = ["linux/amd64", "linux/arm64", "linux/arm/v7"];
 
@@ -24,10 +24,6 @@ fn check_json(dir: &Path, config: Option<&Path>) -> (i32, Vec<serde_json::Value>
     let parsed = serde_json::from_str(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: stdout {:?} stderr {:?}", out.stdout, out.stderr));
     (out.code, parsed)
-}
-
-fn read(dir: &Path, file: &str) -> String {
-    std::fs::read_to_string(dir.join(file)).unwrap()
 }
 
 /// Pushes `repo:tag` twice (markers a, b): the old index and the one the tag now has.

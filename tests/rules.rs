@@ -2,17 +2,11 @@
 //! ignored, one held back by `min_age`, two grouped; and an invalid config stopping the
 //! run before anything happens.
 
-use std::path::Path;
-
 use repin::state::{Store, seen_key};
 
 use crate::support::images::{Flavor, Pusher};
 use crate::support::registry::{Auth, Registry};
-use crate::support::{repin_env, tree};
-
-fn read(dir: &Path, file: &str) -> String {
-    std::fs::read_to_string(dir.join(file)).unwrap()
-}
+use crate::support::{read, repin_env, tree};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ignore_min_age_and_groups_through_check_and_update() {

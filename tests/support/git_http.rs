@@ -5,7 +5,7 @@
 //! 401 challenge.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -25,28 +25,13 @@ pub struct GitServer {
 impl GitServer {
     pub fn start() -> Self {
         let root = tempfile::tempdir().unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        listener.set_nonblocking(true).unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
         let backend = backend_path();
-        {
-            let stop = Arc::clone(&stop);
-            let project_root = root.path().to_path_buf();
-            std::thread::spawn(move || {
-                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
-                while !stop.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
-                    match listener.accept() {
-                        Ok((stream, _)) => {
-                            let _ = stream.set_nonblocking(false);
-                            let (root, backend) = (project_root.clone(), backend.clone());
-                            std::thread::spawn(move || serve(stream, &root, &backend));
-                        }
-                        Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
-                    }
-                }
-            });
-        }
+        let project_root = root.path().to_path_buf();
+        // A thread per connection, so one slow git request does not hold up the next.
+        let (port, stop) = super::serve_loopback(move |stream| {
+            let (root, backend) = (project_root.clone(), backend.clone());
+            std::thread::spawn(move || serve(stream, &root, &backend));
+        });
         Self { port, root, stop }
     }
 

@@ -8,8 +8,12 @@ pub mod images;
 pub mod registry;
 pub mod token;
 
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 /// The fixture tree that exercises every format.
 pub fn fixture_tree() -> PathBuf {
@@ -79,4 +83,33 @@ pub fn references(found: &[serde_json::Value]) -> Vec<&str> {
         .iter()
         .map(|f| f["reference"].as_str().expect("reference"))
         .collect()
+}
+
+/// A loopback TCP server for the test support's hand-made HTTP servers: binds a free port
+/// and hands each connection (blocking) to `handle` on the accept thread, until the
+/// returned flag is set or ten minutes pass, so it never outlives a test run.
+pub fn serve_loopback(handle: impl Fn(TcpStream) + Send + 'static) -> (u16, Arc<AtomicBool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = Arc::clone(&stop);
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while !stopped.load(Ordering::Relaxed) && Instant::now() < deadline {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nonblocking(false);
+                    handle(stream);
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    });
+    (port, stop)
+}
+
+/// A file's text, in a test tree.
+pub fn read(dir: &Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file)).unwrap()
 }

@@ -7,7 +7,7 @@
 //! one request per connection, on a thread; it counts the requests it answers.
 
 use std::io::{BufRead, BufReader, Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -72,29 +72,13 @@ impl TokenServer {
             credentials: credentials.map(str::to_owned),
             counter: AtomicUsize::new(0),
         });
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind token server");
-        let port = listener.local_addr().unwrap().port();
-        listener.set_nonblocking(true).unwrap();
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        {
-            let requests = Arc::clone(&requests);
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || {
-                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
-                while !stop.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
-                    match listener.accept() {
-                        Ok((stream, _)) => {
-                            let _ = stream.set_nonblocking(false);
-                            if let Some(agent) = serve(stream, &config) {
-                                requests.lock().unwrap().push(agent);
-                            }
-                        }
-                        Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
-                    }
-                }
-            });
-        }
+        let log = Arc::clone(&requests);
+        let (port, stop) = super::serve_loopback(move |stream| {
+            if let Some(agent) = serve(stream, &config) {
+                log.lock().unwrap().push(agent);
+            }
+        });
         Self {
             port,
             cert,

@@ -187,55 +187,67 @@ fn serialize_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Resul
     }
 }
 
+/// A checked duration (`"3d"`, `"12h"`), or a diagnostic.
+pub fn duration(v: &Spanned<String>, diags: &mut Diagnostics<'_>) -> Option<Duration> {
+    match humantime::parse_duration(v.get_ref()) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            diags.error(
+                Some(v.span()),
+                format!(
+                    "invalid duration {:?}: {e} (write e.g. \"3d\", \"12h\")",
+                    v.get_ref()
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// A checked schedule in its time zone (UTC when none is given), or diagnostics; a time
+/// zone without a schedule is an error.
+pub fn schedule(
+    expression: Option<&Spanned<String>>,
+    timezone_text: Option<&Spanned<String>>,
+    diags: &mut Diagnostics<'_>,
+) -> Option<Schedule> {
+    let timezone = match timezone_text {
+        None => Some(chrono_tz::UTC),
+        Some(v) => v.get_ref().parse::<chrono_tz::Tz>().ok().or_else(|| {
+            let message = format!(
+                "unknown time zone {:?} (write an IANA name such as \"Europe/Berlin\")",
+                v.get_ref()
+            );
+            diags.error(Some(v.span()), message);
+            None
+        }),
+    };
+    if timezone_text.is_some() && expression.is_none() {
+        diags.error(
+            timezone_text.map(Spanned::span),
+            "`timezone` applies to a `schedule`, and this table has none",
+        );
+    }
+    // A bad time zone is reported above; the expression is still checked (in UTC).
+    expression.and_then(|v| {
+        match Schedule::parse(v.get_ref(), timezone.unwrap_or(chrono_tz::UTC)) {
+            Ok(s) => timezone.map(|_| s),
+            Err(e) => {
+                diags.error(
+                    Some(v.span()),
+                    format!("invalid schedule {:?}: {e}", v.get_ref()),
+                );
+                None
+            }
+        }
+    })
+}
+
 impl Settings {
     /// Checks raw settings, recording a diagnostic for each bad value.
     pub fn check(raw: RawFields<'_>, diags: &mut Diagnostics<'_>) -> Self {
-        let min_age = raw
-            .min_age
-            .and_then(|v| match humantime::parse_duration(v.get_ref()) {
-                Ok(d) => Some(d),
-                Err(e) => {
-                    diags.error(
-                        Some(v.span()),
-                        format!(
-                            "invalid duration {:?}: {e} (write e.g. \"3d\", \"12h\")",
-                            v.get_ref()
-                        ),
-                    );
-                    None
-                }
-            });
-        let timezone = match raw.timezone {
-            None => Some(chrono_tz::UTC),
-            Some(v) => {
-                match v.get_ref().parse::<chrono_tz::Tz>() {
-                    Ok(tz) => Some(tz),
-                    Err(_) => {
-                        diags.error(Some(v.span()), format!("unknown time zone {:?} (write an IANA name such as \"Europe/Berlin\")", v.get_ref()));
-                        None
-                    }
-                }
-            }
-        };
-        if raw.timezone.is_some() && raw.schedule.is_none() {
-            diags.error(
-                raw.timezone.map(Spanned::span),
-                "`timezone` applies to a `schedule`, and this table has none",
-            );
-        }
-        // A bad time zone is reported above; the expression is still checked (in UTC).
-        let schedule = raw.schedule.and_then(|v| {
-            match Schedule::parse(v.get_ref(), timezone.unwrap_or(chrono_tz::UTC)) {
-                Ok(s) => timezone.map(|_| s),
-                Err(e) => {
-                    diags.error(
-                        Some(v.span()),
-                        format!("invalid schedule {:?}: {e}", v.get_ref()),
-                    );
-                    None
-                }
-            }
-        });
+        let min_age = raw.min_age.and_then(|v| duration(v, diags));
+        let schedule = schedule(raw.schedule, raw.timezone, diags);
         let ignore_digests = raw.ignore_digests.map(|list| {
             list.iter()
                 .filter_map(|d| match d.get_ref().parse::<crate::imageref::Digest>() {

@@ -11,6 +11,9 @@ pub struct Cli {
     /// More log output on stderr (-v: debug, -vv: trace). `RUST_LOG` overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Log lines as text, or as one JSON object each (for log collectors).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -29,20 +32,21 @@ pub enum Command {
     /// Forge mode: for each repository, clone it, update it, and open or refresh pull
     /// requests on GitHub. Exit 0, or 2 when any repository failed.
     Run(RunArgs),
+    /// The daemon: full runs on the service config's `[serve] schedule`, GitHub
+    /// webhooks, `/healthz`, `/readyz` and `/metrics`. Stops cleanly on SIGTERM/SIGINT.
+    Serve(ServeArgs),
     /// Work with config files.
     #[command(subcommand)]
     Config(ConfigCommand),
 }
 
+/// Which repositories, as whom: shared by `run` and `serve`.
 #[derive(Debug, clap::Args)]
-pub struct RunArgs {
+pub struct FleetArgs {
     /// A repository to process (`owner/name`). Repeatable. With `--app`, a glob that
-    /// limits the installations' repositories (`acme/*`); without, required.
-    #[arg(
-        long = "repo",
-        value_name = "OWNER/NAME",
-        required_unless_present = "app"
-    )]
+    /// limits the installations' repositories (`acme/*`); without, one is needed here
+    /// or in the service config's `[github] repositories`.
+    #[arg(long = "repo", value_name = "OWNER/NAME")]
     pub repos: Vec<String>,
     /// Run as a GitHub App over every installation and its repositories.
     #[arg(long)]
@@ -60,6 +64,16 @@ pub struct RunArgs {
     /// service config's `[github] api_url`, else `https://api.github.com`.
     #[arg(long, env = "GITHUB_API_URL")]
     pub api_url: Option<String>,
+    /// Only the repositories of this shard (`INDEX/COUNT`, by a stable hash of the
+    /// name); else `JOB_COMPLETION_INDEX` with `REPIN_SHARD_COUNT` (a Kubernetes
+    /// Indexed Job); else all.
+    #[arg(long, value_name = "INDEX/COUNT")]
+    pub shard: Option<String>,
+}
+
+/// How pull requests are made: shared by `run` and `serve`.
+#[derive(Debug, clap::Args)]
+pub struct PrArgs {
     /// Print what would be pushed and opened; touch nothing remote.
     #[arg(long)]
     pub dry_run: bool,
@@ -78,10 +92,40 @@ pub struct RunArgs {
     /// Commit author and committer email; default `<name>@users.noreply.github.com`.
     #[arg(long)]
     pub author_email: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+    #[command(flatten)]
+    pub pr: PrArgs,
     #[command(flatten)]
     pub policy: PolicyArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Listen here (webhooks, /healthz, /readyz, /metrics); else the service config's
+    /// `[serve] listen`, else 0.0.0.0:8080. Port 0 picks a free port (printed).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+    #[command(flatten)]
+    pub pr: PrArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

@@ -48,6 +48,9 @@ pub struct JobOptions {
     /// Lookups to share with other jobs (`run` shares one across its repositories);
     /// `None` makes a resolver for this job.
     pub resolver: Option<Arc<Resolver>>,
+    /// A store already open (`serve` keeps one open for every job: a `redb` file can be
+    /// open once per process); `None` opens the one at [`state_path`] when needed.
+    pub store: Option<Arc<Store>>,
 }
 
 /// What a job found and decided.
@@ -58,7 +61,7 @@ pub struct Outcome {
     pub change_sets: Vec<ChangeSet>,
     /// Config problems that did not stop the job (two config files, an unusable store).
     pub warnings: Vec<String>,
-    pub store: Option<Store>,
+    pub store: Option<Arc<Store>>,
     pub now: u64,
     /// The run's lookups, for what comes after (PR bodies ask about the new images).
     pub resolver: Arc<Resolver>,
@@ -235,9 +238,17 @@ pub async fn run(opts: &JobOptions, tick: &(dyn Fn() + Sync)) -> Result<Outcome,
 
     let now = now_secs();
     let keys = policy::state_keys(&checked, &effective, &pre_held, opts.pin);
-    let mut store = None;
+    let mut store = opts.store.clone();
     let snapshot = if keys.is_empty() {
         Some(state::Snapshot::default())
+    } else if let Some(shared) = &opts.store {
+        match shared.record_and_snapshot(&keys, now) {
+            Ok(snap) => Some(snap),
+            Err(e) => {
+                warnings.push(format!("{e}; references under min_age or a schedule wait"));
+                None
+            }
+        }
     } else {
         match state_path(opts.state.as_deref(), opts.service.as_ref()) {
             None => {
@@ -248,7 +259,7 @@ pub async fn run(opts: &JobOptions, tick: &(dyn Fn() + Sync)) -> Result<Outcome,
                 .and_then(|s| s.record_and_snapshot(&keys, now).map(|snap| (s, snap)))
             {
                 Ok((s, snap)) => {
-                    store = Some(s);
+                    store = Some(Arc::new(s));
                     Some(snap)
                 }
                 Err(e) => {

@@ -60,5 +60,7 @@ pub mod progress;
 pub mod registry;
 pub mod scan;
 pub mod secret;
+pub mod serve;
+pub mod shard;
 pub mod state;
 pub mod update;

@@ -11,19 +11,28 @@ use anyhow::Context;
 use clap::Parser;
 use repin::check::{self, Status};
 use repin::cli::{
-    CheckArgs, Cli, Command, ConfigCheckArgs, ConfigCommand, DigestArgs, OutputFormat, PolicyArgs,
-    RegistryArgs, RunArgs, ScanArgs, UpdateArgs,
+    CheckArgs, Cli, Command, ConfigCheckArgs, ConfigCommand, DigestArgs, FleetArgs, LogFormat,
+    OutputFormat, PolicyArgs, PrArgs, RegistryArgs, RunArgs, ScanArgs, ServeArgs, UpdateArgs,
 };
-use repin::config::{self, Policy};
+use repin::config::{self, Policy, ServiceConfig};
+use repin::forge::app::App;
+use repin::forge::fleet::{Fleet, Target};
+use repin::forge::run::{RunOptions, run_repo};
+use repin::git::Identity;
 use repin::imageref::{ImageRef, Platform};
 use repin::job::{self, JobOptions, Outcome};
 use repin::progress::Progress;
 use repin::registry::resolve::TagKey;
+use repin::secret::Secret;
+use repin::serve::ServeOptions;
+use repin::shard::Shard;
 use repin::{output, scan, update};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    // The daemon logs its work by default; one-shot commands only their problems.
+    let serving = matches!(cli.command, Command::Serve(_));
+    init_logging(cli.verbose, cli.log_format, serving);
     match run(cli.command) {
         Ok(code) => code,
         Err(err) => {
@@ -33,18 +42,22 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "debug",
+fn init_logging(verbose: u8, format: LogFormat, serving: bool) {
+    let default = match (verbose, serving) {
+        (0, false) => "warn",
+        (0, true) => "info",
+        (1, _) => "debug",
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
 }
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -54,6 +67,14 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Update(args) => runtime()?.block_on(update_command(args)),
         Command::Digest(args) => runtime()?.block_on(digest_command(args)),
         Command::Run(args) => runtime()?.block_on(run_command(args)),
+        Command::Serve(args) => {
+            // Repositories abandoned at the shutdown deadline may still hold a blocking
+            // thread; they are not waited for.
+            let runtime = runtime()?;
+            let code = runtime.block_on(serve_command(args));
+            runtime.shutdown_timeout(Duration::from_secs(1));
+            code
+        }
         Command::Config(ConfigCommand::Check(args)) => config_check_command(&args),
     }
 }
@@ -111,6 +132,7 @@ fn job_options(
         timeout: registry.timeout.map(|s| Duration::from_secs(s.max(1))),
         per_registry: registry.per_registry.map(|n| n.max(1)),
         resolver: None,
+        store: None,
     })
 }
 
@@ -232,40 +254,38 @@ async fn digest_command(args: DigestArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The (client, repository) pairs a run covers: one token client for `--repo`s, or
-/// every App installation's repositories (limited by the `--repo` globs, else the
-/// service config's `[github] repositories`).
-/// Also the bot's identity: the App's `<slug>[bot]`, or `repin[bot]` with a token.
-async fn run_targets(
-    args: &RunArgs,
-    service: Option<&repin::config::ServiceConfig>,
-) -> anyhow::Result<(
-    Vec<(Arc<repin::forge::github::GitHub>, String)>,
-    repin::git::Identity,
-)> {
-    use repin::forge::github::GitHub;
+/// The shard: `--shard`, else the Indexed Job's variables.
+fn shard(args: &FleetArgs) -> anyhow::Result<Option<Shard>> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    Ok(Shard::choose(args.shard.as_deref(), var)?)
+}
+
+/// Who repin acts as and on which repositories: a token and the `--repo`s (else the
+/// service config's `[github] repositories`), or the App's installations limited by
+/// the `--repo` globs (else the service config's).
+fn fleet(args: &FleetArgs, service: Option<&ServiceConfig>) -> anyhow::Result<Fleet> {
+    let github = service.map(|s| s.github.clone()).unwrap_or_default();
+    let api_url = args
+        .api_url
+        .clone()
+        .or(github.api_url)
+        .unwrap_or_else(|| "https://api.github.com".to_owned());
+    let repos = if args.repos.is_empty() {
+        github.repositories
+    } else {
+        args.repos.clone()
+    };
+    let shard = shard(args)?;
     if !args.app {
         let token = std::env::var(&args.token_env)
             .ok()
             .filter(|t| !t.is_empty())
             .with_context(|| format!("environment variable {} is not set", args.token_env))?;
-        let token = repin::secret::Secret::new(token);
-        let mut out = Vec::new();
-        for full_name in &args.repos {
-            // A client per repository, so the call count is per repository.
-            out.push((
-                Arc::new(GitHub::new(
-                    args.api_url.as_deref().unwrap_or_default(),
-                    &token,
-                )?),
-                full_name.clone(),
-            ));
-        }
-        let bot = repin::git::Identity {
-            name: "repin[bot]".into(),
-            email: "repin[bot]@users.noreply.github.com".into(),
-        };
-        return Ok((out, bot));
+        anyhow::ensure!(
+            !repos.is_empty(),
+            "name the repositories: --repo OWNER/NAME, or [github] repositories in the service config"
+        );
+        return Ok(Fleet::token(&api_url, Secret::new(token), repos, shard)?);
     }
     let key = match &args.app_key_file {
         Some(path) => std::fs::read_to_string(path)
@@ -276,87 +296,68 @@ async fn run_targets(
     let app_id = args
         .app_id
         .context("--app needs --app-id (or GITHUB_APP_ID)")?;
-    let app = repin::forge::app::App::new(
-        args.api_url.as_deref().unwrap_or_default(),
-        app_id,
-        &repin::secret::Secret::new(key),
-    )?;
-    // The flags' globs, else the service config's allowlist.
-    let patterns: Vec<String> = if args.repos.is_empty() {
-        service
-            .map(|s| s.github.repositories.clone())
-            .unwrap_or_default()
-    } else {
-        args.repos.clone()
-    };
-    let mut filter = globset::GlobSetBuilder::new();
-    for pattern in &patterns {
-        filter.add(globset::Glob::new(pattern).with_context(|| format!("--repo {pattern}"))?);
-    }
-    let filter = filter.build()?;
-    let bot = app.bot_identity().await?;
-    let mut out = Vec::new();
-    for installation in app.installations().await? {
-        let gh = Arc::new(app.installation(installation.id)?);
-        for full_name in gh.installation_repositories().await? {
-            if patterns.is_empty() || filter.is_match(&full_name) {
-                out.push((Arc::clone(&gh), full_name));
-            }
-        }
-    }
-    Ok((out, bot))
+    let app = App::new(&api_url, app_id, &Secret::new(key))?;
+    Ok(Fleet::app(app, repos, shard)?)
 }
 
-async fn run_command(mut args: RunArgs) -> anyhow::Result<ExitCode> {
-    use repin::forge::run::{RunOptions, run_repo};
-    let service = load_service(args.policy.config.as_deref())?;
+/// Registry settings for a fresh set of lookups.
+fn lookups(registry: &RegistryArgs, service: Option<ServiceConfig>) -> JobOptions {
+    JobOptions {
+        service,
+        insecure: registry.insecure.clone(),
+        timeout: registry.timeout.map(|s| Duration::from_secs(s.max(1))),
+        per_registry: registry.per_registry.map(|n| n.max(1)),
+        ..JobOptions::default()
+    }
+}
+
+/// The settings of each repository's run; the author defaults to the fleet's bot.
+async fn run_options(
+    pr: &PrArgs,
+    policy: &PolicyArgs,
+    registry: &RegistryArgs,
+    service: Option<ServiceConfig>,
+    fleet: &Fleet,
+) -> anyhow::Result<RunOptions> {
     let github = service
         .as_ref()
         .map(|s| s.github.clone())
         .unwrap_or_default();
-    args.api_url = args
-        .api_url
-        .or(github.api_url)
-        .or_else(|| Some("https://api.github.com".to_owned()));
-    let opts = RunOptions {
-        author: repin::git::Identity {
-            name: String::new(),
-            email: String::new(),
-        },
-        max_open: args.max_open.or(github.max_open).unwrap_or(10),
-        dry_run: args.dry_run,
-        service,
-        state: args.policy.state.clone(),
-        insecure: args.registry.insecure.clone(),
-        commit_via_api: args.commit_via_api || github.commit_via_api.unwrap_or(false),
-        resolver: None,
+    let name = match &pr.author_name {
+        Some(name) => name.clone(),
+        None => fleet.bot().await?.name,
     };
-    // One set of lookups for the whole run: a tag shared by many repositories is asked
-    // about once.
-    let shared = job::resolver_for(&JobOptions {
-        service: opts.service.clone(),
-        insecure: opts.insecure.clone(),
-        timeout: args.registry.timeout.map(|s| Duration::from_secs(s.max(1))),
-        per_registry: args.registry.per_registry.map(|n| n.max(1)),
-        ..JobOptions::default()
-    })?;
-    let opts = RunOptions {
-        resolver: Some(shared),
-        ..opts
-    };
-    let (targets, bot) = run_targets(&args, opts.service.as_ref()).await?;
-    let name = args.author_name.clone().unwrap_or(bot.name);
-    let email = args
+    let email = pr
         .author_email
         .clone()
         .unwrap_or_else(|| format!("{name}@users.noreply.github.com"));
+    Ok(RunOptions {
+        author: Identity { name, email },
+        max_open: pr.max_open.or(github.max_open).unwrap_or(10),
+        dry_run: pr.dry_run,
+        service,
+        state: policy.state.clone(),
+        insecure: registry.insecure.clone(),
+        commit_via_api: pr.commit_via_api || github.commit_via_api.unwrap_or(false),
+        resolver: None,
+        store: None,
+    })
+}
+
+async fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let service = load_service(args.policy.config.as_deref())?;
+    let fleet = fleet(&args.fleet, service.as_ref())?;
+    // One set of lookups for the whole run: a tag shared by many repositories is asked
+    // about once.
+    let shared = job::resolver_for(&lookups(&args.registry, service.clone()))?;
     let opts = RunOptions {
-        author: repin::git::Identity { name, email },
-        ..opts
+        resolver: Some(shared),
+        ..run_options(&args.pr, &args.policy, &args.registry, service, &fleet).await?
     };
+    let targets = fleet.targets().await?;
     let work = tempfile::tempdir().context("creating a work folder")?;
     let (mut opened, mut updated, mut closed, mut failed) = (0, 0, 0, 0);
-    for (gh, full_name) in &targets {
+    for Target { gh, full_name } in &targets {
         let before = gh.calls();
         match run_repo(gh, full_name, &opts, work.path()).await {
             Ok(summary) => {
@@ -389,6 +390,83 @@ async fn run_command(mut args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let interrupt = signal(SignalKind::interrupt());
+    match (term, interrupt) {
+        (Ok(mut term), Ok(mut interrupt)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        }
+        _ => {
+            tracing::error!("cannot listen for signals; stop with SIGKILL");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+async fn serve_command(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let service = load_service(args.policy.config.as_deref())?;
+    let config = service
+        .as_ref()
+        .map(|s| s.serve.clone())
+        .unwrap_or_default();
+    let fleet = fleet(&args.fleet, service.as_ref())?;
+    let run = run_options(
+        &args.pr,
+        &args.policy,
+        &args.registry,
+        service.clone(),
+        &fleet,
+    )
+    .await?;
+    let store = match job::state_path(args.policy.state.as_deref(), service.as_ref()) {
+        Some(path) => match repin::state::Store::open(&path) {
+            Ok(store) => Some(Arc::new(store)),
+            Err(e) => {
+                eprintln!("warning: {e}; references under min_age or a schedule wait");
+                None
+            }
+        },
+        None => None,
+    };
+    let webhook_secret = std::env::var(&config.webhook_secret_env)
+        .ok()
+        .filter(|s| !s.is_empty())
+        .map(Secret::new);
+    if webhook_secret.is_none() {
+        eprintln!(
+            "warning: {} is not set; webhooks are turned away",
+            config.webhook_secret_env
+        );
+    }
+    if webhook_secret.is_none() && config.schedule.is_none() && !config.run_at_start {
+        eprintln!("warning: no schedule, no webhooks and no run at start: nothing will run");
+    }
+    let listen = args.listen.unwrap_or(config.listen);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    eprintln!("repin serve: listening on {}", listener.local_addr()?);
+    let work = tempfile::tempdir().context("creating a work folder")?;
+    let opts = ServeOptions {
+        config,
+        fleet,
+        run,
+        lookups: lookups(&args.registry, service),
+        store,
+        webhook_secret,
+        work_dir: work.path().to_path_buf(),
+    };
+    repin::serve::serve(opts, listener, shutdown_signal()).await?;
+    eprintln!("repin serve: stopped");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn config_check_command(args: &ConfigCheckArgs) -> anyhow::Result<ExitCode> {

@@ -41,10 +41,23 @@ pub fn anchor_key(change_set: &str) -> String {
     format!("proposed {change_set}")
 }
 
+/// The key for "these digests were declined in this repository" (a repin PR proposing
+/// them was closed without merging); `proposal` is the proposal's canonical text.
+#[must_use]
+pub fn declined_key(repository: &str, proposal: &str) -> String {
+    format!("declined {} {proposal}", repository.to_ascii_lowercase())
+}
+
 /// An open store.
 pub struct Store {
     db: Database,
     path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({})", self.path.display())
+    }
 }
 
 impl Store {
@@ -175,7 +188,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.redb");
         std::fs::write(&path, b"not a database").unwrap();
-        let err = Store::open(&path).err().expect("refused");
+        let err = Store::open(&path).expect_err("refused");
         assert!(err.to_string().starts_with("state store "), "{err}");
     }
 }

@@ -9,7 +9,7 @@ use crate::support::git_http::{GitServer, git};
 use crate::support::github::{FakeGitHub, TOKEN};
 use crate::support::images::{Flavor, Pusher};
 use crate::support::registry::{Auth, Registry};
-use crate::support::{Run, repin_env};
+use crate::support::{Run, app_key, repin_env};
 
 const PLATFORMS: [&str; 2] = ["linux/amd64", "linux/arm64"];
 
@@ -319,35 +319,6 @@ async fn dry_run_max_open_and_merged_elsewhere() {
         1,
         "the closed PR's branch is deleted"
     );
-}
-
-/// An RSA key pair made with `openssl`: (private PEM, public PEM path).
-fn app_key(dir: &Path) -> (String, std::path::PathBuf) {
-    let private = dir.join("app.pem");
-    let public = dir.join("app.pub.pem");
-    let ok = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "openssl {args:?}");
-    };
-    ok(&[
-        "genrsa",
-        "-traditional",
-        "-out",
-        private.to_str().unwrap(),
-        "2048",
-    ]);
-    ok(&[
-        "rsa",
-        "-in",
-        private.to_str().unwrap(),
-        "-pubout",
-        "-out",
-        public.to_str().unwrap(),
-    ]);
-    (std::fs::read_to_string(&private).unwrap(), public)
 }
 
 #[tokio::test(flavor = "multi_thread")]

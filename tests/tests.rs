@@ -8,4 +8,5 @@ mod git;
 mod rules;
 mod run;
 mod scan;
+mod serve;
 mod support;

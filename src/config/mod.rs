@@ -18,6 +18,7 @@
 //! sets, so for any key the last matching layer that sets it wins.
 
 pub mod diag;
+pub mod serve;
 pub mod settings;
 
 use std::collections::BTreeMap;
@@ -29,6 +30,7 @@ use toml::Spanned;
 
 pub use diag::Diagnostic;
 use diag::Diagnostics;
+pub use serve::ServeConfig;
 use settings::{RawUpdate, Settings, raw_settings};
 
 use crate::imageref::ImageRef;
@@ -139,6 +141,8 @@ pub struct GitHubConfig {
 struct RawService {
     #[serde(default)]
     github: GitHubConfig,
+    #[serde(default)]
+    serve: serve::RawServe,
     state: Option<String>,
     docker_config: Option<String>,
     #[serde(default)]
@@ -309,6 +313,7 @@ pub struct ServiceConfig {
     pub update: Settings,
     pub rules: Vec<Rule>,
     pub github: GitHubConfig,
+    pub serve: ServeConfig,
 }
 
 /// Finds the repository config under `root`: the first of [`REPO_CONFIG_NAMES`] that
@@ -503,6 +508,7 @@ pub fn parse_service(file: &str, text: &str) -> Result<ServiceConfig, Error> {
         }
     });
     let (update, rules) = layers(file, &raw.update, &raw.rule, &mut diags);
+    let serve = raw.serve.check(&mut diags);
     if diags.list.is_empty() {
         Ok(ServiceConfig {
             file: Some(file.to_owned()),
@@ -513,6 +519,7 @@ pub fn parse_service(file: &str, text: &str) -> Result<ServiceConfig, Error> {
             update,
             rules,
             github: raw.github,
+            serve,
         })
     } else {
         Err(Error::Invalid(diags.into_sorted()))

@@ -5,7 +5,7 @@
 //! GitHub Enterprise Server works through the base URL (`https://ghe.example.com/api/v3`).
 //! Rate limits (primary and secondary) are waited out, bounded; see [`rate_limit_wait`].
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +30,22 @@ pub(crate) fn api(what: &'static str) -> impl Fn(octocrab::Error) -> Error {
         };
         Error::Api { what, message }
     }
+}
+
+/// API calls made by every client of this process (for `/metrics`).
+static PROCESS_CALLS: AtomicU64 = AtomicU64::new(0);
+/// The last `x-ratelimit-remaining` GitHub sent to any client; -1 before the first.
+static RATE_LIMIT_REMAINING: AtomicI64 = AtomicI64::new(-1);
+
+/// Process-wide figures for `/metrics`: API calls made, and the rate limit remaining
+/// in the last response (`None` before any).
+#[must_use]
+pub fn process_stats() -> (u64, Option<i64>) {
+    let remaining = RATE_LIMIT_REMAINING.load(Ordering::Relaxed);
+    (
+        PROCESS_CALLS.load(Ordering::Relaxed),
+        (remaining >= 0).then_some(remaining),
+    )
 }
 
 /// Longest wait for a rate limit to reset before a call gives up.
@@ -218,6 +234,7 @@ impl GitHub {
 
     fn count(&self) {
         self.calls.fetch_add(1, Ordering::Relaxed);
+        PROCESS_CALLS.fetch_add(1, Ordering::Relaxed);
     }
 
     /// One REST call, with GitHub's rate limits honoured: a 429, or a 403 that says the
@@ -243,6 +260,13 @@ impl GitHub {
             }
             .map_err(api(what))?;
             let status = response.status();
+            if let Some(remaining) = response
+                .headers()
+                .get("x-ratelimit-remaining")
+                .and_then(|v| v.to_str().ok()?.trim().parse::<i64>().ok())
+            {
+                RATE_LIMIT_REMAINING.store(remaining, Ordering::Relaxed);
+            }
             if status.is_success() {
                 let text = self
                     .client

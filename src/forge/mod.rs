@@ -5,9 +5,12 @@
 //! - [`github`]: the GitHub REST client (octocrab underneath), every call counted and
 //!   rate limits waited out; the Git Data API for commits GitHub signs.
 //! - [`app`]: GitHub App authentication (JWT, installations, installation tokens).
+//! - [`fleet`]: which repositories a run covers (token list or App installations,
+//!   globs, shard) and the client for each.
 //! - [`run`]: per repository, clone, run the job, and keep the pull requests right.
 
 pub mod app;
+pub mod fleet;
 pub mod github;
 pub mod pr;
 pub mod run;

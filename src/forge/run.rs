@@ -57,6 +57,8 @@ pub struct RunOptions {
     pub commit_via_api: bool,
     /// Lookups shared by every repository of the run.
     pub resolver: Option<std::sync::Arc<crate::registry::resolve::Resolver>>,
+    /// A state store kept open across repositories (`serve`); else each job opens it.
+    pub store: Option<std::sync::Arc<crate::state::Store>>,
 }
 
 /// What happened in one repository.
@@ -67,6 +69,29 @@ pub struct RepoSummary {
     pub closed: Vec<u64>,
     /// Human-readable lines for the log (and the dry run's report).
     pub notes: Vec<String>,
+}
+
+/// The store key recording that `state`'s digests were declined in `full_name` (a
+/// webhook saw its PR closed unmerged; the PR list only reaches the last 100 PRs).
+#[must_use]
+pub fn declined_key(full_name: &str, state: &PrState) -> String {
+    let proposal = serde_json::to_string(&state.proposal()).unwrap_or_default();
+    crate::state::declined_key(full_name, &proposal)
+}
+
+fn declined_before(outcome: &Outcome, opts: &RunOptions, full_name: &str, state: &PrState) -> bool {
+    let key = declined_key(full_name, state);
+    // The job opened the store only if it had something to record; an existing store
+    // is read here, and a missing one is not created.
+    let store = outcome.store.clone().or_else(|| {
+        let path = job::state_path(opts.state.as_deref(), opts.service.as_ref())?;
+        path.is_file().then(|| {
+            crate::state::Store::open(&path)
+                .ok()
+                .map(std::sync::Arc::new)
+        })?
+    });
+    store.is_some_and(|s| matches!(s.get(&key), Ok(Some(_))))
 }
 
 fn is_repin_pull(pull: &Pull) -> Option<PrState> {
@@ -106,6 +131,7 @@ pub async fn run_repo(
         pin: false,
         insecure: opts.insecure.clone(),
         resolver: opts.resolver.clone(),
+        store: opts.store.clone(),
         ..JobOptions::default()
     };
     let outcome = job::run(&job_opts, &|| {}).await?;
@@ -134,7 +160,7 @@ pub async fn run_repo(
                 && !p.is_merged()
                 && p.head.branch == branch
                 && is_repin_pull(p).is_some_and(|s| s.proposal() == state.proposal())
-        });
+        }) || declined_before(&outcome, opts, full_name, &state);
         if declined {
             summary.notes.push(format!(
                 "{branch}: these digests were declined (PR closed unmerged); skipped"

@@ -344,6 +344,7 @@ impl Client {
             }
             tracing::debug!(registry, %method, path, attempt, "request");
             let outcome = request.send().await;
+            super::stats::record(outcome.as_ref().ok().map(reqwest::Response::status));
             let retry = match outcome {
                 Ok(response) => {
                     let status = response.status();

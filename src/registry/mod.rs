@@ -6,6 +6,7 @@
 //!   and credential helpers.
 //! - [`manifest`]: media types and the few manifest fields repin reads.
 //! - [`resolve`]: dedup, immutable-fact caches, and the platform-faithful pin decision.
+//! - [`stats`]: process-wide request counts by result, for `/metrics`.
 //! - [`Error`]: the failures, each naming the registry.
 
 pub mod auth;
@@ -14,5 +15,6 @@ pub mod dockerconfig;
 mod error;
 pub mod manifest;
 pub mod resolve;
+pub mod stats;
 
 pub use error::Error;

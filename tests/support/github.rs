@@ -160,6 +160,10 @@ impl FakeGitHub {
             .route("/app/installations", get(installations))
             .route("/app/installations/{id}/access_tokens", post(access_token))
             .route("/installation/repositories", get(installation_repositories))
+            .layer(axum::middleware::map_response_with_state(
+                Arc::clone(&inner),
+                rate_limit_headers,
+            ))
             .with_state(Arc::clone(&inner));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -235,12 +239,37 @@ impl FakeGitHub {
         p.merged = true;
     }
 
+    /// Drops a pull request from every list, as GitHub's first page of 100 does with old
+    /// ones.
+    pub fn forget_pull(&self, number: u64) {
+        self.inner
+            .lock()
+            .unwrap()
+            .pulls
+            .retain(|p| p.number != number);
+    }
+
     /// Closes a pull request without merging.
     pub fn close(&self, number: u64) {
         let mut inner = self.inner.lock().unwrap();
         let p = inner.pulls.iter_mut().find(|p| p.number == number).unwrap();
         p.state = "closed".into();
     }
+}
+
+/// GitHub's rate-limit headers: 5000 an hour, one used per call.
+async fn rate_limit_headers(
+    State(inner): State<Shared>,
+    mut response: axum::response::Response,
+) -> axum::response::Response {
+    let used = inner.lock().unwrap().calls.len();
+    let headers = response.headers_mut();
+    headers.insert("x-ratelimit-limit", 5000.into());
+    headers.insert(
+        "x-ratelimit-remaining",
+        5000usize.saturating_sub(used).into(),
+    );
+    response
 }
 
 fn bearer(headers: &HeaderMap) -> Option<String> {

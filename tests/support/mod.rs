@@ -113,3 +113,32 @@ pub fn serve_loopback(handle: impl Fn(TcpStream) + Send + 'static) -> (u16, Arc<
 pub fn read(dir: &Path, file: &str) -> String {
     std::fs::read_to_string(dir.join(file)).unwrap()
 }
+
+/// An RSA key pair made with `openssl`: (private PEM, public PEM path).
+pub fn app_key(dir: &Path) -> (String, std::path::PathBuf) {
+    let private = dir.join("app.pem");
+    let public = dir.join("app.pub.pem");
+    let ok = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "openssl {args:?}");
+    };
+    ok(&[
+        "genrsa",
+        "-traditional",
+        "-out",
+        private.to_str().unwrap(),
+        "2048",
+    ]);
+    ok(&[
+        "rsa",
+        "-in",
+        private.to_str().unwrap(),
+        "-pubout",
+        "-out",
+        public.to_str().unwrap(),
+    ]);
+    (std::fs::read_to_string(&private).unwrap(), public)
+}

@@ -1,0 +1,576 @@
+//! `repin serve`: webhooks (signatures, sizes, duplicates, each event's work) against
+//! the fake GitHub, real git over HTTP and the real registry; and the daemon end to end
+//! as a process: a signed `installation` delivery opens a PR, `/metrics` shows it, and
+//! SIGTERM stops it with exit 0.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use repin::config::ServeConfig;
+use repin::forge::app::App;
+use repin::forge::fleet::Fleet;
+use repin::forge::run::RunOptions;
+use repin::git::Identity;
+use repin::job::JobOptions;
+use repin::secret::Secret;
+use repin::serve::webhook::sign;
+use repin::serve::{ServeOptions, serve};
+use serde_json::json;
+
+use crate::support::app_key;
+use crate::support::git_http::GitServer;
+use crate::support::github::FakeGitHub;
+use crate::support::images::{Flavor, Pusher};
+use crate::support::registry::{Auth, Registry};
+
+const SECRET: &str = "webhook secret for tests";
+const APP_ID: u64 = 4242;
+
+/// The registry with `app:1` moved from `old` to `new`, repositories pinning `old`, and
+/// the fake GitHub with the App installed on them (installation 1).
+struct World {
+    _reg: Registry,
+    git: GitServer,
+    fake: FakeGitHub,
+    keys: tempfile::TempDir,
+    private: String,
+    host: String,
+    new: String,
+}
+
+impl World {
+    async fn new(repos: &[&str]) -> Self {
+        let reg = Registry::start(Auth::Open);
+        let mut pusher = Pusher::new(&reg);
+        let host = reg.host.clone();
+        let old = pusher
+            .single("app", "1", "linux/amd64", Flavor::Oci, "a")
+            .await;
+        let new = pusher
+            .single("app", "1", "linux/amd64", Flavor::Oci, "b")
+            .await;
+        let git = GitServer::start();
+        let fake = FakeGitHub::start().await;
+        for repo in repos {
+            git.repo(
+                repo,
+                &[("Dockerfile", &format!("FROM {host}/app:1@{old}\n"))],
+            );
+            fake.add_repo(&git, repo);
+        }
+        let keys = tempfile::tempdir().unwrap();
+        let (private, public) = app_key(keys.path());
+        fake.enable_app(APP_ID, &public);
+        fake.add_installation(1, "acme", repos);
+        Self {
+            _reg: reg,
+            git,
+            fake,
+            keys,
+            private,
+            host,
+            new,
+        }
+    }
+
+    fn options(&self, config: ServeConfig, secret: Option<&str>) -> ServeOptions {
+        let app = App::new(&self.fake.url, APP_ID, &Secret::new(self.private.clone())).unwrap();
+        let work = self.keys.path().join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        let store = repin::state::Store::open(&self.keys.path().join("state.redb")).unwrap();
+        ServeOptions {
+            config,
+            fleet: Fleet::app(app, Vec::new(), None).unwrap(),
+            run: RunOptions {
+                author: Identity {
+                    name: "repin-test[bot]".into(),
+                    email: "repin-test[bot]@users.noreply.github.com".into(),
+                },
+                max_open: 10,
+                dry_run: false,
+                service: None,
+                state: None,
+                insecure: Vec::new(),
+                commit_via_api: false,
+                resolver: None,
+                store: None,
+            },
+            lookups: JobOptions::default(),
+            store: Some(Arc::new(store)),
+            webhook_secret: secret.map(Secret::new),
+            work_dir: work,
+        }
+    }
+
+    fn pulls_in(&self, repo: &str) -> usize {
+        self.fake.pulls().iter().filter(|p| p.repo == repo).count()
+    }
+}
+
+/// A daemon started in this process.
+struct Daemon {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), repin::serve::Error>>,
+}
+
+impl Daemon {
+    async fn start(opts: ServeOptions) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve(opts, listener, async {
+            let _ = rx.await;
+        }));
+        Self {
+            addr,
+            stop: Some(tx),
+            task,
+        }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(60), self.task)
+            .await
+            .expect("stops within a minute")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// Posts a delivery; `signature` `None` signs it properly.
+async fn deliver(
+    addr: SocketAddr,
+    event: &str,
+    delivery: &str,
+    body: &[u8],
+    signature: Option<&str>,
+) -> (u16, String) {
+    let mut request = reqwest::Client::new()
+        .post(format!("http://{addr}/webhook"))
+        .header("X-GitHub-Event", event)
+        .header("X-GitHub-Delivery", delivery)
+        .header("Content-Type", "application/json")
+        .body(body.to_vec());
+    let good = sign(SECRET.as_bytes(), body);
+    match signature {
+        None => request = request.header("X-Hub-Signature-256", good),
+        Some("") => {}
+        Some(other) => request = request.header("X-Hub-Signature-256", other),
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let response = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+/// Polls `done` for up to two minutes.
+async fn eventually(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..1200 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn installation_created(repos: &[&str]) -> Vec<u8> {
+    let list: Vec<_> = repos.iter().map(|r| json!({ "full_name": r })).collect();
+    serde_json::to_vec(&json!({
+        "action": "created",
+        "installation": { "id": 1, "account": { "login": "acme" } },
+        "repositories": list,
+    }))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn webhooks_are_verified_before_anything_is_done() {
+    let world = World::new(&["acme/one"]).await;
+    let config = ServeConfig {
+        max_body: 64 * 1024,
+        ..ServeConfig::default()
+    };
+    let daemon = Daemon::start(world.options(config, Some(SECRET))).await;
+    let body = installation_created(&["acme/one"]);
+    let good = sign(SECRET.as_bytes(), &body);
+    let wrong = sign(b"not the secret", &body);
+    for (signature, why) in [
+        ("", "no X-Hub-Signature-256 header"),
+        (wrong.as_str(), "does not match the body"),
+        (&good[..good.len() - 8], "not sha256= and 64 hex digits"),
+        (&good[7..], "not sha256= and 64 hex digits"),
+    ] {
+        let (status, text) =
+            deliver(daemon.addr, "installation", "d-1", &body, Some(signature)).await;
+        assert_eq!(status, 401, "{signature:?}: {text}");
+        assert!(text.contains(why), "{text}");
+    }
+    // A body signed for another payload.
+    let other = installation_created(&["acme/other"]);
+    let (status, _) = deliver(daemon.addr, "installation", "d-2", &other, Some(&good)).await;
+    assert_eq!(status, 401);
+    // Oversized: refused before the signature is even read.
+    let big = vec![b' '; 65 * 1024];
+    let (status, _) = deliver(daemon.addr, "installation", "d-3", &big, None).await;
+    assert_eq!(status, 413);
+    // Nothing reached GitHub, and the refused delivery IDs were not remembered.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(world.fake.calls().is_empty(), "{:?}", world.fake.calls());
+    let (status, text) = deliver(
+        daemon.addr,
+        "ping",
+        "d-1",
+        br#"{"zen":"Design for failure."}"#,
+        None,
+    )
+    .await;
+    assert_eq!((status, text.as_str()), (200, "pong\n"));
+    let (_, metrics) = get(daemon.addr, "/metrics").await;
+    assert!(
+        metrics.contains("repin_webhooks_total{event=\"unverified\",outcome=\"rejected\"} 5"),
+        "{metrics}"
+    );
+    daemon.stop().await;
+
+    // Without a secret, webhooks are turned away whatever they carry.
+    let daemon = Daemon::start(world.options(ServeConfig::default(), None)).await;
+    let (status, _) = deliver(daemon.addr, "installation", "d-4", &body, None).await;
+    assert_eq!(status, 404);
+    daemon.stop().await;
+    assert!(world.fake.calls().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_event_drives_the_right_work() {
+    let world = World::new(&["acme/one", "acme/two", "acme/three"]).await;
+    let config = ServeConfig {
+        debounce: Duration::from_millis(300),
+        ..ServeConfig::default()
+    };
+    let daemon = Daemon::start(world.options(config, Some(SECRET))).await;
+    let (status, text) = deliver(daemon.addr, "ping", "p-1", b"{}", None).await;
+    assert_eq!((status, text.as_str()), (200, "pong\n"));
+
+    // installation created: its repositories are processed.
+    let body = installation_created(&["acme/one"]);
+    let (status, text) = deliver(daemon.addr, "installation", "i-1", &body, None).await;
+    assert_eq!(status, 202, "{text}");
+    eventually("the PR on acme/one", || world.pulls_in("acme/one") == 1).await;
+    let pull = world.fake.pulls()[0].clone();
+    assert!(pull.body.contains(&world.new), "{}", pull.body);
+
+    // The same delivery again: acknowledged, not processed.
+    let calls = world.fake.calls().len();
+    let (status, text) = deliver(daemon.addr, "installation", "i-1", &body, None).await;
+    assert_eq!(status, 200);
+    assert!(text.contains("seen before"), "{text}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(world.fake.calls().len(), calls, "a duplicate did no work");
+
+    // installation_repositories added.
+    let added = serde_json::to_vec(&json!({
+        "action": "added",
+        "installation": { "id": 1 },
+        "repositories_added": [{ "full_name": "acme/two" }],
+        "repositories_removed": [],
+    }))
+    .unwrap();
+    let (status, _) = deliver(
+        daemon.addr,
+        "installation_repositories",
+        "r-1",
+        &added,
+        None,
+    )
+    .await;
+    assert_eq!(status, 202);
+    eventually("the PR on acme/two", || world.pulls_in("acme/two") == 1).await;
+
+    // A push that touches no scanned file does nothing; one to the default branch that
+    // touches the Dockerfile (twice, debounced into one run) opens the PR.
+    let push = |files: &[&str], r#ref: &str| {
+        serde_json::to_vec(&json!({
+            "ref": r#ref,
+            "installation": { "id": 1 },
+            "repository": { "full_name": "acme/three", "default_branch": "main" },
+            "commits": [{ "added": [], "modified": files, "removed": [] }],
+        }))
+        .unwrap()
+    };
+    let (status, text) = deliver(
+        daemon.addr,
+        "push",
+        "s-1",
+        &push(&["README.md"], "refs/heads/main"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    let (status, _) = deliver(
+        daemon.addr,
+        "push",
+        "s-2",
+        &push(&["Dockerfile"], "refs/heads/other"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(world.pulls_in("acme/three"), 0);
+    let repo_calls = || {
+        world
+            .fake
+            .calls()
+            .iter()
+            .filter(|(m, p)| m == "GET" && p == "/repos/acme/three")
+            .count()
+    };
+    assert_eq!(repo_calls(), 0);
+    for id in ["s-3", "s-4"] {
+        let (status, _) = deliver(
+            daemon.addr,
+            "push",
+            id,
+            &push(&["Dockerfile"], "refs/heads/main"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 202);
+    }
+    eventually("the PR on acme/three", || world.pulls_in("acme/three") == 1).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(repo_calls(), 1, "two pushes, one run");
+
+    // pull_request closed unmerged: the declined digests are recorded.
+    let three = world
+        .fake
+        .pulls()
+        .into_iter()
+        .find(|p| p.repo == "acme/three")
+        .unwrap();
+    world.fake.close(three.number);
+    let closed = |user_type: &str, head_repo: &str| {
+        serde_json::to_vec(&json!({
+            "action": "closed",
+            "installation": { "id": 1 },
+            "repository": { "full_name": "acme/three" },
+            "pull_request": {
+                "number": three.number,
+                "merged": false,
+                "body": three.body,
+                "user": { "login": "repin-test[bot]", "type": user_type },
+                "head": { "ref": three.head, "repo": { "full_name": head_repo } },
+            },
+        }))
+        .unwrap()
+    };
+    // A copy of the body in someone's PR from a fork is not repin's.
+    let (status, text) = deliver(
+        daemon.addr,
+        "pull_request",
+        "c-1",
+        &closed("User", "mallory/three"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(text.contains("not repin's"), "{text}");
+    let (status, text) = deliver(
+        daemon.addr,
+        "pull_request",
+        "c-2",
+        &closed("Bot", "acme/three"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(text.contains("declined digests recorded"), "{text}");
+
+    // Unknown events are acknowledged.
+    let (status, _) = deliver(daemon.addr, "star", "x-1", br#"{"action":"created"}"#, None).await;
+    assert_eq!(status, 200);
+    let (_, metrics) = get(daemon.addr, "/metrics").await;
+    for line in [
+        "repin_pull_requests_total{action=\"opened\"} 3",
+        "repin_repositories_processed_total{result=\"ok\"} 3",
+        "repin_webhooks_total{event=\"installation\",outcome=\"duplicate\"} 1",
+        "repin_webhooks_total{event=\"other\",outcome=\"handled\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    daemon.stop().await;
+
+    // The record holds across restarts: a run of acme/three after the close proposes
+    // nothing, even once the PR has dropped out of GitHub's list and its branch is gone.
+    world.fake.forget_pull(three.number);
+    crate::support::git_http::git(
+        &world.git.path("acme/three"),
+        &["update-ref", "-d", &format!("refs/heads/{}", three.head)],
+    );
+    let config = ServeConfig {
+        run_at_start: true,
+        ..ServeConfig::default()
+    };
+    let daemon = Daemon::start(world.options(config, None)).await;
+    eventually("the startup run", || {
+        world
+            .fake
+            .calls()
+            .iter()
+            .filter(|(m, p)| m == "GET" && p.starts_with("/repos/acme/three/pulls"))
+            .count()
+            >= 2
+    })
+    .await;
+    let (_, ready) = get(daemon.addr, "/readyz").await;
+    assert_eq!(ready, "ready\n");
+    daemon.stop().await;
+    assert_eq!(
+        world.pulls_in("acme/three"),
+        0,
+        "declined digests not proposed again"
+    );
+    assert_eq!(world.pulls_in("acme/one"), 1);
+}
+
+/// Kills the daemon if a test fails before it stops.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_end_to_end_as_a_process() {
+    let world = World::new(&["acme/one"]).await;
+    let dir = world.keys.path();
+    let config = dir.join("repin.toml");
+    std::fs::write(
+        &config,
+        "[serve]\nschedule = \"0 3 * * *\"\nconcurrency = 2\nshutdown_timeout = \"30s\"\n",
+    )
+    .unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let mut child = Child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_repin"))
+            .args([
+                "serve",
+                "--log-format",
+                "json",
+                "--config",
+                config.to_str().unwrap(),
+                "--app",
+                "--app-id",
+                &APP_ID.to_string(),
+                "--listen",
+                "127.0.0.1:0",
+                "--state",
+                dir.join("serve-state.redb").to_str().unwrap(),
+            ])
+            .env_remove("RUST_LOG")
+            .env("DOCKER_CONFIG", empty.path())
+            .env("REPIN_GITHUB_APP_KEY", &world.private)
+            .env("GITHUB_API_URL", &world.fake.url)
+            .env("REPIN_WEBHOOK_SECRET", SECRET)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let lines = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("repin serve: listening on ") {
+                let _ = addr_tx.send(addr.parse::<SocketAddr>().unwrap());
+            }
+            let mut log = lines.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    let addr = addr_rx
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("no address; stderr:\n{}", log.lock().unwrap()));
+    assert_eq!(get(addr, "/healthz").await, (200, "ok\n".to_owned()));
+    assert_eq!(get(addr, "/readyz").await.0, 200);
+
+    let body = installation_created(&["acme/one"]);
+    let (status, text) = deliver(addr, "installation", "e2e-1", &body, None).await;
+    assert_eq!(status, 202, "{text}");
+    eventually("the PR", || world.pulls_in("acme/one") == 1).await;
+    let pull = &world.fake.pulls()[0];
+    let dockerfile = crate::support::git_http::git(
+        &world.git.path("acme/one"),
+        &["show", &format!("{}:Dockerfile", pull.head)],
+    );
+    assert_eq!(
+        dockerfile,
+        format!("FROM {}/app:1@{}\n", world.host, world.new)
+    );
+
+    // The PR appears before the run ends; the repository is counted when it does.
+    let mut metrics = String::new();
+    for _ in 0..600 {
+        let (status, text) = get(addr, "/metrics").await;
+        assert_eq!(status, 200);
+        metrics = text;
+        if metrics.contains("repin_repositories_processed_total{result=\"ok\"} 1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for line in [
+        "repin_pull_requests_total{action=\"opened\"} 1",
+        "repin_webhooks_total{event=\"installation\",outcome=\"accepted\"} 1",
+        "repin_registry_requests_total{result=\"ok\"}",
+        "repin_github_api_calls_total ",
+        "repin_github_rate_limit_remaining ",
+        "# TYPE repin_repository_duration_seconds histogram",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+
+    let pid = child.0.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut status = None;
+    for _ in 0..300 {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = status.expect("exits within 30 s of SIGTERM");
+    std::thread::sleep(Duration::from_millis(200));
+    let log = log.lock().unwrap().clone();
+    assert_eq!(status.code(), Some(0), "stderr:\n{log}");
+    assert!(log.contains("repin serve: stopped"), "{log}");
+    // Logs are JSON lines, and the secrets are in none of them.
+    let json_line = log
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .expect("a JSON log line");
+    let parsed: serde_json::Value = serde_json::from_str(json_line).unwrap();
+    assert!(parsed["level"].is_string(), "{json_line}");
+    assert!(!log.contains(SECRET));
+    assert!(!log.contains("BEGIN RSA PRIVATE KEY"));
+}

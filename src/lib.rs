@@ -8,6 +8,7 @@
 //! ```text
 //! config ─┐
 //! source ─► scan ─► check (resolve) ─► policy (decide) ─► update (edit) | run (git + PR)
+//!                                  schedule | webhooks ─► serve (queue) ─► run
 //! ```
 //!
 //! - [`imageref`]: the reference grammar. `ImageRef`, `Digest` and `Platform`: parse,
@@ -40,8 +41,14 @@
 //! - [`git`]: git2 — shallow clone, commit on a parent, push and delete with a lease.
 //! - [`forge`]: pull requests. [`forge::pr`] renders a change set (branch, commit,
 //!   title, body with hidden state); [`forge::github`] is the GitHub client (octocrab,
-//!   rate limits, Git Data API); [`forge::app`] App auth; [`forge::run`] keeps one PR per
-//!   change set right.
+//!   rate limits, Git Data API); [`forge::app`] App auth; [`forge::fleet`] the
+//!   repositories a run covers (token list or App installations, globs, shard);
+//!   [`forge::run`] keeps one PR per change set right.
+//! - [`shard`]: the stable split of a fleet across N workers (`--shard`, Indexed Jobs).
+//! - [`serve`]: the daemon around [`forge::run`]: [`serve::schedule`] (cron, no overlap),
+//!   [`serve::queue`] (concurrency limit, one run per repository at a time),
+//!   [`serve::debounce`], [`serve::webhook`] (signature check before parsing, events),
+//!   [`serve::http`] (axum routes), [`serve::metrics`] (Prometheus text).
 //! - [`secret`]: a string that never prints. [`progress`]: the stderr progress line.
 //! - [`output`]: the `--format text|json` renderings (stdout is data, stderr is logs).
 //! - [`cli`]: the clap definitions; `main.rs` dispatches and maps errors to exit codes.

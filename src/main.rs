@@ -111,8 +111,11 @@ fn scan_command(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The service config, if a path is given (an empty one, as an unset Action input
+/// passes, counts as none).
 fn load_service(path: Option<&Path>) -> anyhow::Result<Option<config::ServiceConfig>> {
-    path.map(config::load_service)
+    path.filter(|p| !p.as_os_str().is_empty())
+        .map(config::load_service)
         .transpose()
         .map_err(anyhow::Error::from)
 }

@@ -581,3 +581,78 @@ async fn commits_through_the_git_data_api_when_asked() {
         "GitHub\n"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_stopped_between_push_and_pull_request_is_finished_next_time() {
+    let reg = Registry::start(Auth::Open);
+    let mut pusher = Pusher::new(&reg);
+    let host = reg.host.clone();
+    let old = pusher
+        .single("app", "1", "linux/amd64", Flavor::Oci, "a")
+        .await;
+    let new = pusher
+        .single("app", "1", "linux/amd64", Flavor::Oci, "b")
+        .await;
+    let git_server = GitServer::start();
+    let fake = FakeGitHub::start().await;
+    for repo in ["acme/one", "acme/two"] {
+        git_server.repo(
+            repo,
+            &[("Dockerfile", &format!("FROM {host}/app:1@{old}\n"))],
+        );
+        fake.add_repo(&git_server, repo);
+    }
+    let state_dir = tempfile::tempdir().unwrap();
+    let state = state_dir.path().join("state.redb");
+    run(&fake, &state, "acme/one");
+    let first = fake.pulls()[0].clone();
+    // As if the run had stopped after its push: the branch is there, the PR is not.
+    fake.forget_pull(first.number);
+    let out = run(&fake, &state, "acme/one");
+    assert!(
+        !out.stderr.contains("not repin's") && fake.pulls().len() == 1,
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    assert_eq!(fake.pulls()[0].head, first.head);
+    assert_eq!(
+        git(
+            &git_server.path("acme/one"),
+            &["show", &format!("{}:Dockerfile", first.head)]
+        ),
+        format!("FROM {host}/app:1@{new}\n")
+    );
+    // A branch of that name with someone else's commit is theirs.
+    let bare = git_server.path("acme/two");
+    let theirs = std::process::Command::new("git")
+        .args(["commit-tree", "-m", "mine", "HEAD^{tree}", "-p", "HEAD"])
+        .current_dir(&bare)
+        .env("GIT_AUTHOR_NAME", "Dev")
+        .env("GIT_AUTHOR_EMAIL", "dev@example.com")
+        .env("GIT_COMMITTER_NAME", "Dev")
+        .env("GIT_COMMITTER_EMAIL", "dev@example.com")
+        .output()
+        .unwrap();
+    let theirs = String::from_utf8(theirs.stdout).unwrap();
+    git(
+        &bare,
+        &[
+            "update-ref",
+            &format!("refs/heads/{}", first.head),
+            theirs.trim(),
+        ],
+    );
+    let out = run(&fake, &state, "acme/two");
+    assert!(out.stdout.contains("acme/two: opened []"), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("the branch exists and is not repin's"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        git(&bare, &["rev-parse", &first.head]).trim(),
+        theirs.trim()
+    );
+    let _ = new;
+}

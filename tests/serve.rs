@@ -1,10 +1,12 @@
-//! `repin serve`: webhooks (signatures, sizes, duplicates, each event's work) against
-//! the fake GitHub, real git over HTTP and the real registry; and the daemon end to end
-//! as a process: a signed `installation` delivery opens a PR, `/metrics` shows it, and
-//! SIGTERM stops it with exit 0.
+//! The service modes. `repin serve`: webhooks (signatures, sizes, duplicates, each
+//! event's work) against the fake GitHub, real git over HTTP and the real registry; the
+//! daemon end to end as a process (a signed `installation` delivery opens a PR,
+//! `/metrics` shows it, SIGTERM stops it with exit 0). Sharded `repin run`s cover the
+//! fleet exactly once.
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -573,4 +575,61 @@ async fn serve_end_to_end_as_a_process() {
     assert!(parsed["level"].is_string(), "{json_line}");
     assert!(!log.contains(SECRET));
     assert!(!log.contains("BEGIN RSA PRIVATE KEY"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sharded_runs_cover_the_fleet_exactly_once() {
+    let repos = ["acme/a", "acme/b", "acme/c", "acme/d", "acme/e"];
+    let world = World::new(&repos).await;
+    let state = world.keys.path().join("state.redb");
+    let shard_run = |flag: Option<&str>, env: &[(&str, &str)]| {
+        let mut args = vec!["run", "--app", "--app-id", "4242", "--state"];
+        args.push(state.to_str().unwrap());
+        if let Some(flag) = flag {
+            args.extend(["--shard", flag]);
+        }
+        let mut vars = vec![
+            ("REPIN_GITHUB_APP_KEY", world.private.as_str()),
+            ("GITHUB_API_URL", world.fake.url.as_str()),
+        ];
+        vars.extend_from_slice(env);
+        let out = crate::support::repin_env(Path::new("."), &args, &vars);
+        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+        let mut covered: Vec<String> = out
+            .stdout
+            .lines()
+            .filter_map(|l| l.split_once(": opened").map(|(repo, _)| repo.to_owned()))
+            .collect();
+        covered.sort();
+        covered
+    };
+    // Shard 0 by flag, shard 1 as pod 1 of a 2-pod Indexed Job.
+    let zero = shard_run(Some("0/2"), &[]);
+    let one = shard_run(
+        None,
+        &[("JOB_COMPLETION_INDEX", "1"), ("REPIN_SHARD_COUNT", "2")],
+    );
+    let mut all: Vec<String> = zero.iter().chain(&one).cloned().collect();
+    all.sort();
+    assert_eq!(
+        all, repos,
+        "every repository exactly once: {zero:?} + {one:?}"
+    );
+    assert!(!zero.is_empty() && !one.is_empty(), "{zero:?} {one:?}");
+    for repo in &zero {
+        assert_eq!(repin::shard::of(repo, 2), 0);
+    }
+    // One PR per repository, none twice.
+    assert_eq!(world.fake.pulls().len(), repos.len());
+    let bad = crate::support::repin_env(
+        Path::new("."),
+        &["run", "--app", "--app-id", "4242", "--shard", "2/2"],
+        &[("REPIN_GITHUB_APP_KEY", world.private.as_str())],
+    );
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr.contains("invalid shard \"2/2\""),
+        "{}",
+        bad.stderr
+    );
 }

@@ -125,3 +125,42 @@ impl RawServe {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{ServeConfig, parse_service};
+    use std::time::Duration;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let config = parse_service("s.toml", "").unwrap();
+        assert_eq!(config.serve, ServeConfig::default());
+        let text = "[serve]\nlisten = \"127.0.0.1:9000\"\nschedule = \"30 2 * * *\"\n\
+                    concurrency = 8\ndebounce = \"5s\"\nrun_at_start = true\n";
+        let serve = parse_service("s.toml", text).unwrap().serve;
+        assert_eq!(serve.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(serve.schedule.unwrap().expression, "30 2 * * *");
+        assert_eq!(serve.concurrency, 8);
+        assert_eq!(serve.debounce, Duration::from_secs(5));
+        assert!(serve.run_at_start);
+    }
+
+    #[test]
+    fn bad_values_are_reported_at_their_lines() {
+        let text = "[serve]\nlisten = \"everywhere\"\nschedule = \"* * *\"\nconcurrency = 0\n\
+                    debounce = \"soon\"\nlisten_on = 1\n";
+        let err = parse_service("s.toml", text).unwrap_err().to_string();
+        assert!(err.contains("s.toml:6:1"), "{err}");
+        let text = "[serve]\nlisten = \"everywhere\"\nschedule = \"* * *\"\nconcurrency = 0\n\
+                    debounce = \"soon\"\n";
+        let err = parse_service("s.toml", text).unwrap_err().to_string();
+        for expected in [
+            "s.toml:2:10: invalid listen address \"everywhere\"",
+            "s.toml:3:12: invalid schedule \"* * *\": a schedule has 5 fields",
+            "s.toml:4:15: concurrency must be at least 1",
+            "s.toml:5:12: invalid duration \"soon\"",
+        ] {
+            assert!(err.contains(expected), "{expected} in\n{err}");
+        }
+    }
+}

@@ -613,6 +613,31 @@ impl GitHub {
             Err(e) => Err(e),
         }
     }
+
+    /// A commit's author (name, email), through the Git Data API.
+    ///
+    /// # Errors
+    /// [`Error::Api`].
+    pub async fn commit_author(
+        &self,
+        full_name: &str,
+        sha: &str,
+    ) -> Result<(String, String), Error> {
+        #[derive(Deserialize)]
+        struct Commit {
+            author: Person,
+        }
+        #[derive(Deserialize)]
+        struct Person {
+            name: String,
+            email: String,
+        }
+        let route = format!("/repos/{full_name}/git/commits/{sha}");
+        let commit: Commit = self
+            .call("get commit", http::Method::GET, &route, None)
+            .await?;
+        Ok((commit.author.name, commit.author.email))
+    }
 }
 
 #[cfg(test)]

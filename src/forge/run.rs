@@ -94,6 +94,13 @@ fn declined_before(outcome: &Outcome, opts: &RunOptions, full_name: &str, state:
     store.is_some_and(|s| matches!(s.get(&key), Ok(Some(_))))
 }
 
+/// Whether `tip` was authored by `author` (one Git Data API call).
+async fn authored_by(gh: &GitHub, full_name: &str, tip: git2::Oid, author: &Identity) -> bool {
+    gh.commit_author(full_name, &tip.to_string())
+        .await
+        .is_ok_and(|(name, email)| name == author.name && email == author.email)
+}
+
 fn is_repin_pull(pull: &Pull) -> Option<PrState> {
     pull.body.as_deref().and_then(PrState::parse)
 }
@@ -227,20 +234,22 @@ pub async fn run_repo(
                 }
                 // A leftover branch from a closed PR of ours may be replaced; anything
                 // else on that name is someone's and stays.
+                // So may the branch of a run stopped between its push and its PR: its tip
+                // is repin's own commit.
                 let lease = match git::remote_tip(&remote, &branch)? {
                     None => Lease::Absent,
-                    Some(tip)
-                        if pulls.iter().any(|p| {
+                    Some(tip) => {
+                        let closed_ours = pulls.iter().any(|p| {
                             p.head.branch == branch && p.head.sha == tip.to_string() && !p.is_open()
-                        }) =>
-                    {
-                        Lease::At(tip)
-                    }
-                    Some(_) => {
-                        summary.notes.push(format!(
-                            "{branch}: the branch exists and is not repin's; not opened"
-                        ));
-                        continue;
+                        });
+                        if closed_ours || authored_by(gh, full_name, tip, &opts.author).await {
+                            Lease::At(tip)
+                        } else {
+                            summary.notes.push(format!(
+                                "{branch}: the branch exists and is not repin's; not opened"
+                            ));
+                            continue;
+                        }
                     }
                 };
                 let sha = publish(&target, &prepared, &branch, lease, opts).await?;

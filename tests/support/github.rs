@@ -146,6 +146,7 @@ impl FakeGitHub {
             .route("/repos/{owner}/{repo}/git/blobs", post(create_blob))
             .route("/repos/{owner}/{repo}/git/trees", post(create_tree))
             .route("/repos/{owner}/{repo}/git/commits", post(create_commit))
+            .route("/repos/{owner}/{repo}/git/commits/{sha}", get(get_commit))
             .route("/repos/{owner}/{repo}/git/refs", post(create_ref))
             .route(
                 "/repos/{owner}/{repo}/git/ref/heads/{*branch}",
@@ -1030,6 +1031,46 @@ async fn create_commit(
         ),
         Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, &e),
     }
+}
+
+async fn get_commit(
+    State(inner): State<Shared>,
+    Path((owner, name, sha)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let full = format!("{owner}/{name}");
+    let bare = match git_call(
+        &inner,
+        "GET",
+        format!("/repos/{full}/git/commits/{sha}"),
+        &headers,
+        &full,
+    ) {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
+    let out = std::process::Command::new("git")
+        .args(["log", "-1", "--format=%an%n%ae%n%cn%n%ce%n%T", &sha, "--"])
+        .current_dir(&bare)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let fields: Vec<&str> = text.lines().collect();
+    if !out.status.success() || fields.len() < 5 {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    }
+    Json(shaped(
+        "git-commit",
+        json!({
+            "sha": sha,
+            "author": {"name": fields[0], "email": fields[1], "date": "2026-11-15T10:00:00Z"},
+            "committer": {"name": fields[2], "email": fields[3], "date": "2026-11-15T10:00:00Z"},
+            "tree": {"sha": fields[4]},
+            "parents": [],
+            "message": "",
+        }),
+    ))
+    .into_response()
 }
 
 async fn get_ref(

@@ -9,6 +9,7 @@ use crate::support::git_http::{GitServer, git};
 use crate::support::github::{FakeGitHub, TOKEN};
 use crate::support::images::{Flavor, Pusher};
 use crate::support::registry::{Auth, Registry};
+use crate::support::world::World;
 use crate::support::{Run, app_key, repin_env};
 
 const PLATFORMS: [&str; 2] = ["linux/amd64", "linux/arm64"];
@@ -323,25 +324,9 @@ async fn dry_run_max_open_and_merged_elsewhere() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn app_mode_across_two_installations() {
-    let reg = Registry::start(Auth::Open);
-    let mut pusher = Pusher::new(&reg);
-    let host = reg.host.clone();
-    let old = pusher
-        .single("app", "1", "linux/amd64", Flavor::Oci, "a")
-        .await;
-    let new = pusher
-        .single("app", "1", "linux/amd64", Flavor::Oci, "b")
-        .await;
-    let git_server = GitServer::start();
-    let dockerfile = format!("FROM {host}/app:1@{old}\n");
-    let fake = FakeGitHub::start().await;
-    for repo in ["acme/one", "acme/two", "globex/three"] {
-        git_server.repo(repo, &[("Dockerfile", &dockerfile)]);
-        fake.add_repo(&git_server, repo);
-    }
-    let keys = tempfile::tempdir().unwrap();
-    let (private, public) = app_key(keys.path());
-    fake.enable_app(4242, &public);
+    let world = World::new(&["acme/one", "acme/two", "globex/three"]).await;
+    let (reg, git_server, fake) = (&world.reg, &world.git, &world.fake);
+    let (host, new, keys, private) = (&world.host, &world.new, &world.keys, &world.private);
     fake.add_installation(1, "acme", &["acme/one", "acme/two"]);
     fake.add_installation(2, "globex", &["globex/three"]);
     let state = keys.path().join("state.redb");
@@ -584,31 +569,15 @@ async fn commits_through_the_git_data_api_when_asked() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_stopped_between_push_and_pull_request_is_finished_next_time() {
-    let reg = Registry::start(Auth::Open);
-    let mut pusher = Pusher::new(&reg);
-    let host = reg.host.clone();
-    let old = pusher
-        .single("app", "1", "linux/amd64", Flavor::Oci, "a")
-        .await;
-    let new = pusher
-        .single("app", "1", "linux/amd64", Flavor::Oci, "b")
-        .await;
-    let git_server = GitServer::start();
-    let fake = FakeGitHub::start().await;
-    for repo in ["acme/one", "acme/two"] {
-        git_server.repo(
-            repo,
-            &[("Dockerfile", &format!("FROM {host}/app:1@{old}\n"))],
-        );
-        fake.add_repo(&git_server, repo);
-    }
+    let world = World::new(&["acme/one", "acme/two"]).await;
+    let (git_server, fake, host, new) = (&world.git, &world.fake, &world.host, &world.new);
     let state_dir = tempfile::tempdir().unwrap();
     let state = state_dir.path().join("state.redb");
-    run(&fake, &state, "acme/one");
+    run(fake, &state, "acme/one");
     let first = fake.pulls()[0].clone();
     // As if the run had stopped after its push: the branch is there, the PR is not.
     fake.forget_pull(first.number);
-    let out = run(&fake, &state, "acme/one");
+    let out = run(fake, &state, "acme/one");
     assert!(
         !out.stderr.contains("not repin's") && fake.pulls().len() == 1,
         "{}{}",
@@ -617,10 +586,7 @@ async fn a_run_stopped_between_push_and_pull_request_is_finished_next_time() {
     );
     assert_eq!(fake.pulls()[0].head, first.head);
     assert_eq!(
-        git(
-            &git_server.path("acme/one"),
-            &["show", &format!("{}:Dockerfile", first.head)]
-        ),
+        world.dockerfile("acme/one", &first.head),
         format!("FROM {host}/app:1@{new}\n")
     );
     // A branch of that name with someone else's commit is theirs.
@@ -643,7 +609,7 @@ async fn a_run_stopped_between_push_and_pull_request_is_finished_next_time() {
             theirs.trim(),
         ],
     );
-    let out = run(&fake, &state, "acme/two");
+    let out = run(fake, &state, "acme/two");
     assert!(out.stdout.contains("acme/two: opened []"), "{}", out.stdout);
     assert!(
         out.stderr.contains("the branch exists and is not repin's"),

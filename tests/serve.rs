@@ -21,93 +21,43 @@ use repin::serve::webhook::sign;
 use repin::serve::{ServeOptions, serve};
 use serde_json::json;
 
-use crate::support::app_key;
-use crate::support::git_http::GitServer;
-use crate::support::github::FakeGitHub;
-use crate::support::images::{Flavor, Pusher};
-use crate::support::registry::{Auth, Registry};
+use crate::support::world::{APP_ID, World};
 
 const SECRET: &str = "webhook secret for tests";
-const APP_ID: u64 = 4242;
 
-/// The registry with `app:1` moved from `old` to `new`, repositories pinning `old`, and
-/// the fake GitHub with the App installed on them (installation 1).
-struct World {
-    _reg: Registry,
-    git: GitServer,
-    fake: FakeGitHub,
-    keys: tempfile::TempDir,
-    private: String,
-    host: String,
-    new: String,
+/// The world with the App installed on `repos` (installation 1).
+async fn world(repos: &[&str]) -> World {
+    let world = World::new(repos).await;
+    world.fake.add_installation(1, "acme", repos);
+    world
 }
 
-impl World {
-    async fn new(repos: &[&str]) -> Self {
-        let reg = Registry::start(Auth::Open);
-        let mut pusher = Pusher::new(&reg);
-        let host = reg.host.clone();
-        let old = pusher
-            .single("app", "1", "linux/amd64", Flavor::Oci, "a")
-            .await;
-        let new = pusher
-            .single("app", "1", "linux/amd64", Flavor::Oci, "b")
-            .await;
-        let git = GitServer::start();
-        let fake = FakeGitHub::start().await;
-        for repo in repos {
-            git.repo(
-                repo,
-                &[("Dockerfile", &format!("FROM {host}/app:1@{old}\n"))],
-            );
-            fake.add_repo(&git, repo);
-        }
-        let keys = tempfile::tempdir().unwrap();
-        let (private, public) = app_key(keys.path());
-        fake.enable_app(APP_ID, &public);
-        fake.add_installation(1, "acme", repos);
-        Self {
-            _reg: reg,
-            git,
-            fake,
-            keys,
-            private,
-            host,
-            new,
-        }
-    }
-
-    fn options(&self, config: ServeConfig, secret: Option<&str>) -> ServeOptions {
-        let app = App::new(&self.fake.url, APP_ID, &Secret::new(self.private.clone())).unwrap();
-        let work = self.keys.path().join("work");
-        std::fs::create_dir_all(&work).unwrap();
-        let store = repin::state::Store::open(&self.keys.path().join("state.redb")).unwrap();
-        ServeOptions {
-            config,
-            fleet: Fleet::app(app, Vec::new(), None).unwrap(),
-            run: RunOptions {
-                author: Identity {
-                    name: "repin-test[bot]".into(),
-                    email: "repin-test[bot]@users.noreply.github.com".into(),
-                },
-                max_open: 10,
-                dry_run: false,
-                service: None,
-                state: None,
-                insecure: Vec::new(),
-                commit_via_api: false,
-                resolver: None,
-                store: None,
+fn options(world: &World, config: ServeConfig, secret: Option<&str>) -> ServeOptions {
+    let app = App::new(&world.fake.url, APP_ID, &Secret::new(world.private.clone())).unwrap();
+    let work = world.keys.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let store = repin::state::Store::open(&world.keys.path().join("state.redb")).unwrap();
+    ServeOptions {
+        config,
+        fleet: Fleet::app(app, Vec::new(), None).unwrap(),
+        run: RunOptions {
+            author: Identity {
+                name: "repin-test[bot]".into(),
+                email: "repin-test[bot]@users.noreply.github.com".into(),
             },
-            lookups: JobOptions::default(),
-            store: Some(Arc::new(store)),
-            webhook_secret: secret.map(Secret::new),
-            work_dir: work,
-        }
-    }
-
-    fn pulls_in(&self, repo: &str) -> usize {
-        self.fake.pulls().iter().filter(|p| p.repo == repo).count()
+            max_open: 10,
+            dry_run: false,
+            service: None,
+            state: None,
+            insecure: Vec::new(),
+            commit_via_api: false,
+            resolver: None,
+            store: None,
+        },
+        lookups: JobOptions::default(),
+        store: Some(Arc::new(store)),
+        webhook_secret: secret.map(Secret::new),
+        work_dir: work,
     }
 }
 
@@ -197,12 +147,12 @@ fn installation_created(repos: &[&str]) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn webhooks_are_verified_before_anything_is_done() {
-    let world = World::new(&["acme/one"]).await;
+    let world = world(&["acme/one"]).await;
     let config = ServeConfig {
         max_body: 64 * 1024,
         ..ServeConfig::default()
     };
-    let daemon = Daemon::start(world.options(config, Some(SECRET))).await;
+    let daemon = Daemon::start(options(&world, config, Some(SECRET))).await;
     let body = installation_created(&["acme/one"]);
     let good = sign(SECRET.as_bytes(), &body);
     let wrong = sign(b"not the secret", &body);
@@ -245,7 +195,7 @@ async fn webhooks_are_verified_before_anything_is_done() {
     daemon.stop().await;
 
     // Without a secret, webhooks are turned away whatever they carry.
-    let daemon = Daemon::start(world.options(ServeConfig::default(), None)).await;
+    let daemon = Daemon::start(options(&world, ServeConfig::default(), None)).await;
     let (status, _) = deliver(daemon.addr, "installation", "d-4", &body, None).await;
     assert_eq!(status, 404);
     daemon.stop().await;
@@ -254,12 +204,12 @@ async fn webhooks_are_verified_before_anything_is_done() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn each_event_drives_the_right_work() {
-    let world = World::new(&["acme/one", "acme/two", "acme/three"]).await;
+    let world = world(&["acme/one", "acme/two", "acme/three"]).await;
     let config = ServeConfig {
         debounce: Duration::from_millis(300),
         ..ServeConfig::default()
     };
-    let daemon = Daemon::start(world.options(config, Some(SECRET))).await;
+    let daemon = Daemon::start(options(&world, config, Some(SECRET))).await;
     let (status, text) = deliver(daemon.addr, "ping", "p-1", b"{}", None).await;
     assert_eq!((status, text.as_str()), (200, "pong\n"));
 
@@ -423,7 +373,7 @@ async fn each_event_drives_the_right_work() {
         run_at_start: true,
         ..ServeConfig::default()
     };
-    let daemon = Daemon::start(world.options(config, None)).await;
+    let daemon = Daemon::start(options(&world, config, None)).await;
     eventually("the startup run", || {
         world
             .fake
@@ -457,7 +407,7 @@ impl Drop for Child {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_end_to_end_as_a_process() {
-    let world = World::new(&["acme/one"]).await;
+    let world = world(&["acme/one"]).await;
     let dir = world.keys.path();
     let config = dir.join("repin.toml");
     std::fs::write(
@@ -580,7 +530,7 @@ async fn serve_end_to_end_as_a_process() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sharded_runs_cover_the_fleet_exactly_once() {
     let repos = ["acme/a", "acme/b", "acme/c", "acme/d", "acme/e"];
-    let world = World::new(&repos).await;
+    let world = world(&repos).await;
     let state = world.keys.path().join("state.redb");
     let shard_run = |flag: Option<&str>, env: &[(&str, &str)]| {
         let mut args = vec!["run", "--app", "--app-id", "4242", "--state"];

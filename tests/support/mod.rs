@@ -7,6 +7,7 @@ pub mod github;
 pub mod images;
 pub mod registry;
 pub mod token;
+pub mod world;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

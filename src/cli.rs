@@ -112,14 +112,9 @@ pub struct ServeArgs {
     /// `[serve] listen`, else 0.0.0.0:8080. Port 0 picks a free port (printed).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<std::net::SocketAddr>,
+    /// The same fleet, pull request, rule and registry options as `run`.
     #[command(flatten)]
-    pub fleet: FleetArgs,
-    #[command(flatten)]
-    pub pr: PrArgs,
-    #[command(flatten)]
-    pub policy: PolicyArgs,
-    #[command(flatten)]
-    pub registry: RegistryArgs,
+    pub run: RunArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

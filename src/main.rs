@@ -415,21 +415,21 @@ async fn shutdown_signal() {
 }
 
 async fn serve_command(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let service = load_service(args.policy.config.as_deref())?;
+    let service = load_service(args.run.policy.config.as_deref())?;
     let config = service
         .as_ref()
         .map(|s| s.serve.clone())
         .unwrap_or_default();
-    let fleet = fleet(&args.fleet, service.as_ref())?;
+    let fleet = fleet(&args.run.fleet, service.as_ref())?;
     let run = run_options(
-        &args.pr,
-        &args.policy,
-        &args.registry,
+        &args.run.pr,
+        &args.run.policy,
+        &args.run.registry,
         service.clone(),
         &fleet,
     )
     .await?;
-    let store = match job::state_path(args.policy.state.as_deref(), service.as_ref()) {
+    let store = match job::state_path(args.run.policy.state.as_deref(), service.as_ref()) {
         Some(path) => match repin::state::Store::open(&path) {
             Ok(store) => Some(Arc::new(store)),
             Err(e) => {
@@ -462,7 +462,7 @@ async fn serve_command(args: ServeArgs) -> anyhow::Result<ExitCode> {
         config,
         fleet,
         run,
-        lookups: lookups(&args.registry, service),
+        lookups: lookups(&args.run.registry, service),
         store,
         webhook_secret,
         work_dir: work.path().to_path_buf(),

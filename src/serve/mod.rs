@@ -2,7 +2,8 @@
 //! (and at start, when asked), GitHub webhooks that run single repositories, and the
 //! operations endpoints.
 //!
-//! - [`schedule`]: the cron loop (no overlapping runs), on a tokio-driven [`schedule::Clock`].
+//! - [`schedule`]: the cron loop (no overlapping runs), on a [`schedule::Clock`] that
+//!   tests drive with paused tokio time.
 //! - [`queue`]: repositories run concurrently up to a limit, one run per repository at
 //!   a time.
 //! - [`debounce`]: a burst of pushes to one repository makes one run.
@@ -245,7 +246,7 @@ pub async fn serve(
         let this = Arc::clone(&service);
         let stop = stop.clone();
         background.spawn(async move {
-            let clock = schedule::Clock::starting_at(chrono::Utc::now());
+            let clock = schedule::Clock::System;
             let run = Arc::clone(&this);
             schedule::run(
                 &cron,

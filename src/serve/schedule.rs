@@ -13,18 +13,22 @@ use tokio::time::Instant;
 
 use crate::config::settings::Schedule;
 
-/// Wall time that advances with tokio's clock.
+/// The time the schedule runs on: the system's wall clock, or (for tests) a wall time
+/// that advances with tokio's clock, so paused time drives the schedule.
 #[derive(Debug, Clone, Copy)]
-pub struct Clock {
-    instant: Instant,
-    wall: DateTime<Utc>,
+pub enum Clock {
+    System,
+    Tokio {
+        instant: Instant,
+        wall: DateTime<Utc>,
+    },
 }
 
 impl Clock {
-    /// A clock reading `wall` now.
+    /// A tokio-driven clock reading `wall` now.
     #[must_use]
     pub fn starting_at(wall: DateTime<Utc>) -> Self {
-        Self {
+        Self::Tokio {
             instant: Instant::now(),
             wall,
         }
@@ -32,11 +36,17 @@ impl Clock {
 
     #[must_use]
     pub fn now(&self) -> DateTime<Utc> {
-        let elapsed = chrono::Duration::from_std(self.instant.elapsed()).unwrap_or_default();
-        self.wall + elapsed
+        match self {
+            Self::System => Utc::now(),
+            Self::Tokio { instant, wall } => {
+                *wall + chrono::Duration::from_std(instant.elapsed()).unwrap_or_default()
+            }
+        }
     }
 
     /// The tokio instant at which the clock will read `at` (now, when `at` is past).
+    /// The system clock is read again at every tick, so a wall clock stepped by NTP
+    /// moves the schedule with it.
     #[must_use]
     pub fn instant_at(&self, at: DateTime<Utc>) -> Instant {
         let ahead = (at - self.now()).to_std().unwrap_or_default();
@@ -88,7 +98,9 @@ where
             () = tokio::time::sleep_until(clock.instant_at(tick)) => {}
             _ = stop.changed() => continue,
         }
-        after = tick;
+        // After a suspend or a clock step, go on from now rather than firing every
+        // tick missed in between.
+        after = tick.max(clock.now());
         while tasks.try_join_next().is_some() {}
         match Arc::clone(&running).try_lock_owned() {
             Ok(guard) => {

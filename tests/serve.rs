@@ -220,6 +220,23 @@ async fn each_event_drives_the_right_work() {
     eventually("the PR on acme/one", || world.pulls_in("acme/one") == 1).await;
     let pull = world.fake.pulls()[0].clone();
     assert!(pull.body.contains(&world.new), "{}", pull.body);
+    // The API budget of a webhook-driven repository: the installation's token (once),
+    // the repository, its pull requests, the new PR.
+    let calls: Vec<String> = world
+        .fake
+        .calls()
+        .iter()
+        .map(|(m, p)| format!("{m} {}", p.split('?').next().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "POST /app/installations/1/access_tokens",
+            "GET /repos/acme/one",
+            "GET /repos/acme/one/pulls",
+            "POST /repos/acme/one/pulls",
+        ]
+    );
 
     // The same delivery again: acknowledged, not processed.
     let calls = world.fake.calls().len();

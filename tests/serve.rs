@@ -600,3 +600,47 @@ async fn sharded_runs_cover_the_fleet_exactly_once() {
         bad.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_abandons_what_outlives_the_deadline() {
+    // A registry that accepts connections and never answers.
+    let hang = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hang_host = hang.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        hang.set_nonblocking(true).unwrap();
+        let until = std::time::Instant::now() + Duration::from_secs(120);
+        while std::time::Instant::now() < until {
+            if let Ok((stream, _)) = hang.accept() {
+                held.push(stream);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    let world = World::new(&[]).await;
+    let dockerfile = format!("FROM {hang_host}/app:1@{}\n", world.new);
+    world.git.repo("acme/slow", &[("Dockerfile", &dockerfile)]);
+    world.fake.add_repo(&world.git, "acme/slow");
+    world.fake.add_installation(1, "acme", &["acme/slow"]);
+    let config = ServeConfig {
+        run_at_start: true,
+        shutdown_timeout: Duration::from_millis(500),
+        ..ServeConfig::default()
+    };
+    let mut opts = options(&world, config, None);
+    opts.lookups.timeout = Some(Duration::from_secs(2));
+    let daemon = Daemon::start(opts).await;
+    let saw = |route: &str| {
+        world
+            .fake
+            .calls()
+            .iter()
+            .any(|(m, p)| m == "GET" && p.starts_with(route))
+    };
+    eventually("the repository's run", || saw("/repos/acme/slow")).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    daemon.stop().await;
+    // serve returned while the repository was still waiting on the registry: its run
+    // was abandoned at the deadline, not waited for.
+    assert!(!saw("/repos/acme/slow/pulls"), "{:?}", world.fake.calls());
+}

@@ -377,7 +377,34 @@ async fn each_event_drives_the_right_work() {
     ] {
         assert!(metrics.contains(line), "{line} in\n{metrics}");
     }
+
+    // An installation unsuspended (GitHub lists no repositories): all of its
+    // repositories run again; each has its PR or declined digests, so nothing is opened.
+    let pull_lists = |repo: &str| {
+        let route = format!("/repos/{repo}/pulls");
+        world
+            .fake
+            .calls()
+            .iter()
+            .filter(|(m, p)| m == "GET" && p.starts_with(&route))
+            .count()
+    };
+    let before: Vec<usize> = ["acme/one", "acme/two", "acme/three"]
+        .iter()
+        .map(|r| pull_lists(r))
+        .collect();
+    let body = br#"{"action":"unsuspend","installation":{"id":1}}"#;
+    let (status, _) = deliver(daemon.addr, "installation", "u-1", body, None).await;
+    assert_eq!(status, 202);
+    eventually("every repository of the installation", || {
+        ["acme/one", "acme/two", "acme/three"]
+            .iter()
+            .zip(&before)
+            .all(|(r, n)| pull_lists(r) > *n)
+    })
+    .await;
     daemon.stop().await;
+    assert_eq!(world.fake.pulls().len(), 3);
 
     // The record holds across restarts: a run of acme/three after the close proposes
     // nothing, even once the PR has dropped out of GitHub's list and its branch is gone.

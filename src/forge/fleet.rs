@@ -130,19 +130,29 @@ impl Fleet {
             }
             Access::App(app) => {
                 for installation in app.installations().await? {
-                    let gh = self.installation(installation.id)?;
-                    for full_name in gh.installation_repositories().await? {
-                        if self.covers(&full_name) {
-                            out.push(Target {
-                                gh: Arc::clone(&gh),
-                                full_name,
-                            });
-                        }
-                    }
+                    out.extend(self.installation_targets(installation.id).await?);
                 }
             }
         }
         Ok(out)
+    }
+
+    /// Every repository of one App installation the fleet covers.
+    ///
+    /// # Errors
+    /// [`Error`] when its repositories cannot be listed, or this is not an App.
+    pub async fn installation_targets(&self, id: u64) -> Result<Vec<Target>, Error> {
+        let gh = self.installation(id)?;
+        Ok(gh
+            .installation_repositories()
+            .await?
+            .into_iter()
+            .filter(|full_name| self.covers(full_name))
+            .map(|full_name| Target {
+                gh: Arc::clone(&gh),
+                full_name,
+            })
+            .collect())
     }
 
     /// The target for one repository (of an App installation, when an App), or `None`

@@ -183,6 +183,21 @@ fn act(service: &Arc<Service>, event: Event) -> (StatusCode, String) {
                 format!("{n} of {} repositories queued", repos.len()),
             )
         }
+        Event::Installation(id) => {
+            let this = Arc::clone(service);
+            tokio::spawn(async move {
+                match this.opts.fleet.installation_targets(id).await {
+                    Ok(targets) => this.enqueue(targets),
+                    Err(e) => {
+                        tracing::error!(installation = id, error = %e, "listing repositories")
+                    }
+                }
+            });
+            (
+                StatusCode::ACCEPTED,
+                format!("installation {id}: its repositories are queued"),
+            )
+        }
         Event::Push { installation, repo } => match fleet.target(installation, &repo) {
             Ok(Some(target)) => {
                 let this = Arc::clone(service);

@@ -69,6 +69,9 @@ pub enum Event {
         installation: Option<u64>,
         repos: Vec<String>,
     },
+    /// Process every repository of an installation (one unsuspended, or a delivery
+    /// that does not list them).
+    Installation(u64),
     /// A push to the default branch touched a file repin reads: run it again soon.
     Push {
         installation: Option<u64>,
@@ -102,9 +105,12 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Event, serde_json::Error> {
     match (event, action) {
         ("ping", _) => Ok(Event::Ping),
         ("installation", "created" | "new_permissions_accepted" | "unsuspend") => {
-            Ok(Event::Repositories {
-                installation,
-                repos: names(&v["repositories"]),
+            Ok(match (installation, v.get("repositories")) {
+                (Some(id), None) => Event::Installation(id),
+                (_, listed) => Event::Repositories {
+                    installation,
+                    repos: listed.map(names).unwrap_or_default(),
+                },
             })
         }
         ("installation_repositories", "added") => Ok(Event::Repositories {
@@ -293,6 +299,14 @@ mod tests {
             parse("installation", br#"{"action":"deleted"}"#).unwrap(),
             Event::Ignored(_)
         ));
+        assert_eq!(
+            parse(
+                "installation",
+                br#"{"action":"unsuspend","installation":{"id":4}}"#
+            )
+            .unwrap(),
+            Event::Installation(4)
+        );
         assert!(matches!(
             parse("star", br#"{"action":"created"}"#).unwrap(),
             Event::Ignored(_)

@@ -157,6 +157,10 @@ impl FakeGitHub {
                 axum::routing::patch(update_ref),
             )
             .route("/graphql", post(graphql))
+            .route_layer(axum::middleware::from_fn_with_state(
+                Arc::clone(&inner),
+                enter,
+            ))
             .route("/app", get(app_itself))
             .route("/app/installations", get(installations))
             .route("/app/installations/{id}/access_tokens", post(access_token))
@@ -367,23 +371,25 @@ fn error(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-/// Logs the call and checks the token; `Err` is the response to send.
-fn enter(
-    inner: &Shared,
-    method: &str,
-    path: String,
-    headers: &HeaderMap,
-) -> Result<(), Box<Response>> {
-    let mut guard = inner.lock().unwrap();
-    let repo = path
-        .strip_prefix("/repos/")
-        .map(|rest| rest.splitn(3, '/').take(2).collect::<Vec<_>>().join("/"));
-    guard.calls.push((method.to_owned(), path));
-    if authorized(&guard, headers, repo.as_deref()) {
-        Ok(())
-    } else {
-        Err(Box::new(error(StatusCode::UNAUTHORIZED, "Bad credentials")))
+/// Every `/repos/…` and `/graphql` call: logged as (method, path), then authorized (the
+/// fixed token reaches every repository, an installation token only its own).
+async fn enter(
+    State(inner): State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    {
+        let mut guard = inner.lock().unwrap();
+        let path = request.uri().path().to_owned();
+        let repo = path
+            .strip_prefix("/repos/")
+            .map(|rest| rest.splitn(3, '/').take(2).collect::<Vec<_>>().join("/"));
+        guard.calls.push((request.method().to_string(), path));
+        if !authorized(&guard, request.headers(), repo.as_deref()) {
+            return error(StatusCode::UNAUTHORIZED, "Bad credentials");
+        }
     }
+    next.run(request).await
 }
 
 fn head_sha(bare: &std::path::Path, branch: &str) -> String {
@@ -485,12 +491,8 @@ fn pull_json(inner: &Inner, p: &PullState) -> Value {
 async fn repo(
     State(inner): State<Shared>,
     Path((owner, name)): Path<(String, String)>,
-    headers: HeaderMap,
 ) -> Response {
     let full = format!("{owner}/{name}");
-    if let Err(r) = enter(&inner, "GET", format!("/repos/{full}"), &headers) {
-        return *r;
-    }
     let inner = inner.lock().unwrap();
     match inner.repos.get(&full) {
         Some((clone_url, _)) => Json(not_a_fork(shaped(
@@ -511,12 +513,8 @@ async fn list_pulls(
     State(inner): State<Shared>,
     Path((owner, name)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
 ) -> Response {
     let full = format!("{owner}/{name}");
-    if let Err(r) = enter(&inner, "GET", format!("/repos/{full}/pulls"), &headers) {
-        return *r;
-    }
     let inner = inner.lock().unwrap();
     let state = query.get("state").map_or("open", String::as_str);
     let list: Vec<Value> = inner
@@ -532,13 +530,9 @@ async fn list_pulls(
 async fn create_pull(
     State(inner): State<Shared>,
     Path((owner, name)): Path<(String, String)>,
-    headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
     let full = format!("{owner}/{name}");
-    if let Err(r) = enter(&inner, "POST", format!("/repos/{full}/pulls"), &headers) {
-        return *r;
-    }
     let mut inner = inner.lock().unwrap();
     let head = body["head"].as_str().unwrap_or_default().to_owned();
     let exists = inner
@@ -606,18 +600,9 @@ fn with_pull(
 async fn update_pull(
     State(inner): State<Shared>,
     Path((owner, name, number)): Path<(String, String, u64)>,
-    headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
     let full = format!("{owner}/{name}");
-    if let Err(r) = enter(
-        &inner,
-        "PATCH",
-        format!("/repos/{full}/pulls/{number}"),
-        &headers,
-    ) {
-        return *r;
-    }
     with_pull(&inner, &full, number, "pull-request", |p| {
         if let Some(t) = body["title"].as_str() {
             p.title = t.to_owned();
@@ -634,18 +619,9 @@ async fn update_pull(
 async fn comment(
     State(inner): State<Shared>,
     Path((owner, name, number)): Path<(String, String, u64)>,
-    headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
     let full = format!("{owner}/{name}");
-    if let Err(r) = enter(
-        &inner,
-        "POST",
-        format!("/repos/{full}/issues/{number}/comments"),
-        &headers,
-    ) {
-        return *r;
-    }
     let text = body["body"].as_str().unwrap_or_default().to_owned();
     let response = with_pull(&inner, &full, number, "pull-request", |p| {
         p.comments.push(text.clone());
@@ -666,17 +642,8 @@ async fn comment(
 async fn list_comments(
     State(inner): State<Shared>,
     Path((owner, name, number)): Path<(String, String, u64)>,
-    headers: HeaderMap,
 ) -> Response {
     let full = format!("{owner}/{name}");
-    if let Err(r) = enter(
-        &inner,
-        "GET",
-        format!("/repos/{full}/issues/{number}/comments"),
-        &headers,
-    ) {
-        return *r;
-    }
     let inner = inner.lock().unwrap();
     let Some(pull) = inner
         .pulls
@@ -696,18 +663,9 @@ async fn list_comments(
 async fn labels(
     State(inner): State<Shared>,
     Path((owner, name, number)): Path<(String, String, u64)>,
-    headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
     let full = format!("{owner}/{name}");
-    if let Err(r) = enter(
-        &inner,
-        "POST",
-        format!("/repos/{full}/issues/{number}/labels"),
-        &headers,
-    ) {
-        return *r;
-    }
     let names: Vec<String> = strings(&body["labels"]);
     with_pull(&inner, &full, number, "pull-request", |p| {
         p.labels.extend(names.clone());
@@ -719,18 +677,9 @@ async fn labels(
 async fn reviewers(
     State(inner): State<Shared>,
     Path((owner, name, number)): Path<(String, String, u64)>,
-    headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
     let full = format!("{owner}/{name}");
-    if let Err(r) = enter(
-        &inner,
-        "POST",
-        format!("/repos/{full}/pulls/{number}/requested_reviewers"),
-        &headers,
-    ) {
-        return *r;
-    }
     let (people, teams) = (
         strings(&body["reviewers"]),
         strings(&body["team_reviewers"]),
@@ -745,18 +694,9 @@ async fn reviewers(
 async fn assignees(
     State(inner): State<Shared>,
     Path((owner, name, number)): Path<(String, String, u64)>,
-    headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
     let full = format!("{owner}/{name}");
-    if let Err(r) = enter(
-        &inner,
-        "POST",
-        format!("/repos/{full}/issues/{number}/assignees"),
-        &headers,
-    ) {
-        return *r;
-    }
     let people: Vec<String> = strings(&body["assignees"]);
     let response = with_pull(&inner, &full, number, "issue", |p| {
         p.assignees.extend(people);
@@ -887,15 +827,8 @@ fn git_in(
     }
 }
 
-/// The bare repository of `owner/name`, after logging and authorizing the call.
-fn git_call(
-    inner: &Shared,
-    method: &str,
-    path: String,
-    headers: &HeaderMap,
-    full: &str,
-) -> Result<PathBuf, Box<Response>> {
-    enter(inner, method, path, headers)?;
+/// The bare repository behind `full`.
+fn repo_dir(inner: &Shared, full: &str) -> Result<PathBuf, Box<Response>> {
     inner
         .lock()
         .unwrap()
@@ -916,18 +849,11 @@ fn created(example: &str, sha: &str, extra: Value) -> Response {
 async fn create_blob(
     State(inner): State<Shared>,
     Path((owner, name)): Path<(String, String)>,
-    headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
     use base64::Engine as _;
     let full = format!("{owner}/{name}");
-    let bare = match git_call(
-        &inner,
-        "POST",
-        format!("/repos/{full}/git/blobs"),
-        &headers,
-        &full,
-    ) {
+    let bare = match repo_dir(&inner, &full) {
         Ok(b) => b,
         Err(r) => return *r,
     };
@@ -948,17 +874,10 @@ async fn create_blob(
 async fn create_tree(
     State(inner): State<Shared>,
     Path((owner, name)): Path<(String, String)>,
-    headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
     let full = format!("{owner}/{name}");
-    let bare = match git_call(
-        &inner,
-        "POST",
-        format!("/repos/{full}/git/trees"),
-        &headers,
-        &full,
-    ) {
+    let bare = match repo_dir(&inner, &full) {
         Ok(b) => b,
         Err(r) => return *r,
     };
@@ -994,17 +913,10 @@ async fn create_tree(
 async fn create_commit(
     State(inner): State<Shared>,
     Path((owner, name)): Path<(String, String)>,
-    headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
     let full = format!("{owner}/{name}");
-    let bare = match git_call(
-        &inner,
-        "POST",
-        format!("/repos/{full}/git/commits"),
-        &headers,
-        &full,
-    ) {
+    let bare = match repo_dir(&inner, &full) {
         Ok(b) => b,
         Err(r) => return *r,
     };
@@ -1036,16 +948,9 @@ async fn create_commit(
 async fn get_commit(
     State(inner): State<Shared>,
     Path((owner, name, sha)): Path<(String, String, String)>,
-    headers: HeaderMap,
 ) -> Response {
     let full = format!("{owner}/{name}");
-    let bare = match git_call(
-        &inner,
-        "GET",
-        format!("/repos/{full}/git/commits/{sha}"),
-        &headers,
-        &full,
-    ) {
+    let bare = match repo_dir(&inner, &full) {
         Ok(b) => b,
         Err(r) => return *r,
     };
@@ -1076,16 +981,9 @@ async fn get_commit(
 async fn get_ref(
     State(inner): State<Shared>,
     Path((owner, name, branch)): Path<(String, String, String)>,
-    headers: HeaderMap,
 ) -> Response {
     let full = format!("{owner}/{name}");
-    let bare = match git_call(
-        &inner,
-        "GET",
-        format!("/repos/{full}/git/ref/heads/{branch}"),
-        &headers,
-        &full,
-    ) {
+    let bare = match repo_dir(&inner, &full) {
         Ok(b) => b,
         Err(r) => return *r,
     };
@@ -1103,17 +1001,10 @@ async fn get_ref(
 async fn create_ref(
     State(inner): State<Shared>,
     Path((owner, name)): Path<(String, String)>,
-    headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
     let full = format!("{owner}/{name}");
-    let bare = match git_call(
-        &inner,
-        "POST",
-        format!("/repos/{full}/git/refs"),
-        &headers,
-        &full,
-    ) {
+    let bare = match repo_dir(&inner, &full) {
         Ok(b) => b,
         Err(r) => return *r,
     };
@@ -1139,17 +1030,10 @@ async fn create_ref(
 async fn update_ref(
     State(inner): State<Shared>,
     Path((owner, name, branch)): Path<(String, String, String)>,
-    headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
     let full = format!("{owner}/{name}");
-    let bare = match git_call(
-        &inner,
-        "PATCH",
-        format!("/repos/{full}/git/refs/heads/{branch}"),
-        &headers,
-        &full,
-    ) {
+    let bare = match repo_dir(&inner, &full) {
         Ok(b) => b,
         Err(r) => return *r,
     };
@@ -1162,14 +1046,7 @@ async fn update_ref(
 
 /// GraphQL: just `enablePullRequestAutoMerge`, answered in GitHub's GraphQL shape
 /// (errors inside a 200).
-async fn graphql(
-    State(inner): State<Shared>,
-    headers: HeaderMap,
-    Json(body): Json<Value>,
-) -> Response {
-    if let Err(r) = enter(&inner, "POST", "/graphql".into(), &headers) {
-        return *r;
-    }
+async fn graphql(State(inner): State<Shared>, Json(body): Json<Value>) -> Response {
     let query = body["query"].as_str().unwrap_or_default();
     let id = body["variables"]["id"]
         .as_str()

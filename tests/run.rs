@@ -330,21 +330,7 @@ async fn app_mode_across_two_installations() {
     fake.add_installation(1, "acme", &["acme/one", "acme/two"]);
     fake.add_installation(2, "globex", &["globex/three"]);
     let state = keys.path().join("state.redb");
-    let out = repin_env(
-        Path::new("."),
-        &[
-            "run",
-            "--app",
-            "--app-id",
-            "4242",
-            "--state",
-            state.to_str().unwrap(),
-        ],
-        &[
-            ("REPIN_GITHUB_APP_KEY", private.as_str()),
-            ("GITHUB_API_URL", fake.url.as_str()),
-        ],
-    );
+    let out = world.run_as_app(&["--state", state.to_str().unwrap()], &[]);
     assert_eq!(
         out.code, 0,
         "stdout: {}\nstderr: {}",
@@ -389,23 +375,15 @@ async fn app_mode_across_two_installations() {
     assert_eq!(minted.len(), 2, "{minted:?}");
 
     // A repository glob limits the run; a wrong key is refused.
-    let out = repin_env(
-        Path::new("."),
+    let out = world.run_as_app(
         &[
-            "run",
-            "--app",
-            "--app-id",
-            "4242",
             "--repo",
             "globex/*",
             "--dry-run",
             "--state",
             state.to_str().unwrap(),
         ],
-        &[
-            ("REPIN_GITHUB_APP_KEY", private.as_str()),
-            ("GITHUB_API_URL", fake.url.as_str()),
-        ],
+        &[],
     );
     assert!(
         out.stdout
@@ -446,20 +424,9 @@ async fn app_mode_across_two_installations() {
     );
     let other_dir = tempfile::tempdir().unwrap();
     let (other, _) = app_key(other_dir.path());
-    let out = repin_env(
-        Path::new("."),
-        &[
-            "run",
-            "--app",
-            "--app-id",
-            "4242",
-            "--state",
-            state.to_str().unwrap(),
-        ],
-        &[
-            ("REPIN_GITHUB_APP_KEY", other.as_str()),
-            ("GITHUB_API_URL", fake.url.as_str()),
-        ],
+    let out = world.run_as_app(
+        &["--state", state.to_str().unwrap()],
+        &[("REPIN_GITHUB_APP_KEY", other.as_str())],
     );
     assert_eq!(out.code, 2);
     assert!(

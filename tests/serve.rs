@@ -6,7 +6,6 @@
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -577,17 +576,11 @@ async fn sharded_runs_cover_the_fleet_exactly_once() {
     let world = world(&repos).await;
     let state = world.keys.path().join("state.redb");
     let shard_run = |flag: Option<&str>, env: &[(&str, &str)]| {
-        let mut args = vec!["run", "--app", "--app-id", "4242", "--state"];
-        args.push(state.to_str().unwrap());
+        let mut args = vec!["--state", state.to_str().unwrap()];
         if let Some(flag) = flag {
             args.extend(["--shard", flag]);
         }
-        let mut vars = vec![
-            ("REPIN_GITHUB_APP_KEY", world.private.as_str()),
-            ("GITHUB_API_URL", world.fake.url.as_str()),
-        ];
-        vars.extend_from_slice(env);
-        let out = crate::support::repin_env(Path::new("."), &args, &vars);
+        let out = world.run_as_app(&args, env);
         assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
         let mut covered: Vec<String> = out
             .stdout
@@ -615,11 +608,7 @@ async fn sharded_runs_cover_the_fleet_exactly_once() {
     }
     // One PR per repository, none twice.
     assert_eq!(world.fake.pulls().len(), repos.len());
-    let bad = crate::support::repin_env(
-        Path::new("."),
-        &["run", "--app", "--app-id", "4242", "--shard", "2/2"],
-        &[("REPIN_GITHUB_APP_KEY", world.private.as_str())],
-    );
+    let bad = world.run_as_app(&["--shard", "2/2"], &[]);
     assert_eq!(bad.code, 2);
     assert!(
         bad.stderr.contains("invalid shard \"2/2\""),

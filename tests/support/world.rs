@@ -56,6 +56,20 @@ impl World {
         }
     }
 
+    /// Runs `repin run --app --app-id APP_ID ARGS…` as the App against the fake
+    /// (`env` is set last, so it can override the key or the API URL).
+    pub fn run_as_app(&self, args: &[&str], env: &[(&str, &str)]) -> super::Run {
+        let app_id = APP_ID.to_string();
+        let mut all = vec!["run", "--app", "--app-id", app_id.as_str()];
+        all.extend_from_slice(args);
+        let mut vars = vec![
+            ("REPIN_GITHUB_APP_KEY", self.private.as_str()),
+            ("GITHUB_API_URL", self.fake.url.as_str()),
+        ];
+        vars.extend_from_slice(env);
+        super::repin_env(std::path::Path::new("."), &all, &vars)
+    }
+
     /// Pull requests opened in `repo`.
     pub fn pulls_in(&self, repo: &str) -> usize {
         self.fake.pulls().iter().filter(|p| p.repo == repo).count()

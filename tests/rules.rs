@@ -16,16 +16,9 @@ async fn ignore_min_age_and_groups_through_check_and_update() {
     let mut old = Vec::new();
     let mut new = Vec::new();
     for repo in ["ignored", "young", "ga", "gb"] {
-        old.push(
-            pusher
-                .single(repo, "1", "linux/amd64", Flavor::Oci, "a")
-                .await,
-        );
-        new.push(
-            pusher
-                .single(repo, "1", "linux/amd64", Flavor::Oci, "b")
-                .await,
-        );
+        let (a, b) = pusher.moved(repo, "1").await;
+        old.push(a);
+        new.push(b);
     }
     let config = format!(
         "[[rule]]\nimages = [\"{host}/ignored\"]\nignore = true\n\n[[rule]]\nimages = [\"{host}/young\"]\nmin_age = \"2d\"\n\n[[rule]]\nimages = [\"{host}/g*\"]\ngroup = \"pair\"\n"
@@ -136,12 +129,7 @@ async fn ignore_min_age_and_groups_through_check_and_update() {
 async fn an_invalid_config_stops_the_run_before_anything_happens() {
     let reg = Registry::start(Auth::Open);
     let mut pusher = Pusher::new(&reg);
-    let old = pusher
-        .single("app", "1", "linux/amd64", Flavor::Oci, "a")
-        .await;
-    pusher
-        .single("app", "1", "linux/amd64", Flavor::Oci, "b")
-        .await;
+    let (old, _) = pusher.moved("app", "1").await;
     let text = format!("FROM {}/app:1@{old}\n", reg.host);
     let dir = tree(&[
         (
@@ -210,12 +198,7 @@ async fn service_config_credentials_come_from_named_environment_variables() {
     use crate::support::registry::{PASSWORD, USER};
     let reg = Registry::start(Auth::Basic);
     let mut pusher = Pusher::new(&reg);
-    let old = pusher
-        .single("app", "1", "linux/amd64", Flavor::Oci, "a")
-        .await;
-    let new = pusher
-        .single("app", "1", "linux/amd64", Flavor::Oci, "b")
-        .await;
+    let (old, new) = pusher.moved("app", "1").await;
     let service = format!(
         "[registries.\"{}\"]\nusername_env = \"TEST_REG_USER\"\npassword_env = \"TEST_REG_PASS\"\n",
         reg.host

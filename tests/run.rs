@@ -209,16 +209,9 @@ async fn dry_run_max_open_and_merged_elsewhere() {
     let mut old = Vec::new();
     let mut new = Vec::new();
     for repo in ["one", "two"] {
-        old.push(
-            pusher
-                .single(repo, "1", "linux/amd64", Flavor::Oci, "a")
-                .await,
-        );
-        new.push(
-            pusher
-                .single(repo, "1", "linux/amd64", Flavor::Oci, "b")
-                .await,
-        );
+        let (a, b) = pusher.moved(repo, "1").await;
+        old.push(a);
+        new.push(b);
     }
     let git_server = GitServer::start();
     let dockerfile = format!(
@@ -445,12 +438,7 @@ async fn commits_through_the_git_data_api_when_asked() {
     let reg = Registry::start(Auth::Open);
     let mut pusher = Pusher::new(&reg);
     let host = reg.host.clone();
-    let a = pusher
-        .single("app", "1", "linux/amd64", Flavor::Oci, "a")
-        .await;
-    let b = pusher
-        .single("app", "1", "linux/amd64", Flavor::Oci, "b")
-        .await;
+    let (a, b) = pusher.moved("app", "1").await;
     let git_server = GitServer::start();
     let dockerfile = format!("FROM {host}/app:1@{a}\n");
     // A prefix without `/`: the OpenAPI lane's proxy cannot route a `/` inside `{ref}`.

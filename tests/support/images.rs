@@ -279,6 +279,18 @@ impl<'a> Pusher<'a> {
         PushedIndex { digest, children }
     }
 
+    /// Moves `tag` once: pushes a linux/amd64 OCI image under it, then another;
+    /// returns (the digest it pointed at, the digest it points at now).
+    pub async fn moved(&mut self, repo: &str, tag: &str) -> (String, String) {
+        let old = self
+            .single(repo, tag, "linux/amd64", Flavor::Oci, "a")
+            .await;
+        let new = self
+            .single(repo, tag, "linux/amd64", Flavor::Oci, "b")
+            .await;
+        (old, new)
+    }
+
     /// Pushes a single-platform image under `tag`; returns its manifest digest.
     pub async fn single(
         &mut self,

@@ -4,7 +4,7 @@
 
 use super::git_http::GitServer;
 use super::github::FakeGitHub;
-use super::images::{Flavor, Pusher};
+use super::images::Pusher;
 use super::registry::{Auth, Registry};
 
 pub const APP_ID: u64 = 4242;
@@ -27,12 +27,7 @@ impl World {
         let reg = Registry::start(Auth::Open);
         let mut pusher = Pusher::new(&reg);
         let host = reg.host.clone();
-        let old = pusher
-            .single("app", "1", "linux/amd64", Flavor::Oci, "a")
-            .await;
-        let new = pusher
-            .single("app", "1", "linux/amd64", Flavor::Oci, "b")
-            .await;
+        let (old, new) = pusher.moved("app", "1").await;
         let git = GitServer::start();
         let fake = FakeGitHub::start().await;
         for repo in repos {

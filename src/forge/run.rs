@@ -25,6 +25,7 @@ use crate::forge::pr::{self, PrState};
 use crate::git::{self, Identity, Lease, Remote};
 use crate::job::{self, JobOptions, Outcome};
 use crate::policy::ChangeSet;
+use crate::state::Store;
 
 /// Marks the one comment repin leaves on a branch a person took over.
 const HANDS_OFF: &str = "<!-- repin: hands-off -->";
@@ -79,19 +80,15 @@ pub fn declined_key(full_name: &str, state: &PrState) -> String {
     crate::state::declined_key(full_name, &proposal)
 }
 
-fn declined_before(outcome: &Outcome, opts: &RunOptions, full_name: &str, state: &PrState) -> bool {
-    let key = declined_key(full_name, state);
-    // The job opened the store only if it had something to record; an existing store
-    // is read here, and a missing one is not created.
-    let store = outcome.store.clone().or_else(|| {
+/// The store to read declined digests from: the job's, else an existing one at the
+/// configured path (the job opens the store only when it has something to record, and
+/// a missing store is not created here).
+fn declined_store(outcome: &Outcome, opts: &RunOptions) -> Option<std::sync::Arc<Store>> {
+    outcome.store.clone().or_else(|| {
         let path = job::state_path(opts.state.as_deref(), opts.service.as_ref())?;
-        path.is_file().then(|| {
-            crate::state::Store::open(&path)
-                .ok()
-                .map(std::sync::Arc::new)
-        })?
-    });
-    store.is_some_and(|s| matches!(s.get(&key), Ok(Some(_))))
+        path.is_file()
+            .then(|| Store::open(&path).ok().map(std::sync::Arc::new))?
+    })
 }
 
 /// Whether `tip` was authored by `author` (one Git Data API call).
@@ -143,6 +140,7 @@ pub async fn run_repo(
     };
     let outcome = job::run(&job_opts, &|| {}).await?;
     let pulls = gh.pulls(full_name).await?;
+    let store = declined_store(&outcome, opts);
     let mut open_count = pulls
         .iter()
         .filter(|p| p.is_open() && is_repin_pull(p).is_some())
@@ -167,7 +165,9 @@ pub async fn run_repo(
                 && !p.is_merged()
                 && p.head.branch == branch
                 && is_repin_pull(p).is_some_and(|s| s.proposal() == state.proposal())
-        }) || declined_before(&outcome, opts, full_name, &state);
+        }) || store
+            .as_ref()
+            .is_some_and(|s| matches!(s.get(&declined_key(full_name, &state)), Ok(Some(_))));
         if declined {
             summary.notes.push(format!(
                 "{branch}: these digests were declined (PR closed unmerged); skipped"

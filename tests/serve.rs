@@ -438,16 +438,6 @@ async fn each_event_drives_the_right_work() {
     assert_eq!(world.pulls_in("acme/one"), 1);
 }
 
-/// Kills the daemon if a test fails before it stops.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_end_to_end_as_a_process() {
     let world = world(&["acme/one"]).await;
@@ -459,8 +449,10 @@ async fn serve_end_to_end_as_a_process() {
     )
     .unwrap();
     let empty = tempfile::tempdir().unwrap();
-    let mut child = Child(
-        std::process::Command::new(env!("CARGO_BIN_EXE_repin"))
+    // Stopped with its process group if the test fails before the daemon stops.
+    let mut child = crate::support::process::Server::spawn({
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_repin"));
+        command
             .args([
                 "serve",
                 "--log-format",
@@ -480,11 +472,11 @@ async fn serve_end_to_end_as_a_process() {
             .env("REPIN_GITHUB_APP_KEY", &world.private)
             .env("GITHUB_API_URL", &world.fake.url)
             .env("REPIN_WEBHOOK_SECRET", SECRET)
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let stderr = child.0.stderr.take().unwrap();
+            .stderr(std::process::Stdio::piped());
+        command
+    })
+    .unwrap();
+    let stderr = child.child().stderr.take().unwrap();
     let log = Arc::new(Mutex::new(String::new()));
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let lines = Arc::clone(&log);
@@ -540,7 +532,7 @@ async fn serve_end_to_end_as_a_process() {
         assert!(metrics.contains(line), "{line} in\n{metrics}");
     }
 
-    let pid = child.0.id().to_string();
+    let pid = child.id().to_string();
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &pid])
         .status()
@@ -548,7 +540,7 @@ async fn serve_end_to_end_as_a_process() {
     assert!(killed.success());
     let mut status = None;
     for _ in 0..300 {
-        if let Some(s) = child.0.try_wait().unwrap() {
+        if let Some(s) = child.child().try_wait().unwrap() {
             status = Some(s);
             break;
         }

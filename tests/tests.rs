@@ -9,4 +9,5 @@ mod rules;
 mod run;
 mod scan;
 mod serve;
+mod servers;
 mod support;

@@ -162,6 +162,7 @@ fn serve(stream: TcpStream, root: &Path, backend: &Path) {
     let mut command = Command::new(backend);
     command
         .env_clear()
+        .env(super::process::MARKER, "1")
         .env("GIT_PROJECT_ROOT", root)
         .env("GIT_HTTP_EXPORT_ALL", "1")
         .env("REMOTE_USER", "x-access-token")

@@ -60,16 +60,15 @@ pub struct FakeGitHub {
     /// Where clients go: the fake, or the OpenAPI-validating proxy in front of it.
     pub url: String,
     inner: Shared,
-    _server: tokio::task::JoinHandle<()>,
-    proxy: Option<std::process::Child>,
+    server: tokio::task::JoinHandle<()>,
+    /// The OpenAPI-validating proxy, stopped with its process group on drop.
+    _proxy: Option<super::process::Server>,
 }
 
 impl Drop for FakeGitHub {
     fn drop(&mut self) {
-        if let Some(child) = &mut self.proxy {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        // A dropped JoinHandle would leave the task serving until its runtime ends.
+        self.server.abort();
     }
 }
 
@@ -78,7 +77,7 @@ impl Drop for FakeGitHub {
 /// `scripts/openapi-lane`), every fake starts behind `prism proxy --errors`, which checks
 /// each request the bot sends and each response the fake returns against GitHub's
 /// OpenAPI description and turns any violation into an error response.
-fn start_prism(upstream: &str) -> Option<(String, std::process::Child)> {
+fn start_prism(upstream: &str) -> Option<(String, super::process::Server)> {
     let dir = PathBuf::from(std::env::var_os("REPIN_TEST_OPENAPI")?);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .ok()?
@@ -87,7 +86,8 @@ fn start_prism(upstream: &str) -> Option<(String, std::process::Child)> {
         .port();
     let spec = dir.join("node_modules/@octokit/openapi/generated/api.github.com.json");
     let log = std::fs::File::create(dir.join(format!("prism-{port}.log"))).ok()?;
-    let child = std::process::Command::new("timeout")
+    let mut command = std::process::Command::new("timeout");
+    command
         .arg("600")
         .arg(dir.join("node_modules/.bin/prism"))
         .args([
@@ -101,10 +101,8 @@ fn start_prism(upstream: &str) -> Option<(String, std::process::Child)> {
             "--errors",
         ])
         .stdout(log.try_clone().ok()?)
-        .stderr(log)
-        .spawn()
-        .expect("start prism");
-    let mut child = child;
+        .stderr(log);
+    let child = super::process::Server::spawn(command).expect("start prism");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     while std::time::Instant::now() < deadline {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -112,8 +110,7 @@ fn start_prism(upstream: &str) -> Option<(String, std::process::Child)> {
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     panic!("prism did not start; see {}", dir.display());
 }
 
@@ -182,8 +179,8 @@ impl FakeGitHub {
         Self {
             url,
             inner,
-            _server: server,
-            proxy,
+            server,
+            _proxy: proxy,
         }
     }
 

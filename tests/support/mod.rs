@@ -1,10 +1,12 @@
 //! Test support: run the `repin` binary, temporary trees, fixture paths; and the real
 //! components tests talk to: a CNCF distribution registry ([`registry`]), a Docker
-//! Hub-style token server ([`token`]), and an image pusher ([`images`]).
+//! Hub-style token server ([`token`]), and an image pusher ([`images`]); every process
+//! they start stops with its handle ([`process`]).
 
 pub mod git_http;
 pub mod github;
 pub mod images;
+pub mod process;
 pub mod registry;
 pub mod token;
 pub mod world;
@@ -42,6 +44,7 @@ pub fn repin_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         .args(args)
         .current_dir(dir)
         .env_remove("RUST_LOG")
+        .env(process::MARKER, "1")
         .env("DOCKER_CONFIG", empty.path());
     for (k, v) in env {
         command.env(k, v);

@@ -1,16 +1,18 @@
 //! A real CNCF distribution registry (Debian's `docker-registry`) on a free loopback
 //! port, in one of three setups: open, htpasswd Basic auth, or token auth backed by
-//! [`super::token::TokenServer`]. It runs under `timeout`, so it stops by itself even if
-//! a test process dies; dropping the handle stops it at once.
+//! [`super::token::TokenServer`]. Dropping the handle stops it and everything it started
+//! at once ([`super::process::Server`]); it runs under `timeout 600` only as a watchdog
+//! for a test process that is killed outright.
 //!
 //! Its access log (one line per request, with the `User-Agent`) is how tests count the
 //! requests repin makes.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::process::Server;
 use super::token::{ISSUER, SERVICE, TokenServer};
 
 pub const USER: &str = "repin";
@@ -42,7 +44,9 @@ pub struct Registry {
     pub host: String,
     pub auth: Auth,
     pub token: Option<TokenServer>,
-    child: Child,
+    /// The registry's configuration file: its process's command line names it.
+    pub config: PathBuf,
+    server: Server,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -101,19 +105,20 @@ impl Registry {
         std::fs::write(&config_path, config).unwrap();
         let log = dir.path().join("registry.log");
         let log_file = std::fs::File::create(&log).unwrap();
-        let child = Command::new("timeout")
+        let mut command = Command::new("timeout");
+        command
             .args(["600", "docker-registry", "serve"])
             .arg(&config_path)
             .stdout(log_file.try_clone().unwrap())
             .stderr(log_file)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start docker-registry");
-        let registry = Self {
+            .stdin(Stdio::null());
+        let server = Server::spawn(command).expect("start docker-registry");
+        let mut registry = Self {
             host: format!("127.0.0.1:{port}"),
             auth,
             token,
-            child,
+            config: config_path,
+            server,
             log,
             _dir: dir,
         };
@@ -122,11 +127,17 @@ impl Registry {
     }
 
     /// Waits until the port accepts connections (no HTTP request, so nothing is logged).
-    fn wait_ready(&self) {
+    fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if TcpStream::connect(&self.host).is_ok() {
                 return;
+            }
+            if let Ok(Some(status)) = self.server.child().try_wait() {
+                panic!(
+                    "registry exited at start ({status}):\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -155,13 +166,6 @@ impl Registry {
         let json = serde_json::json!({"auths": {self.host.clone(): {"auth": auth}}});
         std::fs::write(dir.path().join("config.json"), json.to_string()).unwrap();
         dir
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

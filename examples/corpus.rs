@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use repin::edit::{self, Edit};
-use repin::registry::manifest::sha256_digest;
+use repin::imageref::Digest;
 use repin::scan::walk;
 
 const RUNS: usize = 20;
@@ -182,11 +182,7 @@ fn round_trip(report: &walk::Report) -> usize {
             .iter()
             .filter(|f| &f.path == path)
             .filter(|f| f.image.as_ref().is_some_and(|i| i.digest.is_some()))
-            .map(|f| Edit {
-                span: f.span.clone(),
-                original: f.reference.clone(),
-                text: edit::with_digest(&f.reference, &sha256_digest(f.reference.as_bytes())),
-            })
+            .filter_map(|f| Edit::pin(f, &Digest::sha256_of(f.reference.as_bytes())))
             .collect();
         if edits.is_empty() {
             continue;

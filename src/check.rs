@@ -1,58 +1,22 @@
-//! `check`: each finding's status against the registry.
+//! `check`: each reference's status against the registry.
 //!
 //! Every updatable finding names a tag (`latest` when none is written); the unique tags
 //! are looked up once, concurrently, then each pin is decided with
-//! [`Resolver::update_pin`]. Statuses: `current` (the pin is what the tag points at),
-//! `outdated` (with `new_digest`), `unpinned` (no digest; `new_digest` is what `--pin`
-//! would add), `skipped` (the scanner's `skip_reason`), `error` (the lookup failed; the
-//! message names the registry).
+//! [`Resolver::update_pin`]. The outcome is written into the reference's own
+//! [`Record`]: `current`, `outdated` or `unpinned` with the digest to pin, `skipped`
+//! (the scanner's `skip_reason`, or held by the rules before lookup), or `error` (the
+//! message names the registry). A lookup task that dies (a panic) is an error at its own
+//! reference, never a missing row.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use serde::Serialize;
 use tokio::task::JoinSet;
 
-use crate::policy::Held;
+use crate::imageref::Digest;
+use crate::model::{Lookup, Record, Status};
 use crate::registry::resolve::{PinUpdate, Resolver, TagKey};
 use crate::scan::Found;
-
-/// A reference's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Current,
-    Outdated,
-    Unpinned,
-    Skipped,
-    Error,
-}
-
-/// A finding with its status.
-#[derive(Debug, Clone)]
-pub struct Checked {
-    pub found: Found,
-    pub status: Status,
-    /// The digest the reference should carry (outdated), or would get (unpinned).
-    pub new_digest: Option<String>,
-    /// Why the lookup failed.
-    pub error: Option<String>,
-    /// Why the rules leave the reference alone (set by [`crate::policy`]).
-    pub held: Option<Held>,
-}
-
-impl Serialize for Checked {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("Checked", Found::FIELDS + 4)?;
-        self.found.serialize_fields(&mut st)?;
-        st.serialize_field("status", &self.status)?;
-        st.serialize_field("new_digest", &self.new_digest)?;
-        st.serialize_field("error", &self.error)?;
-        st.serialize_field("held", &self.held)?;
-        st.end()
-    }
-}
 
 /// The tag a finding is looked up by, if it can be updated at all.
 #[must_use]
@@ -68,110 +32,155 @@ pub fn tag_key(found: &Found) -> Option<TagKey> {
     })
 }
 
-/// Checks every finding. Findings already held by the rules (`held[i]`, ignored or
-/// excluded) are not looked up: they are `skipped`. `tick` is called once per finding
-/// decided (for progress).
-pub async fn check(
-    resolver: &Arc<Resolver>,
-    found: Vec<Found>,
-    held: &[Option<Held>],
-    tick: &(dyn Fn() + Sync),
-) -> Vec<Checked> {
-    let keys: HashSet<TagKey> = found
+/// Looks up every record not already held by the rules and writes the outcome into it.
+/// `tick` is called once per record decided (for progress).
+pub async fn check(resolver: &Arc<Resolver>, records: &mut [Record], tick: &(dyn Fn() + Sync)) {
+    let keys: HashSet<TagKey> = records
         .iter()
-        .zip(held.iter().chain(std::iter::repeat(&None)))
-        .filter(|(_, h)| h.is_none())
-        .filter_map(|(f, _)| tag_key(f))
+        .filter(|r| r.held.is_none())
+        .filter_map(|r| tag_key(&r.found))
         .collect();
     // All tags at once: one HEAD each, concurrently.
     let _ = resolver.tags(keys).await;
-    let mut set = JoinSet::new();
-    for (i, f) in found.into_iter().enumerate() {
-        let resolver = Arc::clone(resolver);
-        let pre = held.get(i).copied().flatten();
-        set.spawn(async move {
-            let checked = match pre {
-                Some(reason) => Checked {
-                    found: f,
-                    status: Status::Skipped,
-                    new_digest: None,
-                    error: None,
-                    held: Some(reason),
-                },
-                None => decide(&resolver, f).await,
-            };
-            (i, checked)
-        });
-    }
-    let mut out = Vec::with_capacity(set.len());
-    while let Some(joined) = set.join_next().await {
-        if let Ok(pair) = joined {
+    let mut tasks = Vec::new();
+    for (i, record) in records.iter_mut().enumerate() {
+        let key = tag_key(&record.found).filter(|_| record.held.is_none());
+        let Some(key) = key else {
+            record.lookup = Lookup::Skipped;
             tick();
-            out.push(pair);
-        }
+            continue;
+        };
+        let resolver = Arc::clone(resolver);
+        let old = record.found.image.as_ref().and_then(|i| i.digest.clone());
+        let platform = record.found.platform.clone();
+        let failed = format!("{}: the lookup of {key} failed unexpectedly", key.registry);
+        tasks.push((i, failed, async move {
+            lookup(&resolver, &key, old.as_ref(), platform.as_ref()).await
+        }));
     }
-    out.sort_by_key(|(i, _)| *i);
-    out.into_iter().map(|(_, c)| c).collect()
+    for (i, outcome) in join_indexed(tasks, tick).await {
+        records[i].lookup = outcome;
+    }
 }
 
-async fn decide(resolver: &Resolver, found: Found) -> Checked {
-    let Some(key) = tag_key(&found) else {
-        return Checked {
-            found,
-            status: Status::Skipped,
-            new_digest: None,
-            error: None,
-            held: None,
+/// Runs `(index, message if it dies, task)` concurrently; each result comes back with
+/// its index, and a task that panics yields `Lookup::Error(message)` at its own index.
+async fn join_indexed<F>(
+    tasks: Vec<(usize, String, F)>,
+    tick: &(dyn Fn() + Sync),
+) -> Vec<(usize, Lookup)>
+where
+    F: Future<Output = Lookup> + Send + 'static,
+{
+    let mut set = JoinSet::new();
+    let mut index = HashMap::new();
+    for (i, failed, task) in tasks {
+        let handle = set.spawn(task);
+        index.insert(handle.id(), (i, failed));
+    }
+    let mut out = Vec::with_capacity(index.len());
+    while let Some(joined) = set.join_next_with_id().await {
+        tick();
+        let (id, lookup) = match joined {
+            Ok((id, lookup)) => (id, Some(lookup)),
+            Err(e) => (e.id(), None),
         };
-    };
-    let old = found
-        .image
-        .as_ref()
-        .and_then(|i| i.digest.as_ref())
-        .map(ToString::to_string);
-    let result = match &old {
+        if let Some((i, failed)) = index.remove(&id) {
+            out.push((i, lookup.unwrap_or(Lookup::Error(failed))));
+        }
+    }
+    out
+}
+
+/// One reference's lookup.
+async fn lookup(
+    resolver: &Resolver,
+    key: &TagKey,
+    old: Option<&Digest>,
+    platform: Option<&crate::imageref::Platform>,
+) -> Lookup {
+    let result = match old {
         None => resolver
-            .tag(&key)
+            .tag(key)
             .await
-            .map(|head| (Status::Unpinned, Some(head.digest))),
+            .map(|head| Lookup::Unpinned(head.digest)),
         Some(old) => resolver
-            .update_pin(&key, old, found.platform.as_ref())
+            .update_pin(key, old, platform)
             .await
             .map(|update| match update {
-                PinUpdate::Current => (Status::Current, None),
-                PinUpdate::Outdated(new) => (Status::Outdated, Some(new)),
+                PinUpdate::Current => Lookup::Current,
+                PinUpdate::Outdated(new) => Lookup::Outdated(new),
             }),
     };
-    match result {
-        Ok((status, new_digest)) => Checked {
-            found,
-            status,
-            new_digest,
-            error: None,
-            held: None,
-        },
-        Err(e) => Checked {
-            found,
-            status: Status::Error,
-            new_digest: None,
-            error: Some(e.to_string()),
-            held: None,
-        },
-    }
+    result.unwrap_or_else(|e| Lookup::Error(e.to_string()))
 }
 
 /// `check`'s exit code: 2 when any lookup failed, else 1 when any pin is outdated and
 /// not held back by the rules, else 0.
 #[must_use]
-pub fn exit_code(checked: &[Checked]) -> u8 {
-    if checked.iter().any(|c| c.status == Status::Error) {
+pub fn exit_code(records: &[Record]) -> u8 {
+    if records.iter().any(|r| r.status() == Status::Error) {
         2
-    } else if checked
+    } else if records
         .iter()
-        .any(|c| c.status == Status::Outdated && c.held.is_none())
+        .any(|r| r.status() == Status::Outdated && r.held.is_none())
     {
         1
     } else {
         0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Task = std::pin::Pin<Box<dyn Future<Output = Lookup> + Send>>;
+
+    /// One record per reference: a task that dies is an error at its own index, and
+    /// every other task's result lands at its own index too.
+    #[tokio::test]
+    async fn one_record_per_reference_a_dead_lookup_stays_in_its_place() {
+        let d = |c: char| -> Digest {
+            format!("sha256:{}", c.to_string().repeat(64))
+                .parse()
+                .unwrap()
+        };
+        let (a, b) = (d('a'), d('b'));
+        let tasks: Vec<(usize, String, Task)> = vec![
+            (
+                0,
+                "zero died".into(),
+                Box::pin(async move { Lookup::Outdated(a) }),
+            ),
+            (
+                1,
+                "one died".into(),
+                Box::pin(async {
+                    let huge: u64 = std::hint::black_box(u64::MAX);
+                    let _ = std::time::Instant::now() + std::time::Duration::from_secs(huge);
+                    Lookup::Current
+                }),
+            ),
+            (
+                2,
+                "two died".into(),
+                Box::pin(async move {
+                    tokio::task::yield_now().await;
+                    Lookup::Unpinned(b)
+                }),
+            ),
+        ];
+        let ticks = std::sync::atomic::AtomicUsize::new(0);
+        let mut out = join_indexed(tasks, &|| {
+            ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        })
+        .await;
+        out.sort_by_key(|(i, _)| *i);
+        assert_eq!(ticks.into_inner(), 3);
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[0], (0, Lookup::Outdated(d('a'))));
+        assert_eq!(out[1], (1, Lookup::Error("one died".into())));
+        assert_eq!(out[2], (2, Lookup::Unpinned(d('b'))));
     }
 }

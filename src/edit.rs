@@ -3,25 +3,61 @@
 //!
 //! A file is never re-serialized: bytes outside the replaced spans are copied as they
 //! are (quotes, comments, CRLF, BOM, trailing whitespace). Before anything is written the
-//! edited text is scanned again and must hold the same references in the same order,
-//! each unchanged except the ones edited, which must now read exactly as intended;
-//! otherwise the file is left alone. Writes go to a temporary file in the same folder
+//! edited text is scanned again and must hold the same findings in the same order —
+//! reference text, parsed image, platform, format and skip reason — each unchanged
+//! except the ones edited, which must now read exactly as intended *and* parse as a
+//! valid, updatable reference pinned to the intended digest; otherwise the file is left
+//! alone, byte for byte. Writes go to a temporary file in the same folder
 //! (same permissions), flushed, then renamed over the original.
 
 use std::io::Write as _;
 use std::ops::Range;
 use std::path::Path;
 
-use crate::scan::{Detected, scan_text};
+use crate::imageref::{Digest, ImageRef};
+use crate::scan::{Detected, Found, scan_text};
+
+/// The tag looked up for a reference that names none, and written when it is pinned.
+pub const DEFAULT_TAG: &str = "latest";
 
 /// One replacement: the bytes at `span`, which must still read `original`, become
-/// `text`.
+/// `text`, which must re-scan as `intended`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Edit {
     pub span: Range<usize>,
     /// What the scan saw at `span`; a file that no longer has it there is stale.
     pub original: String,
     pub text: String,
+    /// The reference the new text must parse to: the old one with the new digest (and
+    /// the tag that was looked up, when the old one had none).
+    pub intended: ImageRef,
+}
+
+impl Edit {
+    /// The edit that pins `found` to `digest`: the digest after the `@` replaced, or
+    /// `@digest` appended — with `:latest` before it when the reference names no tag,
+    /// so the pin keeps the tag it was looked up by (a pin without a tag could never be
+    /// updated again). `None` for a finding that is not a parsed reference.
+    #[must_use]
+    pub fn pin(found: &Found, digest: &Digest) -> Option<Self> {
+        let image = found.image.as_ref()?;
+        let mut intended = image.clone();
+        intended.digest = Some(digest.clone());
+        let text = match (found.reference.rfind('@'), &image.tag) {
+            (Some(at), _) => format!("{}{digest}", &found.reference[..=at]),
+            (None, Some(_)) => format!("{}@{digest}", found.reference),
+            (None, None) => {
+                intended.tag = Some(DEFAULT_TAG.to_owned());
+                format!("{}:{DEFAULT_TAG}@{digest}", found.reference)
+            }
+        };
+        Some(Self {
+            span: found.span.clone(),
+            original: found.reference.clone(),
+            text,
+            intended,
+        })
+    }
 }
 
 /// Why a file was not rewritten.
@@ -41,16 +77,6 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-}
-
-/// The reference text with its digest replaced by `digest`, or `@digest` appended when
-/// it has none. The tag and everything before the `@` stay as written.
-#[must_use]
-pub fn with_digest(reference: &str, digest: &str) -> String {
-    match reference.rfind('@') {
-        Some(at) => format!("{}{digest}", &reference[..=at]),
-        None => format!("{reference}@{digest}"),
-    }
 }
 
 /// Applies edits right to left.
@@ -81,9 +107,10 @@ pub fn splice(path: &str, text: &str, edits: &[Edit]) -> Result<String, Error> {
 }
 
 /// Re-scans `new` and confirms it holds exactly the findings of `old` with the edits
-/// applied: same count and order, same formats, platforms and skip reasons, edited spans
-/// reading the new text, every other reference unchanged, and spans shifted only by the
-/// edits before them.
+/// applied: same count and order; every finding's format and platform unchanged; spans
+/// shifted only by the edits before them; an unedited finding identical (text, parsed
+/// image, skip reason); an edited one reading the new text, updatable (no skip reason)
+/// and parsing to exactly the intended reference.
 ///
 /// # Errors
 /// [`Error::Verify`] naming the first difference.
@@ -120,10 +147,8 @@ pub fn verify(
             .filter(|e| e.span.end <= b.span.start)
             .map(|e| e.text.len() as isize - e.span.len() as isize)
             .sum();
-        let expected_text = sorted
-            .iter()
-            .find(|e| e.span == b.span)
-            .map_or(b.reference.as_str(), |e| e.text.as_str());
+        let edit = sorted.iter().find(|e| e.span == b.span);
+        let expected_text = edit.map_or(b.reference.as_str(), |e| e.text.as_str());
         let expected_start = b.span.start as isize + shift;
         if a.reference != expected_text
             || a.span.start as isize != expected_start
@@ -133,6 +158,20 @@ pub fn verify(
             return Err(fail(format!(
                 "line {}: expected {expected_text:?}, found {:?}",
                 b.line, a.reference
+            )));
+        }
+        let (expected_image, expected_skip) = match edit {
+            Some(e) => (Some(&e.intended), None),
+            None => (b.image.as_ref(), b.skip_reason),
+        };
+        if a.image.as_ref() != expected_image || a.skip_reason != expected_skip {
+            return Err(fail(format!(
+                "line {}: {:?} does not parse as the intended reference{}",
+                b.line,
+                a.reference,
+                a.skip_reason
+                    .map(|r| format!(" ({})", r.name()))
+                    .unwrap_or_default()
             )));
         }
     }
@@ -194,26 +233,44 @@ mod tests {
     const OLD: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
     const NEW: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
 
-    #[test]
-    fn with_digest_keeps_the_tag() {
-        assert_eq!(
-            with_digest(&format!("node:20@{OLD}"), NEW),
-            format!("node:20@{NEW}")
-        );
-        assert_eq!(with_digest("node:20", NEW), format!("node:20@{NEW}"));
-        assert_eq!(
-            with_digest("localhost:5000/a:1", NEW),
-            format!("localhost:5000/a:1@{NEW}")
-        );
+    fn found(text: &str, reference: &str) -> Found {
+        let (found, _) = scan_text("Dockerfile", Detected::Dockerfile, text);
+        found
+            .into_iter()
+            .find(|f| f.reference == reference)
+            .unwrap_or_else(|| panic!("{reference} in {text}"))
     }
 
-    fn edit_of(text: &str, reference: &str, digest: &str) -> Edit {
-        let start = text.find(reference).unwrap();
-        Edit {
-            span: start..start + reference.len(),
-            original: reference.to_owned(),
-            text: with_digest(reference, digest),
+    fn digest(s: &str) -> Digest {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn pin_keeps_the_tag_and_writes_the_one_looked_up() {
+        let text = |r: &str| format!("FROM {r}\n");
+        for (reference, expected) in [
+            (format!("node:20@{OLD}"), format!("node:20@{NEW}")),
+            ("node:20".to_owned(), format!("node:20@{NEW}")),
+            (
+                "localhost:5000/a:1".to_owned(),
+                format!("localhost:5000/a:1@{NEW}"),
+            ),
+            // No tag: the one looked up is written, so the pin stays updatable.
+            ("acme/tool".to_owned(), format!("acme/tool:latest@{NEW}")),
+            (
+                "localhost:5000/tool".to_owned(),
+                format!("localhost:5000/tool:latest@{NEW}"),
+            ),
+        ] {
+            let f = found(&text(&reference), &reference);
+            let edit = Edit::pin(&f, &digest(NEW)).unwrap();
+            assert_eq!(edit.text, expected);
+            assert_eq!(edit.intended, ImageRef::parse(&expected).unwrap());
         }
+    }
+
+    fn edit_of(text: &str, reference: &str, digest_text: &str) -> Edit {
+        Edit::pin(&found(text, reference), &digest(digest_text)).unwrap()
     }
 
     #[test]
@@ -244,6 +301,7 @@ mod tests {
             span: start..start + 7,
             original: "redis:7".into(),
             text: "redis:7\n  b:\n    image: extra:1".into(),
+            intended: ImageRef::parse(&format!("redis:7@{NEW}")).unwrap(),
         }];
         let new = splice("compose.yaml", text, &edits).unwrap();
         let err = verify("compose.yaml", Detected::Compose, text, &new, &edits).unwrap_err();
@@ -253,18 +311,51 @@ mod tests {
         );
     }
 
+    /// Digests are checked data: an edit whose text does not re-scan as a valid pin of
+    /// the intended digest is refused, whatever the text is.
+    #[test]
+    fn digests_are_checked_data_edits_that_do_not_pin_the_intended_digest_are_refused() {
+        let text = format!("FROM node:20@{OLD}\nFROM alpine:3\n");
+        let good = edit_of(&text, &format!("node:20@{OLD}"), NEW);
+        for bad_text in [
+            "node:20@sha256:deadbeef".to_owned(),
+            format!("node:20@{}", NEW.to_uppercase()),
+            format!("node:20@{OLD}"),
+            format!("node:21@{NEW}"),
+            format!("node:20@{NEW} AS x"),
+            format!("node:20@{NEW}\nFROM other:1"),
+            format!("$BASE@{NEW}"),
+        ] {
+            let edit = Edit {
+                text: bad_text.clone(),
+                ..good.clone()
+            };
+            let new = splice("Dockerfile", &text, std::slice::from_ref(&edit)).unwrap();
+            let err = verify("Dockerfile", Detected::Dockerfile, &text, &new, &[edit]);
+            assert!(
+                matches!(err, Err(Error::Verify { .. })),
+                "{bad_text:?} was accepted"
+            );
+        }
+        let new = splice("Dockerfile", &text, std::slice::from_ref(&good)).unwrap();
+        verify("Dockerfile", Detected::Dockerfile, &text, &new, &[good]).unwrap();
+    }
+
     #[test]
     fn overlapping_edits_are_refused() {
+        let any = ImageRef::parse("x").unwrap();
         let edits = vec![
             Edit {
                 span: 0..4,
                 original: "abcd".into(),
                 text: "x".into(),
+                intended: any.clone(),
             },
             Edit {
                 span: 2..6,
                 original: "cdef".into(),
                 text: "y".into(),
+                intended: any.clone(),
             },
         ];
         assert!(matches!(
@@ -275,6 +366,7 @@ mod tests {
             span: 5..50,
             original: String::new(),
             text: "x".into(),
+            intended: any,
         }];
         assert!(matches!(
             splice("f", "abcdefgh", &outside),
@@ -289,6 +381,7 @@ mod tests {
             span: 5..5 + 8 + OLD.len(),
             original: format!("node:20@{OLD}"),
             text: format!("node:20@{NEW}"),
+            intended: ImageRef::parse(&format!("node:20@{NEW}")).unwrap(),
         }];
         assert!(matches!(
             splice("Dockerfile", &text, &edits),

@@ -36,12 +36,17 @@ pub struct ImageRef {
     pub digest: Option<Digest>,
 }
 
-/// A content digest: algorithm and lowercase hex.
+/// A content digest: algorithm and lowercase hex of exactly the algorithm's length.
+///
+/// The fields are private so that no value breaks that rule: a `Digest` comes only from
+/// [`str::parse`] (the reference grammar's check) or from hashing bytes
+/// ([`Digest::sha256_of`]). Every digest a registry supplies becomes one at the registry
+/// client, so nothing else can reach a file.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest {
-    pub algorithm: DigestAlgorithm,
+    algorithm: DigestAlgorithm,
     /// Lowercase hex of the hash; its length matches the algorithm.
-    pub hex: String,
+    hex: String,
 }
 
 /// The digest algorithms distribution registries use.
@@ -207,6 +212,55 @@ impl FromStr for ImageRef {
     }
 }
 
+impl Digest {
+    /// The SHA-256 digest of `bytes`.
+    #[must_use]
+    pub fn sha256_of(bytes: &[u8]) -> Self {
+        use sha2::Digest as _;
+        let hash = sha2::Sha256::digest(bytes);
+        let mut hex = String::with_capacity(64);
+        for b in hash {
+            hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+            hex.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+        }
+        Self {
+            algorithm: DigestAlgorithm::Sha256,
+            hex,
+        }
+    }
+
+    #[must_use]
+    pub fn algorithm(&self) -> DigestAlgorithm {
+        self.algorithm
+    }
+
+    /// The hash as lowercase hex (without the `algorithm:` prefix).
+    #[must_use]
+    pub fn hex(&self) -> &str {
+        &self.hex
+    }
+
+    /// The first `n` hex characters, for people (`1a2b3c4d5e6f`).
+    #[must_use]
+    pub fn short(&self, n: usize) -> &str {
+        &self.hex[..n.min(self.hex.len())]
+    }
+}
+
+/// A value from outside (a registry header, a JSON field) shortened for an error
+/// message: at most 80 characters, control characters escaped, so that a hostile value
+/// can neither flood a log line nor break it.
+#[must_use]
+pub fn shorten(value: &str) -> String {
+    const MAX: usize = 80;
+    let mut out: String = value.chars().take(MAX).collect::<String>();
+    out = format!("{out:?}");
+    if value.chars().nth(MAX).is_some() {
+        out.push('…');
+    }
+    out
+}
+
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.algorithm.name(), self.hex)
@@ -278,6 +332,14 @@ impl FromStr for Platform {
 impl serde::Serialize for Digest {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
+    }
+}
+
+/// Deserialized through the same check as [`str::parse`].
+impl<'de> serde::Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -448,7 +510,7 @@ mod tests {
     fn sha512_digest() {
         let hex = "ab".repeat(64);
         let r = ImageRef::parse(&format!("app@sha512:{hex}")).unwrap();
-        assert_eq!(r.digest.unwrap().algorithm, DigestAlgorithm::Sha512);
+        assert_eq!(r.digest.unwrap().algorithm(), DigestAlgorithm::Sha512);
     }
 
     #[test]

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::check::{self, Checked};
-use crate::config::{self, Effective, Policy, ServiceConfig};
+use crate::check;
+use crate::config::{self, Policy, ServiceConfig};
+use crate::model::Record;
 use crate::policy::{self, ChangeSet};
 use crate::registry::auth::Credential;
 use crate::registry::client::{Client, Credentials, Options};
@@ -56,8 +57,8 @@ pub struct JobOptions {
 /// What a job found and decided.
 pub struct Outcome {
     pub report: Report,
-    pub checked: Vec<Checked>,
-    pub effective: Vec<Effective>,
+    /// One record per finding, in output order; change sets index into it.
+    pub records: Vec<Record>,
     pub change_sets: Vec<ChangeSet>,
     /// Config problems that did not stop the job (two config files, an unusable store).
     pub warnings: Vec<String>,
@@ -81,21 +82,7 @@ pub fn state_path(flag: Option<&Path>, service: Option<&ServiceConfig>) -> Optio
         .or_else(state::default_path)
 }
 
-/// `REPIN_REGISTRY_<HOST>_<WHAT>`: the host upper-cased, every other character `_`.
-#[must_use]
-pub fn registry_env_var(host: &str, what: &str) -> String {
-    let host: String = host
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("REPIN_REGISTRY_{host}_{what}")
-}
+use crate::registry::client::registry_env_var;
 
 /// Client options from the service config and the command line (the flags win).
 #[must_use]
@@ -173,6 +160,11 @@ pub fn credentials(service: Option<&ServiceConfig>) -> Result<Credentials, Error
             _ => {}
         }
     }
+    // Every `REPIN_REGISTRY_…` variable, for registries the service config does not name.
+    let env = std::env::vars()
+        .filter(|(k, v)| k.starts_with("REPIN_REGISTRY_") && !v.is_empty())
+        .map(|(k, v)| (k, Secret::new(v)))
+        .collect();
     let docker_path = std::env::var_os("REPIN_DOCKER_CONFIG")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
@@ -182,7 +174,7 @@ pub fn credentials(service: Option<&ServiceConfig>) -> Result<Credentials, Error
         Some(path) => DockerConfig::load(&path)?,
         None => DockerConfig::default(),
     };
-    Ok(Credentials::Layered { fixed, docker })
+    Ok(Credentials::Layered { fixed, env, docker })
 }
 
 /// A resolver with the job's transport options and credentials.
@@ -227,17 +219,16 @@ pub async fn run(opts: &JobOptions, tick: &(dyn Fn() + Sync)) -> Result<Outcome,
         .found
         .retain(|f| policy.scan.format_enabled(f.format));
     let found = std::mem::take(&mut report.found);
-    let effective = policy::settings(&found, &policy);
-    let pre_held = policy::pre(&found, &effective, &policy);
+    let mut records = policy::records(found, &policy);
 
     let resolver = match &opts.resolver {
         Some(shared) => Arc::clone(shared),
         None => resolver_for(opts)?,
     };
-    let checked = check::check(&resolver, found, &pre_held, tick).await;
+    check::check(&resolver, &mut records, tick).await;
 
     let now = now_secs();
-    let keys = policy::state_keys(&checked, &effective, &pre_held, opts.pin);
+    let keys = policy::state_keys(&records, opts.pin);
     let mut store = opts.store.clone();
     let snapshot = if keys.is_empty() {
         Some(state::Snapshot::default())
@@ -269,26 +260,10 @@ pub async fn run(opts: &JobOptions, tick: &(dyn Fn() + Sync)) -> Result<Outcome,
             },
         }
     };
-    let (held, change_sets) = policy::decide(
-        &checked,
-        &effective,
-        &pre_held,
-        opts.pin,
-        now,
-        snapshot.as_ref(),
-    );
-    let checked = checked
-        .into_iter()
-        .zip(held)
-        .map(|(mut c, h)| {
-            c.held = h;
-            c
-        })
-        .collect();
+    let change_sets = policy::decide(&mut records, opts.pin, now, snapshot.as_ref());
     Ok(Outcome {
         report,
-        checked,
-        effective,
+        records,
         change_sets,
         warnings,
         store,

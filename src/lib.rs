@@ -31,11 +31,14 @@
 //! - [`config`]: the repository config (untrusted: rules only) and the service config
 //!   (trusted: registries, credentials by variable name, org rules), with spanned
 //!   diagnostics; [`config::Policy`] layers them.
-//! - [`policy`]: pure: findings + statuses + rules + time + [`state`] snapshot → why each
+//! - [`policy`]: pure: records + rules + time + [`state`] snapshot → why each
 //!   reference is held, and the change sets to propose. [`state`]: the `redb` store of
 //!   first-seen digests and schedule anchors.
 //! - [`job`]: one run over a tree: configs → scan → rules → registry → state → policy.
-//! - [`check`]: findings + registry → a status per reference (`current`, `outdated`, …).
+//! - [`model`]: one [`model::Record`] per reference — finding, effective settings,
+//!   lookup outcome, hold — read and filled by every stage after the scan.
+//! - [`check`]: records + registry → each record's lookup (`current`, `outdated`, …); a
+//!   lookup that fails or dies is an error at its own record.
 //! - [`update`] plans digest edits per file; [`edit`] splices them, re-scans to verify,
 //!   and writes atomically: the one place files change.
 //! - [`git`]: git2 — shallow clone, commit on a parent, push and delete with a lease.
@@ -61,6 +64,7 @@ pub mod forge;
 pub mod git;
 pub mod imageref;
 pub mod job;
+pub mod model;
 pub mod output;
 pub mod policy;
 pub mod progress;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use repin::check::{self, Status};
+use repin::check;
 use repin::cli::{
     CheckArgs, Cli, Command, ConfigCheckArgs, ConfigCommand, DigestArgs, FleetArgs, LogFormat,
     OutputFormat, PolicyArgs, PrArgs, RegistryArgs, RunArgs, ScanArgs, ServeArgs, UpdateArgs,
@@ -21,6 +21,7 @@ use repin::forge::run::{RunOptions, run_repo};
 use repin::git::Identity;
 use repin::imageref::{ImageRef, Platform};
 use repin::job::{self, JobOptions, Outcome};
+use repin::model::Status;
 use repin::progress::Progress;
 use repin::registry::resolve::TagKey;
 use repin::secret::Secret;
@@ -157,19 +158,23 @@ async fn check_command(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let opts = job_options(&args.scan, &args.policy, &args.registry, false)?;
     let outcome = run_job(&opts).await?;
     write_stdout(|out| match args.scan.format {
-        OutputFormat::Json => output::check_json(&mut &mut *out, &outcome.checked),
-        OutputFormat::Text => output::check_text(&mut &mut *out, &outcome.checked),
+        OutputFormat::Json => output::check_json(&mut &mut *out, &outcome.records),
+        OutputFormat::Text => output::check_text(&mut &mut *out, &outcome.records),
     })?;
-    Ok(ExitCode::from(check::exit_code(&outcome.checked)))
+    Ok(ExitCode::from(check::exit_code(&outcome.records)))
 }
 
 async fn update_command(args: UpdateArgs) -> anyhow::Result<ExitCode> {
     let opts = job_options(&args.scan, &args.policy, &args.registry, args.pin)?;
     let outcome = run_job(&opts).await?;
-    let plan = update::plan(&outcome.checked, &outcome.change_sets);
+    let plan = update::plan(&outcome.records, &outcome.change_sets);
     let outcomes = update::apply(&plan, &outcome.report.sources, args.dry_run);
     let mut failed = false;
-    for c in outcome.checked.iter().filter(|c| c.status == Status::Error) {
+    for c in outcome
+        .records
+        .iter()
+        .filter(|c| c.status() == Status::Error)
+    {
         failed = true;
         let f = &c.found;
         eprintln!(
@@ -177,7 +182,7 @@ async fn update_command(args: UpdateArgs) -> anyhow::Result<ExitCode> {
             f.path,
             f.line,
             f.reference,
-            c.error.as_deref().unwrap_or("lookup failed")
+            c.lookup.error().unwrap_or("lookup failed")
         );
     }
     for o in &outcomes {
@@ -199,7 +204,7 @@ async fn update_command(args: UpdateArgs) -> anyhow::Result<ExitCode> {
             .filter(|s| {
                 s.members
                     .iter()
-                    .all(|&i| written.contains(&outcome.checked[i].found.path.as_str()))
+                    .all(|&i| written.contains(&outcome.records[i].found.path.as_str()))
             })
             .collect();
         if let Err(e) = job::record_proposed(&outcome, &proposed) {
@@ -248,10 +253,14 @@ async fn digest_command(args: DigestArgs) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let line = if args.full_ref {
         let mut full = image.clone();
-        full.digest = digest.parse().ok();
+        if full.tag.is_none() && full.digest.is_none() {
+            // The tag that was looked up, as `update --pin` writes it.
+            full.tag = Some(repin::edit::DEFAULT_TAG.to_owned());
+        }
+        full.digest = Some(digest);
         full.to_string()
     } else {
-        digest
+        digest.to_string()
     };
     write_stdout(|out| writeln!(out, "{line}"))?;
     Ok(ExitCode::SUCCESS)

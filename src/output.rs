@@ -3,8 +3,8 @@
 
 use std::io::{self, Write};
 
-use crate::check::{Checked, Status};
 use crate::config::{Policy, RepoConfig};
+use crate::model::{Lookup, Record, Status};
 use crate::scan::Found;
 use crate::update::FileOutcome;
 
@@ -22,7 +22,7 @@ pub fn json(out: &mut impl Write, found: &[Found]) -> io::Result<()> {
 ///
 /// # Errors
 /// Any error writing to `out`.
-pub fn check_json(out: &mut impl Write, checked: &[Checked]) -> io::Result<()> {
+pub fn check_json(out: &mut impl Write, checked: &[Record]) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, checked)?;
     writeln!(out)
 }
@@ -31,7 +31,7 @@ pub fn check_json(out: &mut impl Write, checked: &[Checked]) -> io::Result<()> {
 ///
 /// # Errors
 /// Any error writing to `out`.
-pub fn check_text(out: &mut impl Write, checked: &[Checked]) -> io::Result<()> {
+pub fn check_text(out: &mut impl Write, checked: &[Record]) -> io::Result<()> {
     if checked.is_empty() {
         return writeln!(out, "no image references found");
     }
@@ -39,18 +39,16 @@ pub fn check_text(out: &mut impl Write, checked: &[Checked]) -> io::Result<()> {
         .iter()
         .map(|c| {
             let f = &c.found;
-            let detail = match c.status {
-                Status::Outdated | Status::Unpinned => c
-                    .new_digest
-                    .as_deref()
-                    .map(|d| format!("→ {}", short(d)))
-                    .unwrap_or_default(),
-                Status::Skipped => f
+            let detail = match &c.lookup {
+                Lookup::Outdated(d) | Lookup::Unpinned(d) => {
+                    format!("→ {}:{}", d.algorithm().name(), d.short(12))
+                }
+                Lookup::Skipped => f
                     .skip_reason
                     .map(|r| r.name().to_owned())
                     .unwrap_or_default(),
-                Status::Error => c.error.clone().unwrap_or_default(),
-                Status::Current => String::new(),
+                Lookup::Error(e) => e.clone(),
+                Lookup::Current => String::new(),
             };
             let detail = match c.held {
                 Some(h) if detail.is_empty() => format!("held: {}", h.name()),
@@ -60,13 +58,13 @@ pub fn check_text(out: &mut impl Write, checked: &[Checked]) -> io::Result<()> {
             [
                 format!("{}:{}:{}", f.path, f.line, f.column),
                 f.reference.clone(),
-                status_name(c.status).to_owned(),
+                c.status().name().to_owned(),
                 detail,
             ]
         })
         .collect();
     table(out, ["LOCATION", "REFERENCE", "STATUS", "DETAIL"], &rows)?;
-    let count = |s| checked.iter().filter(|c| c.status == s).count();
+    let count = |s| checked.iter().filter(|c| c.status() == s).count();
     writeln!(
         out,
         "\n{} current, {} outdated, {} unpinned, {} skipped, {} errors",
@@ -186,21 +184,6 @@ pub fn policy_text(out: &mut impl Write, policy: &Policy, repo: &RepoConfig) -> 
         }
     }
     Ok(())
-}
-
-fn status_name(s: Status) -> &'static str {
-    match s {
-        Status::Current => "current",
-        Status::Outdated => "outdated",
-        Status::Unpinned => "unpinned",
-        Status::Skipped => "skipped",
-        Status::Error => "error",
-    }
-}
-
-/// `sha256:0123456789ab` → the algorithm and 12 hex characters.
-fn short(digest: &str) -> &str {
-    &digest[..digest.len().min(19)]
 }
 
 /// Writes an aligned table with a header row; trailing spaces trimmed.

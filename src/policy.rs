@@ -1,7 +1,7 @@
 //! The policy engine: from what the registry says to what should be proposed.
 //!
-//! Pure functions, no I/O. [`pre`] runs before any lookup (ignored images and excluded
-//! paths cost no requests); [`decide`] runs after `check`, with the time and a
+//! Pure functions, no I/O, over [`Record`]s. [`records`] runs before any lookup (ignored
+//! images and excluded paths cost no requests); [`decide`] runs after `check`, with the time and a
 //! [`Snapshot`] of the state store, and yields why each reference is held back and the
 //! change sets to propose.
 //!
@@ -15,74 +15,38 @@
 //!   Missing state again means waiting for the next tick.
 //! - Change sets: one per `group`, else one per image (`registry/repository`).
 
-use serde::Serialize;
-
-use crate::check::{Checked, Status};
 use crate::config::{Effective, Policy};
+use crate::model::{Held, Record, Status};
 use crate::scan::Found;
 use crate::state::{Snapshot, anchor_key, seen_key};
-
-/// Why a reference is left alone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Held {
-    /// A rule says `ignore = true`.
-    Ignored,
-    /// Outside `[scan]` `include`, or inside `exclude`.
-    ExcludedPath,
-    /// The new digest is in `ignore_digests`.
-    IgnoredDigest,
-    /// The new digest has not been seen for `min_age` yet.
-    TooYoung,
-    /// The change set's schedule has not ticked since its last proposal.
-    OutsideSchedule,
-}
-
-impl Held {
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Ignored => "ignored",
-            Self::ExcludedPath => "excluded-path",
-            Self::IgnoredDigest => "ignored-digest",
-            Self::TooYoung => "too-young",
-            Self::OutsideSchedule => "outside-schedule",
-        }
-    }
-}
 
 /// References that travel together, and their settings (the first member's).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChangeSet {
     pub id: String,
-    /// Indices into the checked references.
+    /// Indices into the run's records.
     pub members: Vec<usize>,
     pub settings: Effective,
 }
 
-/// The effective settings of each finding.
+/// One record per finding, with its effective settings and what is held before any
+/// lookup: excluded paths and ignored images (these cost no requests).
 #[must_use]
-pub fn settings(found: &[Found], policy: &Policy) -> Vec<Effective> {
+pub fn records(found: Vec<Found>, policy: &Policy) -> Vec<Record> {
     found
-        .iter()
-        .map(|f| policy.settings_for(&f.path, f.image.as_ref()))
-        .collect()
-}
-
-/// What is held before any lookup: ignored images and excluded paths.
-#[must_use]
-pub fn pre(found: &[Found], effective: &[Effective], policy: &Policy) -> Vec<Option<Held>> {
-    found
-        .iter()
-        .zip(effective)
-        .map(|(f, e)| {
-            if !policy.scan.path_included(&f.path) {
+        .into_iter()
+        .map(|f| {
+            let settings = policy.settings_for(&f.path, f.image.as_ref());
+            let held = if !policy.scan.path_included(&f.path) {
                 Some(Held::ExcludedPath)
-            } else if e.ignore {
+            } else if settings.ignore {
                 Some(Held::Ignored)
             } else {
                 None
-            }
+            };
+            let mut record = Record::new(f, settings);
+            record.held = held;
+            record
         })
         .collect()
 }
@@ -98,46 +62,46 @@ pub fn change_set_id(found: &Found, effective: &Effective) -> String {
     })
 }
 
-/// Whether a checked reference wants a change (before holds): an outdated pin, or an
-/// unpinned reference when pinning is asked for (`--pin` or the `pin` setting).
+/// Whether a record wants a change (before holds): an outdated pin, or an unpinned
+/// reference when pinning is asked for (`--pin` or the `pin` setting).
 #[must_use]
-pub fn wants_change(checked: &Checked, effective: &Effective, pin_flag: bool) -> bool {
-    match checked.status {
-        Status::Outdated => checked.new_digest.is_some(),
-        Status::Unpinned => checked.new_digest.is_some() && (pin_flag || effective.pin),
+pub fn wants_change(record: &Record, pin_flag: bool) -> bool {
+    match record.status() {
+        Status::Outdated => true,
+        Status::Unpinned => pin_flag || record.settings.pin,
         _ => false,
     }
 }
 
-fn seen_key_of(checked: &Checked) -> Option<String> {
-    let image = checked.found.image.as_ref()?;
-    let digest = checked.new_digest.as_deref()?;
+fn seen_key_of(record: &Record) -> Option<String> {
+    let image = record.found.image.as_ref()?;
+    let digest = record.new_digest()?;
     let tag = image.tag.as_deref().unwrap_or("latest");
-    Some(seen_key(&image.registry, &image.repository, tag, digest))
+    Some(seen_key(
+        &image.registry,
+        &image.repository,
+        tag,
+        &digest.to_string(),
+    ))
 }
 
 /// The state keys [`decide`] will read: first-seen times of candidate digests under a
 /// `min_age`, and anchors of candidate change sets under a `schedule`. Commands record
 /// these (now, if absent) before taking the snapshot.
 #[must_use]
-pub fn state_keys(
-    checked: &[Checked],
-    effective: &[Effective],
-    held: &[Option<Held>],
-    pin_flag: bool,
-) -> Vec<String> {
+pub fn state_keys(records: &[Record], pin_flag: bool) -> Vec<String> {
     let mut keys = Vec::new();
-    for ((c, e), h) in checked.iter().zip(effective).zip(held) {
-        if h.is_some() || !wants_change(c, e, pin_flag) {
+    for r in records {
+        if r.held.is_some() || !wants_change(r, pin_flag) {
             continue;
         }
-        if !e.min_age.is_zero()
-            && let Some(key) = seen_key_of(c)
+        if !r.settings.min_age.is_zero()
+            && let Some(key) = seen_key_of(r)
         {
             keys.push(key);
         }
-        if e.schedule.is_some() {
-            keys.push(anchor_key(&change_set_id(&c.found, e)));
+        if r.settings.schedule.is_some() {
+            keys.push(anchor_key(&change_set_id(&r.found, &r.settings)));
         }
     }
     keys.sort();
@@ -145,31 +109,31 @@ pub fn state_keys(
     keys
 }
 
-/// Decides holds and change sets. `now` is Unix seconds; `state` is `None` when the store
-/// is unavailable (everything under `min_age` or a `schedule` then waits).
-#[must_use]
+/// Decides holds (written into the records) and the change sets to propose. `now` is
+/// Unix seconds; `state` is `None` when the store is unavailable (everything under
+/// `min_age` or a `schedule` then waits).
 pub fn decide(
-    checked: &[Checked],
-    effective: &[Effective],
-    pre_held: &[Option<Held>],
+    records: &mut [Record],
     pin_flag: bool,
     now: u64,
     state: Option<&Snapshot>,
-) -> (Vec<Option<Held>>, Vec<ChangeSet>) {
-    let mut held = pre_held.to_vec();
+) -> Vec<ChangeSet> {
     let mut sets: Vec<ChangeSet> = Vec::new();
-    for (i, (c, e)) in checked.iter().zip(effective).enumerate() {
-        if held[i].is_some() || !wants_change(c, e, pin_flag) {
+    for (i, r) in records.iter_mut().enumerate() {
+        if r.held.is_some() || !wants_change(r, pin_flag) {
             continue;
         }
-        let digest = c.new_digest.as_deref().unwrap_or_default();
-        let id = change_set_id(&c.found, e);
+        let Some(digest) = r.new_digest() else {
+            continue;
+        };
+        let e = &r.settings;
+        let id = change_set_id(&r.found, e);
         let time =
             |key: Option<String>| key.and_then(|k| state.and_then(|s| s.times.get(&k).copied()));
-        let reason = if e.ignore_digests.iter().any(|d| d == digest) {
+        let reason = if e.ignore_digests.contains(digest) {
             Some(Held::IgnoredDigest)
         } else if !e.min_age.is_zero()
-            && time(seen_key_of(c))
+            && time(seen_key_of(r))
                 .is_none_or(|first| now.saturating_sub(first) < e.min_age.as_secs())
         {
             Some(Held::TooYoung)
@@ -182,7 +146,7 @@ pub fn decide(
             None
         };
         if reason.is_some() {
-            held[i] = reason;
+            r.held = reason;
             continue;
         }
         match sets.iter_mut().find(|s| s.id == id) {
@@ -194,7 +158,7 @@ pub fn decide(
             }),
         }
     }
-    (held, sets)
+    sets
 }
 
 fn to_utc(secs: u64) -> chrono::DateTime<chrono::Utc> {
@@ -205,6 +169,7 @@ fn to_utc(secs: u64) -> chrono::DateTime<chrono::Utc> {
 mod tests {
     use super::*;
     use crate::config::{RepoConfig, parse_repo};
+    use crate::model::Lookup;
     use crate::scan::{Detected, scan_text};
 
     const OLD: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
@@ -213,44 +178,41 @@ mod tests {
     /// Monday 2026-11-23 12:00 UTC.
     const MONDAY_NOON: u64 = 1_795_435_200;
 
-    /// Findings of a Dockerfile, all outdated to NEW (or unpinned with NEW available).
-    fn outdated(lines: &[&str]) -> Vec<Checked> {
+    /// Findings of a Dockerfile (found, and whether each is pinned).
+    fn outdated(lines: &[&str]) -> Vec<Found> {
         let text = lines
             .iter()
             .map(|l| format!("FROM {l}\n"))
             .collect::<String>();
-        let (found, _) = scan_text("Dockerfile", Detected::Dockerfile, &text);
-        found
-            .into_iter()
-            .map(|f| {
-                let pinned = f.image.as_ref().is_some_and(|i| i.digest.is_some());
-                Checked {
-                    status: if pinned {
-                        Status::Outdated
-                    } else {
-                        Status::Unpinned
-                    },
-                    new_digest: Some(NEW.to_owned()),
-                    error: None,
-                    held: None,
-                    found: f,
-                }
-            })
-            .collect()
+        scan_text("Dockerfile", Detected::Dockerfile, &text).0
+    }
+
+    /// Records under `config`, every one looked up as outdated to NEW (or unpinned
+    /// with NEW available) unless the rules held it before lookup.
+    fn looked_up(config: &str, found: &[Found]) -> Vec<Record> {
+        let repo: RepoConfig = parse_repo(".repin.toml", config).unwrap();
+        let policy = Policy::new(None, &repo);
+        let new: crate::imageref::Digest = NEW.parse().unwrap();
+        let mut records = records(found.to_vec(), &policy);
+        for r in &mut records {
+            let pinned = r.found.image.as_ref().is_some_and(|i| i.digest.is_some());
+            r.lookup = match (r.held, pinned) {
+                (Some(_), _) => Lookup::Skipped,
+                (None, true) => Lookup::Outdated(new.clone()),
+                (None, false) => Lookup::Unpinned(new.clone()),
+            };
+        }
+        records
     }
 
     /// Held reasons per reference, and change sets as (id, members).
     type Decided = (Vec<Option<&'static str>>, Vec<(String, Vec<usize>)>);
 
-    fn run(config: &str, checked: &[Checked], now: u64, state: Option<&Snapshot>) -> Decided {
-        let repo: RepoConfig = parse_repo(".repin.toml", config).unwrap();
-        let policy = Policy::new(None, &repo);
-        let found: Vec<Found> = checked.iter().map(|c| c.found.clone()).collect();
-        let effective = settings(&found, &policy);
-        let pre_held = pre(&found, &effective, &policy);
-        let (held, sets) = decide(checked, &effective, &pre_held, false, now, state);
+    fn run(config: &str, found: &[Found], now: u64, state: Option<&Snapshot>) -> Decided {
+        let mut records = looked_up(config, found);
+        let sets = decide(&mut records, false, now, state);
         (
-            held.into_iter().map(|h| h.map(Held::name)).collect(),
+            records.iter().map(|r| r.held.map(Held::name)).collect(),
             sets.into_iter().map(|s| (s.id, s.members)).collect(),
         )
     }
@@ -387,25 +349,18 @@ mod tests {
         let (found, _) = scan_text("test/Dockerfile", Detected::Dockerfile, &text);
         let repo = parse_repo(".repin.toml", "[scan]\nexclude = [\"test/**\"]\n").unwrap();
         let policy = Policy::new(None, &repo);
-        let effective = settings(&found, &policy);
-        assert_eq!(
-            pre(&found, &effective, &policy),
-            vec![Some(Held::ExcludedPath)]
-        );
+        let held: Vec<_> = records(found, &policy).iter().map(|r| r.held).collect();
+        assert_eq!(held, vec![Some(Held::ExcludedPath)]);
     }
 
     #[test]
     fn state_keys_cover_what_decide_reads() {
         let c = outdated(&[&format!("node:20@{OLD}"), &format!("redis:7@{OLD}")]);
-        let repo = parse_repo(
-            ".repin.toml",
+        let records = looked_up(
             "[[rule]]\nimages = [\"docker.io/library/node\"]\nmin_age = \"1d\"\n[[rule]]\nimages = [\"docker.io/library/redis\"]\nschedule = \"0 6 * * *\"\ngroup = \"cache\"\n",
-        )
-        .unwrap();
-        let policy = Policy::new(None, &repo);
-        let found: Vec<Found> = c.iter().map(|c| c.found.clone()).collect();
-        let effective = settings(&found, &policy);
-        let keys = state_keys(&c, &effective, &[None, None], false);
+            &c,
+        );
+        let keys = state_keys(&records, false);
         assert_eq!(
             keys,
             vec![

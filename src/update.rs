@@ -8,8 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::check::Checked;
 use crate::edit::{self, Edit};
+use crate::model::Record;
 use crate::policy::ChangeSet;
 use crate::scan::walk::Source;
 
@@ -27,16 +27,12 @@ pub struct FileOutcome {
 /// The edits that carry out the change sets, by path: each member's digest replaced (or
 /// appended, for an unpinned reference).
 #[must_use]
-pub fn plan(checked: &[Checked], sets: &[ChangeSet]) -> BTreeMap<String, Vec<Edit>> {
+pub fn plan(records: &[Record], sets: &[ChangeSet]) -> BTreeMap<String, Vec<Edit>> {
     let mut out: BTreeMap<String, Vec<Edit>> = BTreeMap::new();
     for &i in sets.iter().flat_map(|s| &s.members) {
-        let Some(c) = checked.get(i) else { continue };
-        if let Some(digest) = &c.new_digest {
-            out.entry(c.found.path.clone()).or_default().push(Edit {
-                span: c.found.span.clone(),
-                original: c.found.reference.clone(),
-                text: edit::with_digest(&c.found.reference, digest),
-            });
+        let Some(r) = records.get(i) else { continue };
+        if let Some(edit) = r.new_digest().and_then(|d| Edit::pin(&r.found, d)) {
+            out.entry(r.found.path.clone()).or_default().push(edit);
         }
     }
     out

@@ -4,13 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use repin::imageref::Digest;
 use repin::registry::Error;
 use repin::registry::client::{Client, Credentials, Options};
-use repin::registry::manifest::{DOCKER_MANIFEST, sha256_digest};
+use repin::registry::manifest::DOCKER_MANIFEST;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const MANIFEST: &[u8] = br#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"digest":"sha256:00","size":1},"layers":[]}"#;
+const MANIFEST: &[u8] = br#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":1},"layers":[]}"#;
 
 fn fast() -> Options {
     Options {
@@ -35,6 +36,11 @@ async fn server() -> (MockServer, String, Arc<Client>) {
     let host = server.address().to_string();
     let client = Arc::new(Client::new(fast(), Credentials::Anonymous).unwrap());
     (server, host, client)
+}
+
+/// A valid digest made of one repeated hex character.
+fn digest(c: char) -> String {
+    format!("sha256:{}", c.to_string().repeat(64))
 }
 
 fn ok_head(digest: &str) -> ResponseTemplate {
@@ -64,12 +70,12 @@ async fn rate_limit_honours_retry_after_then_succeeds() {
         .await;
     Mock::given(method("HEAD"))
         .and(path("/v2/app/manifests/1"))
-        .respond_with(ok_head("sha256:aa"))
+        .respond_with(ok_head(&digest('a')))
         .mount(&server)
         .await;
     let started = std::time::Instant::now();
     let head = client.head_manifest(&host, "app", "1").await.unwrap();
-    assert_eq!(head.digest, "sha256:aa");
+    assert_eq!(head.digest.to_string(), digest('a'));
     assert!(
         started.elapsed() >= Duration::from_secs(1),
         "Retry-After was not honoured"
@@ -102,7 +108,7 @@ async fn server_error_then_success() {
         .mount(&server)
         .await;
     Mock::given(method("HEAD"))
-        .respond_with(ok_head("sha256:bb"))
+        .respond_with(ok_head(&digest('b')))
         .mount(&server)
         .await;
     assert_eq!(
@@ -110,8 +116,9 @@ async fn server_error_then_success() {
             .head_manifest(&host, "app", "1")
             .await
             .unwrap()
-            .digest,
-        "sha256:bb"
+            .digest
+            .to_string(),
+        digest('b')
     );
     assert_eq!(manifest_requests(&server).await, 2);
 }
@@ -155,7 +162,7 @@ async fn missing_digest_header_falls_back_to_get_and_hashes_the_body() {
         .mount(&server)
         .await;
     let head = client.head_manifest(&host, "app", "1").await.unwrap();
-    assert_eq!(head.digest, sha256_digest(MANIFEST));
+    assert_eq!(head.digest, Digest::sha256_of(MANIFEST));
 }
 
 #[tokio::test]
@@ -180,7 +187,7 @@ async fn wrong_digest_header_is_an_error_never_a_pin() {
             expected, computed, ..
         } => {
             assert_eq!(expected, wrong);
-            assert_eq!(computed, sha256_digest(MANIFEST));
+            assert_eq!(computed, Digest::sha256_of(MANIFEST).to_string());
         }
         other => panic!("expected a digest mismatch, got {other}"),
     }
@@ -202,7 +209,7 @@ async fn body_that_does_not_match_the_digest_asked_for_is_rejected() {
 async fn slow_answers_time_out_after_the_attempts() {
     let (server, host, client) = server().await;
     Mock::given(method("HEAD"))
-        .respond_with(ok_head("sha256:cc").set_delay(Duration::from_secs(2)))
+        .respond_with(ok_head(&digest('c')).set_delay(Duration::from_secs(2)))
         .mount(&server)
         .await;
     let err = client.head_manifest(&host, "app", "1").await.unwrap_err();
@@ -261,7 +268,7 @@ async fn challenge_is_learned_once_per_registry() {
         .mount(&server)
         .await;
     Mock::given(method("HEAD"))
-        .respond_with(ok_head("sha256:dd"))
+        .respond_with(ok_head(&digest('d')))
         .mount(&server)
         .await;
     let host = server.address().to_string();

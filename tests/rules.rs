@@ -219,7 +219,7 @@ async fn service_config_credentials_come_from_named_environment_variables() {
         )
     );
     // Set: it works. A wrong value is overridden by REPIN_REGISTRY_<HOST>_PASSWORD.
-    let override_var = repin::job::registry_env_var(&reg.host, "PASSWORD");
+    let override_var = repin::registry::client::registry_env_var(&reg.host, "PASSWORD");
     let env = [
         ("TEST_REG_USER", USER),
         ("TEST_REG_PASS", "wrong"),

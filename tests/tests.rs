@@ -11,3 +11,4 @@ mod scan;
 mod serve;
 mod servers;
 mod support;
+mod trust;

@@ -553,7 +553,7 @@ pub struct Effective {
     pub schedule: Option<settings::Schedule>,
     /// The change set's name: the group, else the image (`registry/repository`).
     pub group: Option<String>,
-    pub ignore_digests: Vec<String>,
+    pub ignore_digests: Vec<crate::imageref::Digest>,
     pub pr: settings::PrSettings,
 }
 

@@ -175,7 +175,7 @@ pub struct Settings {
     pub min_age: Option<Duration>,
     pub schedule: Option<Schedule>,
     pub group: Option<String>,
-    pub ignore_digests: Option<Vec<String>>,
+    pub ignore_digests: Option<Vec<crate::imageref::Digest>>,
     #[serde(flatten)]
     pub pr: PrSettings,
 }
@@ -251,7 +251,7 @@ impl Settings {
         let ignore_digests = raw.ignore_digests.map(|list| {
             list.iter()
                 .filter_map(|d| match d.get_ref().parse::<crate::imageref::Digest>() {
-                    Ok(digest) => Some(digest.to_string()),
+                    Ok(digest) => Some(digest),
                     Err(e) => {
                         diags.error(Some(d.span()), e.to_string());
                         None

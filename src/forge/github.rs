@@ -79,9 +79,11 @@ pub fn rate_limit_wait(
     }
     let reset = header("x-ratelimit-reset").and_then(|v| v.parse::<i64>().ok());
     // Secondary limits without headers: GitHub asks for at least a minute.
-    Some(std::time::Duration::from_secs(
-        reset.map_or(60, |r| u64::try_from(r - now).unwrap_or(0) + 1),
-    ))
+    Some(std::time::Duration::from_secs(reset.map_or(60, |r| {
+        u64::try_from(r.saturating_sub(now))
+            .unwrap_or(0)
+            .saturating_add(1)
+    })))
 }
 
 /// A repository as `run` needs it.
@@ -682,6 +684,19 @@ mod tests {
             Some(Duration::from_secs(2))
         );
         assert_eq!(wait(429, &[]), Some(Duration::from_secs(60)));
+        // GitHub's numbers are checked: extreme resets neither overflow nor panic.
+        assert_eq!(
+            wait(429, &[("x-ratelimit-reset", "-9223372036854775808")]),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            wait(429, &[("x-ratelimit-reset", "9223372036854775807")]),
+            Some(Duration::from_secs(9_223_372_036_854_774_808))
+        );
+        assert_eq!(
+            wait(429, &[("retry-after", "18446744073709551615")]),
+            Some(Duration::from_secs(u64::MAX))
+        );
         // A 403 that is about permissions is not a rate limit.
         assert_eq!(wait(403, &[("x-ratelimit-remaining", "4999")]), None);
         assert_eq!(wait(404, &[]), None);

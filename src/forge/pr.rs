@@ -9,9 +9,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::check::Checked;
 use crate::config::Effective;
-use crate::imageref::ImageRef;
+use crate::imageref::{Digest, ImageRef};
+use crate::model::Record;
 
 /// Opens the hidden state comment.
 const STATE_OPEN: &str = "<!-- repin-state: ";
@@ -29,8 +29,8 @@ pub struct RefState {
     pub image: String,
     pub tag: Option<String>,
     /// `None` for a reference being pinned for the first time.
-    pub old: Option<String>,
-    pub new: String,
+    pub old: Option<Digest>,
+    pub new: Digest,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<String>,
 }
@@ -51,7 +51,7 @@ pub struct PrState {
 impl PrState {
     /// The state of a change set's members.
     #[must_use]
-    pub fn of(id: &str, members: &[&Checked]) -> Self {
+    pub fn of(id: &str, members: &[&Record]) -> Self {
         let refs = members
             .iter()
             .filter_map(|c| {
@@ -61,8 +61,8 @@ impl PrState {
                     line: c.found.line,
                     image: format!("{}/{}", image.registry, image.repository),
                     tag: image.tag.clone(),
-                    old: image.digest.as_ref().map(ToString::to_string),
-                    new: c.new_digest.clone()?,
+                    old: image.digest.clone(),
+                    new: c.new_digest()?.clone(),
                     platform: c.found.platform.as_ref().map(ToString::to_string),
                 })
             })
@@ -77,11 +77,11 @@ impl PrState {
 
     /// The new digests, sorted: two states propose the same thing when these agree.
     #[must_use]
-    pub fn proposal(&self) -> Vec<(&str, Option<&str>, &str)> {
+    pub fn proposal(&self) -> Vec<(&str, Option<&str>, &Digest)> {
         let mut out: Vec<_> = self
             .refs
             .iter()
-            .map(|r| (r.image.as_str(), r.tag.as_deref(), r.new.as_str()))
+            .map(|r| (r.image.as_str(), r.tag.as_deref(), &r.new))
             .collect();
         out.sort_unstable();
         out.dedup();
@@ -112,9 +112,8 @@ impl PrState {
 
 /// `sha256:0123456789ab…` → `0123456789ab` (12 hex characters, as registries show).
 #[must_use]
-pub fn short(digest: &str) -> &str {
-    let hex = digest.split_once(':').map_or(digest, |(_, h)| h);
-    &hex[..hex.len().min(12)]
+pub fn short(digest: &Digest) -> &str {
+    digest.short(12)
 }
 
 /// A branch-safe slug: lowercase letters, digits, `.`, `_` and `-`.
@@ -168,7 +167,7 @@ pub fn commit_message(state: &PrState, settings: &Effective) -> String {
         [(_, _, new)] => format!(
             "Update {} digest to {}",
             label(&state.refs[0]),
-            &short(new)[..7.min(short(new).len())]
+            new.short(7)
         ),
         _ => format!(
             "Update {} digests",
@@ -185,7 +184,7 @@ pub fn commit_message(state: &PrState, settings: &Effective) -> String {
             r.path,
             r.line,
             label(r),
-            r.old.as_deref().map_or("(unpinned)", short),
+            r.old.as_ref().map_or("(unpinned)", short),
             short(&r.new)
         ));
     }
@@ -210,7 +209,7 @@ pub fn title(state: &PrState, settings: &Effective) -> String {
 }
 
 /// What the registry says about images, by digest (for the body; best effort).
-pub type Facts = std::collections::BTreeMap<String, crate::registry::manifest::ImageFacts>;
+pub type Facts = std::collections::BTreeMap<Digest, crate::registry::manifest::ImageFacts>;
 
 /// For each distinct new digest: when it was built, its source, and what changed since
 /// the old digest's revision (a compare link for GitHub sources).
@@ -271,7 +270,7 @@ pub fn body(state: &PrState, facts: &Facts) -> String {
     for r in &state.refs {
         let old = r
             .old
-            .as_deref()
+            .as_ref()
             .map_or_else(|| "(tag only)".to_owned(), |d| format!("`{}`", short(d)));
         out.push_str(&format!(
             "| `{}:{}` | `{}` | `{}` | {old} → `{}` | {} |\n",
@@ -291,7 +290,9 @@ pub fn body(state: &PrState, facts: &Facts) -> String {
             "- `{}:{}`: `{}` → `{}`\n",
             r.path,
             r.line,
-            r.old.as_deref().unwrap_or("(tag only)"),
+            r.old
+                .as_ref()
+                .map_or_else(|| "(tag only)".to_owned(), ToString::to_string),
             r.new
         ));
     }
@@ -304,23 +305,21 @@ pub fn body(state: &PrState, facts: &Facts) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::Status;
     use crate::config::{Policy, RepoConfig, parse_repo};
+    use crate::model::Lookup;
     use crate::scan::{Detected, scan_text};
 
     const OLD: &str = "sha256:1a2b3c4d5e6f1a2b3c4d5e6f1a2b3c4d5e6f1a2b3c4d5e6f1a2b3c4d5e6f7788";
     const NEW: &str = "sha256:9f8e7d6c5b4a9f8e7d6c5b4a9f8e7d6c5b4a9f8e7d6c5b4a9f8e7d6c5b4a1122";
 
-    fn checked(text: &str) -> Vec<Checked> {
+    fn checked(text: &str) -> Vec<Record> {
         let (found, _) = scan_text("Dockerfile", Detected::Dockerfile, text);
         found
             .into_iter()
-            .map(|f| Checked {
-                found: f,
-                status: Status::Outdated,
-                new_digest: Some(NEW.into()),
-                error: None,
-                held: None,
+            .map(|f| {
+                let mut r = Record::new(f, effective(""));
+                r.lookup = Lookup::Outdated(NEW.parse().unwrap());
+                r
             })
             .collect()
     }
@@ -335,7 +334,7 @@ mod tests {
         let c = checked(&format!(
             "FROM node:20@{OLD}\nFROM --platform=linux/arm64 node:20@{OLD}\n"
         ));
-        let members: Vec<&Checked> = c.iter().collect();
+        let members: Vec<&Record> = c.iter().collect();
         let state = PrState::of("docker.io/library/node", &members);
         let settings = effective("");
         assert_eq!(
@@ -352,11 +351,11 @@ mod tests {
     fn image_facts_and_compare_links() {
         use crate::registry::manifest::ImageFacts;
         let c = checked(&format!("FROM node:20@{OLD}\n"));
-        let members: Vec<&Checked> = c.iter().collect();
+        let members: Vec<&Record> = c.iter().collect();
         let state = PrState::of("docker.io/library/node", &members);
         let mut facts = Facts::new();
         facts.insert(
-            NEW.into(),
+            NEW.parse().unwrap(),
             ImageFacts {
                 created: Some("2026-11-20T10:00:00Z".into()),
                 source: Some("https://github.com/nodejs/docker-node".into()),
@@ -364,7 +363,7 @@ mod tests {
             },
         );
         facts.insert(
-            OLD.into(),
+            OLD.parse().unwrap(),
             ImageFacts {
                 revision: Some("aaa111".into()),
                 ..ImageFacts::default()
@@ -379,7 +378,7 @@ mod tests {
         let c = checked(&format!(
             "FROM node:20@{OLD}\nFROM ghcr.io/acme/app:v1@{OLD}\n"
         ));
-        let members: Vec<&Checked> = c.iter().collect();
+        let members: Vec<&Record> = c.iter().collect();
         let state = PrState::of("runtimes", &members);
         let settings = effective(
             "[update]\ngroup = \"runtimes\"\nbranch_prefix = \"deps/\"\ntitle = \"chore: {group} images ({digest})\"\n",
@@ -403,7 +402,7 @@ mod tests {
                 image: "docker.io/library/x".into(),
                 tag: None,
                 old: None,
-                new: NEW.into(),
+                new: NEW.parse().unwrap(),
                 platform: None,
             }],
             commit: Some("0123abc".into()),

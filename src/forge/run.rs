@@ -17,13 +17,13 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::check::Status;
 use crate::config::ServiceConfig;
 use crate::edit;
 use crate::forge::github::{self, GitHub, NewPull, Pull};
 use crate::forge::pr::{self, PrState};
 use crate::git::{self, Identity, Lease, Remote};
 use crate::job::{self, JobOptions, Outcome};
+use crate::model::Status;
 use crate::policy::ChangeSet;
 use crate::state::Store;
 
@@ -154,7 +154,7 @@ pub async fn run_repo(
         base,
     };
     for set in &outcome.change_sets {
-        let members: Vec<_> = set.members.iter().map(|&i| &outcome.checked[i]).collect();
+        let members: Vec<_> = set.members.iter().map(|&i| &outcome.records[i]).collect();
         let state = PrState::of(&set.id, &members);
         let branch = pr::branch(&set.id, &set.settings);
         let open = pulls
@@ -427,9 +427,9 @@ async fn publish(
 /// Whether every reference a PR proposed is current in this run's check.
 fn all_current(outcome: &Outcome, state: &PrState) -> bool {
     state.refs.iter().all(|r| {
-        outcome.checked.iter().any(|c| {
+        outcome.records.iter().any(|c| {
             c.found.path == r.path
-                && c.status == Status::Current
+                && c.status() == Status::Current
                 && c.found.image.as_ref().is_some_and(|i| {
                     format!("{}/{}", i.registry, i.repository) == r.image && i.tag == r.tag
                 })
@@ -486,7 +486,7 @@ fn build(
     opts: &RunOptions,
 ) -> Result<Option<Prepared>, Error> {
     let plan: BTreeMap<String, Vec<edit::Edit>> =
-        crate::update::plan(&outcome.checked, std::slice::from_ref(set));
+        crate::update::plan(&outcome.records, std::slice::from_ref(set));
     let mut files = Vec::new();
     for (path, edits) in &plan {
         let Some(source) = outcome.report.sources.get(path) else {

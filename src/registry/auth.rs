@@ -151,6 +151,9 @@ struct TokenResponse {
 /// Tokens last 60 seconds when the endpoint does not say (the distribution spec's
 /// default).
 const DEFAULT_TOKEN_LIFETIME: u64 = 60;
+/// The longest a token is trusted, whatever the endpoint says (`expires_in` is the
+/// registry's number: a huge one must neither overflow nor keep a token forever).
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 /// Parses a token endpoint's JSON answer.
 ///
@@ -165,10 +168,12 @@ pub fn parse_token(body: &[u8], now: Instant) -> Result<Token, String> {
         .filter(|t| !t.is_empty())
         .or(parsed.access_token.filter(|t| !t.is_empty()))
         .ok_or("token response holds no token")?;
-    let lifetime = parsed.expires_in.unwrap_or(DEFAULT_TOKEN_LIFETIME).max(1);
+    let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(DEFAULT_TOKEN_LIFETIME).max(1))
+        .min(MAX_TOKEN_LIFETIME);
     Ok(Token {
         value: Secret::new(value),
-        expires: now + Duration::from_secs(lifetime),
+        // Checked: an `Instant` far in the future may not be representable.
+        expires: now.checked_add(lifetime).unwrap_or(now),
     })
 }
 
@@ -233,6 +238,11 @@ mod tests {
         let t = parse_token(br#"{"access_token":"xyz"}"#, now).unwrap();
         assert_eq!(t.value.expose(), "xyz");
         assert_eq!(t.expires, now + Duration::from_secs(60));
+        // A registry's number is capped, never overflowed.
+        let t = parse_token(br#"{"token":"abc","expires_in":18446744073709551615}"#, now).unwrap();
+        assert_eq!(t.expires, now + MAX_TOKEN_LIFETIME);
+        let err = parse_token(br#"{"token":"abc","expires_in":-1}"#, now).unwrap_err();
+        assert_eq!(err, "token response is not JSON");
         let err = parse_token(br#"{"token":""}"#, now).unwrap_err();
         assert_eq!(err, "token response holds no token");
     }

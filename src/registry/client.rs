@@ -20,8 +20,8 @@ use tokio::sync::{OnceCell, Semaphore};
 use super::auth::{self, Challenge, Credential, Token};
 use super::dockerconfig::DockerConfig;
 use super::error::Error;
-use super::manifest::{ACCEPT_ANY, MAX_MANIFEST_BYTES, sha256_digest};
-use crate::imageref::DOCKER_HUB;
+use super::manifest::{ACCEPT_ANY, MAX_MANIFEST_BYTES, checked_digest};
+use crate::imageref::{DOCKER_HUB, Digest};
 use crate::secret::Secret;
 
 /// How the client behaves; the defaults suit real registries, tests shorten the times.
@@ -72,11 +72,54 @@ pub enum Credentials {
     Docker(DockerConfig),
     /// Fixed credentials per registry host (service config, tests).
     Fixed(HashMap<String, Credential>),
-    /// Fixed credentials first, then Docker's config (what the service config sets up).
+    /// Fixed credentials first (the service config's variables), then the
+    /// `REPIN_REGISTRY_<HOST>_USERNAME` / `_PASSWORD` pairs of `env`, then Docker's config.
     Layered {
         fixed: HashMap<String, Credential>,
+        /// `REPIN_REGISTRY_…` variables by name (read once, at the top).
+        env: HashMap<String, Secret>,
         docker: DockerConfig,
     },
+}
+
+/// `REPIN_REGISTRY_<HOST>_<WHAT>`: the host upper-cased, every other character `_`.
+#[must_use]
+pub fn registry_env_var(host: &str, what: &str) -> String {
+    let host: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("REPIN_REGISTRY_{host}_{what}")
+}
+
+/// The credential `REPIN_REGISTRY_<HOST>_USERNAME` and `_PASSWORD` give for `registry`.
+///
+/// # Errors
+/// [`Error::Invalid`] when only one of the two is set (never naming the value).
+fn env_credential(
+    registry: &str,
+    env: &HashMap<String, Secret>,
+) -> Result<Option<Credential>, Error> {
+    let user_var = registry_env_var(registry, "USERNAME");
+    let pass_var = registry_env_var(registry, "PASSWORD");
+    match (env.get(&user_var), env.get(&pass_var)) {
+        (Some(user), Some(password)) => Ok(Some(Credential::Basic {
+            username: user.expose().to_owned(),
+            password: password.clone(),
+        })),
+        (None, None) => Ok(None),
+        (Some(_), None) | (None, Some(_)) => Err(Error::Invalid {
+            registry: registry.to_owned(),
+            what: "credentials",
+            why: format!("set both {user_var} and {pass_var}, or neither"),
+        }),
+    }
 }
 
 impl Credentials {
@@ -85,18 +128,22 @@ impl Credentials {
             Self::Anonymous => Ok(None),
             Self::Docker(config) => config.credential(registry).await,
             Self::Fixed(map) => Ok(map.get(registry).cloned()),
-            Self::Layered { fixed, docker } => match fixed.get(registry) {
+            Self::Layered { fixed, env, docker } => match fixed.get(registry) {
                 Some(c) => Ok(Some(c.clone())),
-                None => docker.credential(registry).await,
+                None => match env_credential(registry, env)? {
+                    Some(c) => Ok(Some(c)),
+                    None => docker.credential(registry).await,
+                },
             },
         }
     }
 }
 
-/// What a `HEAD` on a manifest told.
+/// What a `HEAD` on a manifest told: the manifest's digest (checked against the
+/// reference grammar) and media type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Head {
-    pub digest: String,
+    pub digest: Digest,
     pub media_type: Option<String>,
 }
 
@@ -104,8 +151,22 @@ pub struct Head {
 #[derive(Debug, Clone)]
 pub struct Fetched {
     pub bytes: Vec<u8>,
-    pub digest: String,
+    pub digest: Digest,
     pub media_type: Option<String>,
+}
+
+/// The `Docker-Content-Digest` header, checked; `None` when absent.
+fn content_digest(registry: &str, response: &reqwest::Response) -> Result<Option<Digest>, Error> {
+    header_str(response, "docker-content-digest")
+        .map(|value| {
+            checked_digest("Docker-Content-Digest header", &value).map_err(|why| {
+                Error::NotADigest {
+                    registry: registry.to_owned(),
+                    why,
+                }
+            })
+        })
+        .transpose()
 }
 
 /// Per-registry state: what it asks for, its tokens, its concurrency limit.
@@ -139,13 +200,102 @@ pub fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Whether plain HTTP may be used to reach `host` (`name[:port]`): loopback always, and
+/// the hosts named with `--insecure-registry` (or `insecure = true`).
+#[must_use]
+pub fn plain_http_allowed(host: &str, insecure: &[String]) -> bool {
+    is_loopback(host) || insecure.iter().any(|h| h == host)
+}
+
+/// The `host[:port]` of a URL, as references and `--insecure-registry` write it.
+fn authority(url: &reqwest::Url) -> String {
+    // `host_str` writes IPv6 addresses in brackets, as references do.
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
+}
+
+/// Whether a redirect from `from` to `to` may be followed: never from HTTPS to plain
+/// HTTP, and to plain HTTP only where plain HTTP is allowed at all. (`reqwest` already
+/// drops `Authorization` when a redirect changes host.)
+///
+/// # Errors
+/// Why not, naming both schemes and the target host.
+pub fn redirect_allowed(
+    from: &reqwest::Url,
+    to: &reqwest::Url,
+    insecure: &[String],
+) -> Result<(), String> {
+    match (from.scheme(), to.scheme()) {
+        (_, "https") => Ok(()),
+        ("https", "http") => Err(format!(
+            "refused a redirect from HTTPS to plain HTTP ({})",
+            authority(to)
+        )),
+        (_, "http") if plain_http_allowed(&authority(to), insecure) => Ok(()),
+        (_, "http") => Err(format!(
+            "refused a redirect to plain HTTP ({}); name it with --insecure-registry if that is intended",
+            authority(to)
+        )),
+        (_, other) => Err(format!("refused a redirect to a {other}: URL")),
+    }
+}
+
+/// Whether a token realm may be used for a registry reached at `base`: HTTPS always; plain
+/// HTTP only when the realm's host may be reached over plain HTTP, or the registry itself
+/// is reached over plain HTTP on the same host name (a token server beside an insecure
+/// registry). Anything else would send credentials, or take tokens, over plain HTTP.
+///
+/// # Errors
+/// Why not, naming the realm's host.
+pub fn realm_allowed(
+    base: &reqwest::Url,
+    realm: &str,
+    insecure: &[String],
+) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(realm).map_err(|_| {
+        format!(
+            "token realm {} is not a URL",
+            crate::imageref::shorten(realm)
+        )
+    })?;
+    match url.scheme() {
+        "https" => Ok(url),
+        "http"
+            if plain_http_allowed(&authority(&url), insecure)
+                || (base.scheme() == "http" && base.host_str() == url.host_str()) =>
+        {
+            Ok(url)
+        }
+        "http" => Err(format!(
+            "refused the token realm on {} over plain HTTP: credentials and tokens travel only over HTTPS",
+            authority(&url)
+        )),
+        other => Err(format!("refused a token realm with scheme {other:?}")),
+    }
+}
+
 impl Client {
     /// # Errors
     /// [`Error::Invalid`] when the TLS stack cannot be set up.
     pub fn new(options: Options, credentials: Credentials) -> Result<Self, Error> {
+        let insecure = options.insecure.clone();
+        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= 10 {
+                return attempt.error("too many redirects");
+            }
+            let from = attempt.previous().last().cloned();
+            match from.map(|from| redirect_allowed(&from, attempt.url(), &insecure)) {
+                Some(Err(why)) => attempt.error(why),
+                _ => attempt.follow(),
+            }
+        });
         let http = reqwest::Client::builder()
             .timeout(options.timeout)
             .connect_timeout(options.connect_timeout)
+            .redirect(redirects)
             .user_agent(concat!("repin/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Invalid {
@@ -179,8 +329,8 @@ impl Client {
         } else {
             registry
         };
-        let insecure = is_loopback(registry) || self.options.insecure.iter().any(|h| h == registry);
-        format!("{}://{host}", if insecure { "http" } else { "https" })
+        let plain = plain_http_allowed(registry, &self.options.insecure);
+        format!("{}://{host}", if plain { "http" } else { "https" })
     }
 
     fn state(&self, registry: &str) -> Arc<RegistryState> {
@@ -224,7 +374,7 @@ impl Client {
             )
             .await?;
         let media_type = header_str(&response, CONTENT_TYPE);
-        match header_str(&response, "docker-content-digest") {
+        match content_digest(registry, &response)? {
             Some(digest) => Ok(Head { digest, media_type }),
             None => {
                 let fetched = self.get_manifest(registry, repository, reference).await?;
@@ -259,22 +409,19 @@ impl Client {
             )
             .await?;
         let media_type = header_str(&response, CONTENT_TYPE);
-        let header = header_str(&response, "docker-content-digest");
+        let header = content_digest(registry, &response)?;
         let bytes = read_capped(registry, response, "manifest", self.options.timeout).await?;
-        let digest = sha256_digest(&bytes);
-        let expected = header.or_else(|| {
-            reference
-                .starts_with("sha256:")
-                .then(|| reference.to_owned())
-        });
+        let digest = Digest::sha256_of(&bytes);
+        let expected = header.or_else(|| reference.parse::<Digest>().ok());
+        // Only SHA-256 is computed here; a SHA-512 name is checked by the grammar only.
         if let Some(expected) = expected
-            && expected.starts_with("sha256:")
+            && expected.algorithm() == digest.algorithm()
             && expected != digest
         {
             return Err(Error::DigestMismatch {
                 registry: registry.to_owned(),
-                expected,
-                computed: digest,
+                expected: expected.to_string(),
+                computed: digest.to_string(),
             });
         }
         Ok(Fetched {
@@ -292,19 +439,26 @@ impl Client {
         &self,
         registry: &str,
         repository: &str,
-        digest: &str,
+        digest: &Digest,
     ) -> Result<Vec<u8>, Error> {
         let path = format!("/v2/{repository}/blobs/{digest}");
         let response = self
-            .send(registry, repository, Method::GET, &path, "*/*", digest)
+            .send(
+                registry,
+                repository,
+                Method::GET,
+                &path,
+                "*/*",
+                &digest.to_string(),
+            )
             .await?;
         let bytes = read_capped(registry, response, "config blob", self.options.timeout).await?;
-        let computed = sha256_digest(&bytes);
-        if digest.starts_with("sha256:") && computed != digest {
+        let computed = Digest::sha256_of(&bytes);
+        if digest.algorithm() == computed.algorithm() && computed != *digest {
             return Err(Error::DigestMismatch {
                 registry: registry.to_owned(),
-                expected: digest.to_owned(),
-                computed,
+                expected: digest.to_string(),
+                computed: computed.to_string(),
             });
         }
         Ok(bytes)
@@ -490,6 +644,30 @@ impl Client {
         e: reqwest::Error,
     ) -> Result<Duration, Error> {
         let last = attempt >= self.options.max_attempts;
+        if e.is_redirect() {
+            // The policy's reason is the innermost message.
+            let mut why = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(inner) = source {
+                why = inner.to_string();
+                source = inner.source();
+            }
+            return Err(Error::Insecure {
+                registry: registry.to_owned(),
+                why,
+            });
+        }
+        if let Some(tls) = tls_failure(&e) {
+            // A handshake fails the same way every time: no retries.
+            return Err(Error::Tls {
+                registry: registry.to_owned(),
+                plain_http: matches!(
+                    tls,
+                    rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)
+                ),
+                why: tls.to_string(),
+            });
+        }
         if e.is_timeout() {
             if last {
                 return Err(Error::Timeout {
@@ -590,6 +768,17 @@ impl Client {
             what: "token response",
             why,
         };
+        let base = reqwest::Url::parse(&self.base_url(registry)).map_err(|_| Error::Invalid {
+            registry: registry.to_owned(),
+            what: "registry URL",
+            why: crate::imageref::shorten(registry),
+        })?;
+        let realm =
+            realm_allowed(&base, realm, &self.options.insecure).map_err(|why| Error::Insecure {
+                registry: registry.to_owned(),
+                why,
+            })?;
+        let realm = realm.as_str();
         let credential = self.credential(registry, state).await?;
         let mut attempt = 0;
         loop {
@@ -653,6 +842,25 @@ impl Client {
             tokio::time::sleep(wait).await;
         }
     }
+}
+
+/// The TLS error somewhere in a request error's chain, if the request failed in TLS.
+/// (`std::io::Error` wraps its payload without exposing it as a `source`, so wrapped
+/// I/O errors are unwrapped by hand.)
+fn tls_failure(e: &reqwest::Error) -> Option<rustls::Error> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = current {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls.clone());
+        }
+        current = match err.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    None
 }
 
 /// `a=b&c=d`, percent-encoded.
@@ -790,6 +998,56 @@ mod tests {
         let c = Client::new(options, Credentials::Anonymous).unwrap();
         assert_eq!(c.base_url("docker.io"), "http://127.0.0.1:5000");
         assert_eq!(c.base_url("ghcr.io"), "https://ghcr.io");
+    }
+
+    /// Credentials go only where they belong: no redirect and no token realm may take a
+    /// request from HTTPS to plain HTTP, and plain HTTP is used only where allowed.
+    #[test]
+    fn credentials_only_where_they_belong_no_downgrade() {
+        let url = |s: &str| reqwest::Url::parse(s).unwrap();
+        let insecure = vec!["registry.lan:5000".to_owned()];
+        for (from, to, ok) in [
+            ("https://r.io/v2/", "https://cdn.example/blob", true),
+            ("https://r.io/v2/", "http://r.io/v2/x", false),
+            ("https://r.io/v2/", "http://127.0.0.1:5000/x", false),
+            ("http://127.0.0.1:5000/v2/", "http://127.0.0.1:5000/x", true),
+            ("http://127.0.0.1:5000/v2/", "http://10.0.0.1/x", false),
+            ("http://127.0.0.1:5000/v2/", "https://10.0.0.1/x", true),
+            (
+                "http://registry.lan:5000/v2/",
+                "http://registry.lan:5000/y",
+                true,
+            ),
+            ("http://registry.lan:5000/v2/", "file:///etc/passwd", false),
+            ("http://[::1]:5000/v2/", "http://[::1]:5001/x", true),
+        ] {
+            assert_eq!(
+                redirect_allowed(&url(from), &url(to), &insecure).is_ok(),
+                ok,
+                "{from} -> {to}"
+            );
+        }
+        for (base, realm, ok) in [
+            ("https://r.io", "https://auth.r.io/token", true),
+            ("https://r.io", "http://other-host/token", false),
+            ("https://r.io", "http://r.io/token", false),
+            ("https://r.io", "ftp://r.io/token", false),
+            ("https://r.io", "not a url", false),
+            ("http://127.0.0.1:5000", "http://127.0.0.1:5001/token", true),
+            ("http://127.0.0.1:5000", "http://auth.example/token", false),
+            (
+                "http://registry.lan:5000",
+                "http://registry.lan:5001/token",
+                true,
+            ),
+            ("http://registry.lan:5000", "http://evil.lan/token", false),
+        ] {
+            assert_eq!(
+                realm_allowed(&url(base), realm, &insecure).is_ok(),
+                ok,
+                "{base} realm {realm}"
+            );
+        }
     }
 
     #[test]

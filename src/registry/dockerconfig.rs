@@ -80,7 +80,7 @@ impl DockerConfig {
             why,
         };
         match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string())),
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| bad(without_values(&e))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(e) => Err(bad(e.to_string())),
         }
@@ -111,6 +111,20 @@ impl DockerConfig {
             why,
         })
     }
+}
+
+/// A JSON error as a message that never echoes the file's values (serde's own message
+/// quotes them: `invalid type: string "dXNlcjpodW50ZXIy"`, a base64 `user:password`):
+/// what kind of fault, and where.
+fn without_values(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match e.classify() {
+        Category::Syntax => "not valid JSON",
+        Category::Eof => "JSON ends early",
+        Category::Data => "a value has the wrong type or shape",
+        Category::Io => "cannot be read",
+    };
+    format!("{what} at line {} column {}", e.line(), e.column())
 }
 
 /// The `auths` keys a registry's credentials may be filed under.
@@ -213,6 +227,27 @@ async fn run_helper(helper: &str, server: &str) -> Result<Option<Credential>, Er
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Credentials go only where they belong: not into error messages either.
+    #[test]
+    fn credentials_only_where_they_belong_config_errors_echo_no_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        for text in [
+            r#"{"auths": {"r.io": "dXNlcjpodW50ZXIy"}}"#,
+            r#"{"auths": {"r.io": {"auth": ["dXNlcjpodW50ZXIy"]}}}"#,
+            r#"{"auths": {"r.io": {"auth": "dXNlcjpodW50ZXIy"}}, "credsStore": 42}"#,
+            r#"{"auths": {"r.io": {"auth": "dXNlcjpodW50ZXIy"#,
+            r#"{"auths": {"r.io": {"password": hunter2}}}"#,
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = DockerConfig::load(&path).unwrap_err().to_string();
+            for secret in ["dXNlcjpodW50ZXIy", "hunter2", "r.io"] {
+                assert!(!err.contains(secret), "{text}: {err}");
+            }
+            assert!(err.contains("line 1 column"), "{err}");
+        }
+    }
 
     fn config(json: &str) -> DockerConfig {
         serde_json::from_str(json).unwrap()

@@ -49,6 +49,21 @@ pub enum Error {
         expected: String,
         computed: String,
     },
+    /// The TLS handshake failed; `plain_http` when the registry answered plain HTTP.
+    #[error("{registry}: {}", tls_hint(registry, *.plain_http, why))]
+    Tls {
+        registry: String,
+        plain_http: bool,
+        why: String,
+    },
+    /// A request that would downgrade to plain HTTP (a token realm, a redirect): refused
+    /// before anything is sent.
+    #[error("{registry}: {why}")]
+    Insecure { registry: String, why: String },
+    /// A value the registry gave as a digest breaks the digest grammar; `why` names
+    /// where it was and holds the value, shortened.
+    #[error("{registry}: {why}")]
+    NotADigest { registry: String, why: String },
     #[error("{registry}: {what} is larger than {limit} bytes")]
     TooLarge {
         registry: String,
@@ -68,10 +83,28 @@ pub enum Error {
         tag: String,
         platform: String,
     },
+    #[error("{registry}: {repository}@sha256:{digest}… {why}")]
+    PinUnknown {
+        registry: String,
+        repository: String,
+        /// The pin's first hex characters.
+        digest: String,
+        why: String,
+    },
     #[error("credential helper docker-credential-{helper}: {why}")]
     CredentialHelper { helper: String, why: String },
     #[error("docker config {path}: {why}")]
     DockerConfig { path: String, why: String },
+}
+
+fn tls_hint(registry: &str, plain_http: bool, why: &str) -> String {
+    if plain_http {
+        format!(
+            "answered plain HTTP where HTTPS was expected; if this registry serves plain HTTP, allow it with --insecure-registry {registry} (or insecure = true in the service config)"
+        )
+    } else {
+        format!("TLS failed ({why})")
+    }
 }
 
 fn retry_hint(retry_after: Option<Duration>) -> String {

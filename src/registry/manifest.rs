@@ -6,9 +6,8 @@
 //! fields. These serde structs accept both families (the JSON shapes agree on them).
 
 use serde::Deserialize;
-use sha2::{Digest as _, Sha256};
 
-use crate::imageref::Platform;
+use crate::imageref::{Digest, Platform, shorten};
 
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
@@ -43,16 +42,20 @@ impl Kind {
     }
 }
 
-/// `sha256:<hex>` of some bytes.
-#[must_use]
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    let hash = Sha256::digest(bytes);
-    let mut out = String::with_capacity(71);
-    out.push_str("sha256:");
-    for b in hash {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
+/// Checks a digest a registry supplied (`what` says where it was: a header, a
+/// descriptor) against the reference grammar.
+///
+/// # Errors
+/// A message naming where the value was, the value (shortened) and why it is not a
+/// digest.
+pub fn checked_digest(what: &str, value: &str) -> Result<Digest, String> {
+    value.parse::<Digest>().map_err(|e| {
+        let why = match e {
+            crate::imageref::ParseError::InvalidDigest { why, .. } => why,
+            _ => "not a digest",
+        };
+        format!("{what} {} is not a digest: {why}", shorten(value))
+    })
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -93,10 +96,10 @@ struct RawManifest {
     config: RawDescriptor,
 }
 
-/// One platform's entry in an index.
+/// One platform's entry in an index: a descriptor with a platform.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Child {
-    pub digest: String,
+    pub digest: Digest,
     pub platform: Platform,
 }
 
@@ -104,30 +107,33 @@ pub struct Child {
 /// manifests, `unknown/unknown`, are left out).
 ///
 /// # Errors
-/// A message when the bytes are not an index.
+/// A message when the bytes are not an index, or when any descriptor's digest is not a
+/// digest (an index that lies about one child is trusted about none).
 pub fn index_children(bytes: &[u8]) -> Result<Vec<Child>, String> {
     let index: RawIndex = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    Ok(index
-        .manifests
-        .into_iter()
-        .filter(|d| d.media_type.as_deref().and_then(Kind::of) != Some(Kind::Index))
-        .filter_map(|d| {
-            let platform = Platform::from(d.platform?);
-            (platform.os != "unknown").then_some(Child {
-                digest: d.digest,
-                platform,
-            })
-        })
-        .collect())
+    let mut children = Vec::new();
+    for d in index.manifests {
+        let digest = checked_digest("descriptor digest", &d.digest)?;
+        if d.media_type.as_deref().and_then(Kind::of) == Some(Kind::Index) {
+            continue;
+        }
+        let Some(platform) = d.platform.map(Platform::from) else {
+            continue;
+        };
+        if platform.os != "unknown" {
+            children.push(Child { digest, platform });
+        }
+    }
+    Ok(children)
 }
 
-/// The config blob digest of an image manifest.
+/// The config descriptor's digest of an image manifest.
 ///
 /// # Errors
-/// A message when the bytes are not an image manifest.
-pub fn config_digest(bytes: &[u8]) -> Result<String, String> {
+/// A message when the bytes are not an image manifest or the digest is not a digest.
+pub fn config_digest(bytes: &[u8]) -> Result<Digest, String> {
     let manifest: RawManifest = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    Ok(manifest.config.digest)
+    checked_digest("config digest", &manifest.config.digest)
 }
 
 /// What an image says about itself, for a reviewer: when it was built and where its
@@ -246,21 +252,27 @@ mod tests {
     #[test]
     fn index_children_skip_attestations() {
         let index = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
-            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:a","size":1,"platform":{"os":"linux","architecture":"amd64"}},
-            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:b","size":1,"platform":{"os":"linux","architecture":"arm64","variant":"v8"}},
-            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:c","size":1,"platform":{"os":"unknown","architecture":"unknown"}}]}"#;
+            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","size":1,"platform":{"os":"linux","architecture":"amd64"}},
+            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","size":1,"platform":{"os":"linux","architecture":"arm64","variant":"v8"}},
+            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc","size":1,"platform":{"os":"unknown","architecture":"unknown"}}]}"#;
         let children = index_children(index).unwrap();
         assert_eq!(children.len(), 2);
         let arm: Platform = "linux/arm64".parse().unwrap();
-        assert_eq!(select(&children, &arm).unwrap().digest, "sha256:b");
+        assert_eq!(
+            select(&children, &arm).unwrap().digest.to_string(),
+            format!("sha256:{}", "b".repeat(64))
+        );
         let arm_v7: Platform = "linux/arm/v7".parse().unwrap();
         assert!(select(&children, &arm_v7).is_none());
     }
 
     #[test]
     fn manifest_config_and_platform() {
-        let manifest = br#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:cfg","size":2},"layers":[]}"#;
-        assert_eq!(config_digest(manifest).unwrap(), "sha256:cfg");
+        let cfg = format!("sha256:{}", "c".repeat(64));
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cfg}","size":2}},"layers":[]}}"#
+        );
+        assert_eq!(config_digest(manifest.as_bytes()).unwrap().to_string(), cfg);
         let config = br#"{"architecture":"arm","os":"linux","variant":"v7","rootfs":{}}"#;
         let p = config_platform(config).unwrap();
         assert_eq!(p.to_string(), "linux/arm/v7");
@@ -285,8 +297,35 @@ mod tests {
     #[test]
     fn sha256_of_bytes() {
         assert_eq!(
-            sha256_digest(b""),
+            Digest::sha256_of(b"").to_string(),
             "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
+    }
+
+    /// Digests are checked data: a descriptor or config reference that is not a digest
+    /// makes the whole manifest invalid, with the value shortened in the message.
+    #[test]
+    fn digests_are_checked_data_in_descriptors() {
+        for bad in [
+            "sha256:ZZZ",
+            "sha256:deadbeef",
+            "SHA256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "sha256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "md5:d41d8cd98f00b204e9800998ecf8427e",
+            "",
+            "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\\n",
+        ] {
+            let index = format!(
+                r#"{{"manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{bad}","platform":{{"os":"linux","architecture":"amd64"}}}}]}}"#
+            );
+            let err = index_children(index.as_bytes()).unwrap_err();
+            assert!(err.starts_with("descriptor digest \""), "{bad}: {err}");
+            let manifest = format!(r#"{{"config":{{"digest":"{bad}"}}}}"#);
+            let err = config_digest(manifest.as_bytes()).unwrap_err();
+            assert!(err.contains("is not a digest"), "{bad}: {err}");
+        }
+        let long = format!("sha256:{}", "x".repeat(10_000));
+        let err = checked_digest("header", &long).unwrap_err();
+        assert!(err.len() < 200, "{err}");
     }
 }

@@ -8,7 +8,9 @@
 //! index, the old pin's kind is learned (`HEAD` by digest); an index pin takes the
 //! index's digest, a platform pin takes the same platform's child from the index (`GET`
 //! the index; the platform comes from `FROM --platform` or from the old manifest's config
-//! blob). A tag that no longer offers the platform is an error, and the pin stays.
+//! blob). A tag that no longer offers the platform is an error, and the pin stays; so is
+//! an old pin whose kind cannot be learned (deleted from the registry, with no platform
+//! in the file): guessing could turn a platform pin into an index pin.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
@@ -20,7 +22,7 @@ use tokio::task::JoinSet;
 use super::client::{Client, Head};
 use super::error::Error;
 use super::manifest::{self, Child, ImageFacts, Kind};
-use crate::imageref::Platform;
+use crate::imageref::{Digest, Platform};
 
 /// A tag to look up.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -41,7 +43,7 @@ impl std::fmt::Display for TagKey {
 struct DigestKey {
     registry: String,
     repository: String,
-    digest: String,
+    digest: Digest,
 }
 
 /// Shared error: one failed lookup fans out to every reference that needed it.
@@ -83,7 +85,7 @@ pub enum PinUpdate {
     /// The pin is what the tag points at (for its kind and platform).
     Current,
     /// The pin should become this digest.
-    Outdated(String),
+    Outdated(Digest),
 }
 
 /// Lookups for one run.
@@ -153,11 +155,11 @@ impl Resolver {
     pub async fn update_pin(
         &self,
         key: &TagKey,
-        old: &str,
+        old: &Digest,
         platform: Option<&Platform>,
     ) -> Shared<PinUpdate> {
         let head = self.tag(key).await?;
-        if head.digest == old {
+        if head.digest == *old {
             return Ok(PinUpdate::Current);
         }
         let tag_kind = match head.media_type.as_deref().and_then(Kind::of) {
@@ -168,12 +170,31 @@ impl Resolver {
             return Ok(PinUpdate::Outdated(head.digest));
         }
         let old_kind = match self.kind(key, old).await {
-            Ok(kind) => kind,
-            // The old manifest is gone: the file's platform, if any, says what it was.
-            Err(e) if e.is_not_found() => platform.map(|_| Kind::Manifest),
+            Ok(Some(kind)) => kind,
+            // A manifest of a type repin does not know: its kind cannot be kept.
+            Ok(None) => {
+                return Err(Arc::new(self.pin_unknown(
+                    key,
+                    old,
+                    "has a media type repin does not know",
+                )));
+            }
+            // The old manifest is gone (registries collect untagged manifests): the
+            // file's platform, if it fixes one, says which child to take; without one
+            // the pin's kind cannot be learned, and guessing could change it.
+            Err(e) if e.is_not_found() => match platform {
+                Some(_) => Kind::Manifest,
+                None => {
+                    return Err(Arc::new(self.pin_unknown(
+                        key,
+                        old,
+                        "is gone from the registry, so whether it was the index or one platform's manifest cannot be learned; fix the platform in the file (FROM --platform=…) or re-pin by hand",
+                    )));
+                }
+            },
             Err(e) => return Err(e),
         };
-        if old_kind != Some(Kind::Manifest) {
+        if old_kind == Kind::Index {
             return Ok(PinUpdate::Outdated(head.digest));
         }
         let platform = match platform {
@@ -182,7 +203,7 @@ impl Resolver {
         };
         let children = self.children(key, &head.digest).await?;
         match manifest::select(&children, &platform) {
-            Some(child) if child.digest == old => Ok(PinUpdate::Current),
+            Some(child) if child.digest == *old => Ok(PinUpdate::Current),
             Some(child) => Ok(PinUpdate::Outdated(child.digest.clone())),
             None => Err(Arc::new(Error::PlatformNotOffered {
                 registry: key.registry.clone(),
@@ -198,7 +219,7 @@ impl Resolver {
     ///
     /// # Errors
     /// As [`Resolver::update_pin`].
-    pub async fn digest_for(&self, key: &TagKey, platform: Option<&Platform>) -> Shared<String> {
+    pub async fn digest_for(&self, key: &TagKey, platform: Option<&Platform>) -> Shared<Digest> {
         let head = self.tag(key).await?;
         let Some(platform) = platform else {
             return Ok(head.digest);
@@ -229,14 +250,14 @@ impl Resolver {
     ///
     /// # Errors
     /// The registry's.
-    pub async fn facts(&self, key: &TagKey, digest: &str) -> Shared<ImageFacts> {
+    pub async fn facts(&self, key: &TagKey, digest: &Digest) -> Shared<ImageFacts> {
         let dk = Self::digest_key(key, digest);
         self.facts
             .get(&dk, || async {
                 let mut facts = ImageFacts::default();
                 let mut fetched = self
                     .client
-                    .get_manifest(&dk.registry, &dk.repository, &dk.digest)
+                    .get_manifest(&dk.registry, &dk.repository, &dk.digest.to_string())
                     .await?;
                 facts.add_annotations(&fetched.bytes);
                 if fetched.media_type.as_deref().and_then(Kind::of) == Some(Kind::Index)
@@ -246,7 +267,7 @@ impl Resolver {
                 {
                     fetched = self
                         .client
-                        .get_manifest(&dk.registry, &dk.repository, &child.digest)
+                        .get_manifest(&dk.registry, &dk.repository, &child.digest.to_string())
                         .await?;
                     facts.add_annotations(&fetched.bytes);
                 }
@@ -262,22 +283,31 @@ impl Resolver {
             .await
     }
 
-    fn digest_key(key: &TagKey, digest: &str) -> DigestKey {
+    fn digest_key(key: &TagKey, digest: &Digest) -> DigestKey {
         DigestKey {
             registry: key.registry.clone(),
             repository: key.repository.clone(),
-            digest: digest.to_owned(),
+            digest: digest.clone(),
+        }
+    }
+
+    fn pin_unknown(&self, key: &TagKey, old: &Digest, why: &str) -> Error {
+        Error::PinUnknown {
+            registry: key.registry.clone(),
+            repository: key.repository.clone(),
+            digest: old.short(12).to_owned(),
+            why: why.to_owned(),
         }
     }
 
     /// Index or manifest, by `HEAD` on the digest (immutable, cached).
-    async fn kind(&self, key: &TagKey, digest: &str) -> Shared<Option<Kind>> {
+    async fn kind(&self, key: &TagKey, digest: &Digest) -> Shared<Option<Kind>> {
         let dk = Self::digest_key(key, digest);
         self.kinds
             .get(&dk, || async {
                 let head = self
                     .client
-                    .head_manifest(&dk.registry, &dk.repository, &dk.digest)
+                    .head_manifest(&dk.registry, &dk.repository, &dk.digest.to_string())
                     .await?;
                 Ok(head.media_type.as_deref().and_then(Kind::of))
             })
@@ -285,7 +315,7 @@ impl Resolver {
     }
 
     /// A platform manifest's platform, from its config blob (immutable, cached).
-    async fn platform(&self, key: &TagKey, digest: &str) -> Shared<Platform> {
+    async fn platform(&self, key: &TagKey, digest: &Digest) -> Shared<Platform> {
         let dk = Self::digest_key(key, digest);
         self.platforms
             .get(&dk, || async {
@@ -296,7 +326,7 @@ impl Resolver {
                 };
                 let fetched = self
                     .client
-                    .get_manifest(&dk.registry, &dk.repository, &dk.digest)
+                    .get_manifest(&dk.registry, &dk.repository, &dk.digest.to_string())
                     .await?;
                 let config = manifest::config_digest(&fetched.bytes).map_err(invalid)?;
                 let blob = self
@@ -313,13 +343,13 @@ impl Resolver {
     }
 
     /// An index's platform children, by `GET` on its digest (immutable, cached).
-    async fn children(&self, key: &TagKey, digest: &str) -> Shared<Vec<Child>> {
+    async fn children(&self, key: &TagKey, digest: &Digest) -> Shared<Vec<Child>> {
         let dk = Self::digest_key(key, digest);
         self.children
             .get(&dk, || async {
                 let fetched = self
                     .client
-                    .get_manifest(&dk.registry, &dk.repository, &dk.digest)
+                    .get_manifest(&dk.registry, &dk.repository, &dk.digest.to_string())
                     .await?;
                 manifest::index_children(&fetched.bytes).map_err(|why| Error::Invalid {
                     registry: dk.registry.clone(),

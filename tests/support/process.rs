@@ -79,14 +79,18 @@ pub fn with_argument(arg: &OsStr) -> Vec<(u32, String)> {
         return found;
     };
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
             continue;
         };
         let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        if args.iter().any(|a| *a == arg.as_encoded_bytes()) && !is_zombie(pid) {
+        if args.contains(&arg.as_encoded_bytes()) && !is_zombie(pid) {
             found.push((pid, String::from_utf8_lossy(&cmdline).replace('\0', " ")));
         }
     }

@@ -1,0 +1,494 @@
+//! Trust: never a wrong pin. Each test is named after the kind of fault it guards
+//! against; a registry that lies is a wiremock server (a real registry will not send a
+//! malformed digest), driven through the `repin` binary or the library's job.
+
+use std::path::Path;
+
+use repin::imageref::Digest;
+use repin::registry::manifest::{DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::support::{read, repin, tree};
+
+const OLD: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+/// A registry that answers `/v2/` openly.
+async fn lying_registry() -> (MockServer, String) {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v2/"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let host = server.address().to_string();
+    (server, host)
+}
+
+fn head_with_digest(value: &str, media_type: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200)
+        .insert_header("Docker-Content-Digest", value)
+        .insert_header("Content-Type", media_type)
+}
+
+/// Runs `repin` off the async runtime's worker (it blocks until the binary exits).
+async fn repin_blocking(dir: &Path, args: &[&str]) -> crate::support::Run {
+    let dir = dir.to_path_buf();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        repin(&dir, &args)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn digests_are_checked_data_head_header() {
+    let (server, host) = lying_registry().await;
+    Mock::given(method("HEAD"))
+        .and(path("/v2/app/manifests/1"))
+        .respond_with(head_with_digest("sha256:deadbeef", DOCKER_MANIFEST))
+        .mount(&server)
+        .await;
+    let dockerfile = format!("FROM {host}/app:1@{OLD}\nFROM {host}/app:1\n");
+    let dir = tree(&[("Dockerfile", dockerfile.as_bytes())]);
+
+    let update = repin_blocking(dir.path(), &["update", "--pin"]).await;
+    assert_eq!(update.code, 2, "{}", update.stderr);
+    assert_eq!(
+        read(dir.path(), "Dockerfile"),
+        dockerfile,
+        "the file is untouched"
+    );
+    assert!(
+        update.stderr.contains(&host)
+            && update.stderr.contains("\"sha256:deadbeef\"")
+            && update.stderr.contains("not a digest"),
+        "{}",
+        update.stderr
+    );
+
+    let check = repin_blocking(dir.path(), &["check", "--format", "json"]).await;
+    assert_eq!(check.code, 2);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&check.stdout).unwrap();
+    assert_eq!(rows.len(), 2, "one object per finding");
+    for row in &rows {
+        assert_eq!(row["status"], "error", "{row}");
+        assert_eq!(row["new_digest"], serde_json::Value::Null);
+    }
+
+    for args in [
+        vec!["digest", &format!("{host}/app:1")[..]],
+        vec!["digest", &format!("{host}/app:1")[..], "--full-ref"],
+    ] {
+        let digest = repin_blocking(dir.path(), &args).await;
+        assert_eq!(digest.code, 2, "{args:?}: {}", digest.stdout);
+        assert!(digest.stdout.is_empty(), "{}", digest.stdout);
+        assert!(digest.stderr.contains("not a digest"), "{}", digest.stderr);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn digests_are_checked_data_index_child() {
+    let (server, host) = lying_registry().await;
+    // The tag now points at an index whose arm64 child is not a digest.
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"sha256:ZZZ","size":1,"platform":{{"os":"linux","architecture":"arm64"}}}}]}}"#
+    );
+    let index_digest = Digest::sha256_of(index.as_bytes()).to_string();
+    Mock::given(method("HEAD"))
+        .and(path("/v2/app/manifests/1"))
+        .respond_with(head_with_digest(&index_digest, OCI_INDEX))
+        .mount(&server)
+        .await;
+    Mock::given(method("HEAD"))
+        .and(path(format!("/v2/app/manifests/{OLD}")))
+        .respond_with(head_with_digest(OLD, OCI_MANIFEST))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v2/app/manifests/{index_digest}")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("Content-Type", OCI_INDEX)
+                .insert_header("Docker-Content-Digest", index_digest.as_str())
+                .set_body_bytes(index.clone()),
+        )
+        .mount(&server)
+        .await;
+    let dockerfile = format!("FROM --platform=linux/arm64 {host}/app:1@{OLD}\n");
+    let dir = tree(&[("Dockerfile", dockerfile.as_bytes())]);
+    let update = repin_blocking(dir.path(), &["update"]).await;
+    assert_eq!(update.code, 2, "{}", update.stderr);
+    assert_eq!(read(dir.path(), "Dockerfile"), dockerfile);
+    assert!(
+        update
+            .stderr
+            .contains("descriptor digest \"sha256:ZZZ\" is not a digest"),
+        "{}",
+        update.stderr
+    );
+    let digest = repin_blocking(
+        dir.path(),
+        &[
+            "digest",
+            &format!("{host}/app:1"),
+            "--platform",
+            "linux/arm64",
+        ],
+    )
+    .await;
+    assert_eq!(digest.code, 2);
+    assert!(digest.stdout.is_empty());
+}
+
+/// Header values a lying registry might send: near-misses of a digest and noise.
+fn header_values() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    prop_oneof![
+        "[ -~]{0,90}",
+        "sha256:[0-9a-fA-FzZ]{60,68}",
+        "(sha256|sha512|sha384|md5|SHA256):[0-9a-f]{0,130}",
+        "sha256:[0-9a-f]{64}[ -~]{0,3}",
+        "[ -~]{0,3}sha256:[0-9a-f]{64}",
+        "sha256:[0-9a-f]{64}",
+        "sha512:[0-9a-f]{128}",
+    ]
+}
+
+/// No string a registry can send, other than a valid digest, ever reaches a file: for
+/// any `Docker-Content-Digest`, `update` either leaves the file byte-identical or writes
+/// exactly that value, and then only when it is a valid digest.
+#[test]
+fn digests_are_checked_data_property_nothing_but_a_digest_reaches_a_file() {
+    use proptest::test_runner::{Config, TestRunner};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut runner = TestRunner::new(Config {
+        cases: 64,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&header_values(), |value| {
+            runtime.block_on(async {
+                let (server, host) = lying_registry().await;
+                Mock::given(method("HEAD"))
+                    .and(path("/v2/app/manifests/1"))
+                    .respond_with(head_with_digest(&value, DOCKER_MANIFEST))
+                    .mount(&server)
+                    .await;
+                let original = format!("FROM {host}/app:1@{OLD}\n");
+                let dir = tree(&[("Dockerfile", original.as_bytes())]);
+                let opts = repin::job::JobOptions {
+                    paths: vec![dir.path().to_path_buf()],
+                    state: Some(dir.path().join("state.redb")),
+                    ..repin::job::JobOptions::default()
+                };
+                let outcome = repin::job::run(&opts, &|| {}).await.unwrap();
+                let plan = repin::update::plan(&outcome.records, &outcome.change_sets);
+                let _ = repin::update::apply(&plan, &outcome.report.sources, false);
+                let now = read(dir.path(), "Dockerfile");
+                let trimmed = value.trim_matches([' ', '\t']);
+                let valid = trimmed.parse::<Digest>().is_ok();
+                if now != original {
+                    assert!(valid, "{value:?} reached the file: {now:?}");
+                    assert_eq!(now, format!("FROM {host}/app:1@{trimmed}\n"));
+                } else if valid && trimmed != OLD {
+                    panic!("a valid digest {value:?} was not written");
+                }
+            });
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// A platform pin whose old manifest the registry collected cannot say which platform it
+/// was: that is an error (the pin stays), never the index digest — unless the file fixes
+/// the platform, which then picks the new manifest.
+#[tokio::test(flavor = "multi_thread")]
+async fn pins_keep_their_kind_old_manifest_deleted() {
+    use crate::support::images::{Flavor, Pusher};
+    use crate::support::registry::{Auth, Registry};
+    let reg = Registry::start(Auth::Open);
+    let mut pusher = Pusher::new(&reg);
+    let platforms = ["linux/amd64", "linux/arm64"];
+    let old = pusher.index("app", "1", &platforms, Flavor::Oci, "a").await;
+    let new = pusher.index("app", "1", &platforms, Flavor::Oci, "b").await;
+    let gone = old.child("linux/arm64");
+    pusher.delete("app", gone).await;
+    let host = &reg.host;
+    let dockerfile = format!(
+        "FROM {host}/app:1@{gone} AS guess\nFROM --platform=linux/arm64 {host}/app:1@{gone} AS fixed\n"
+    );
+    let dir = tree(&[("Dockerfile", dockerfile.as_bytes())]);
+    let out = repin_blocking(dir.path(), &["update"]).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("is gone from the registry") && out.stderr.contains("Dockerfile:1"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        read(dir.path(), "Dockerfile"),
+        format!(
+            "FROM {host}/app:1@{gone} AS guess\nFROM --platform=linux/arm64 {host}/app:1@{} AS fixed\n",
+            new.child("linux/arm64")
+        )
+    );
+    assert!(!read(dir.path(), "Dockerfile").contains(&new.digest));
+}
+
+/// `update --pin` of a reference without a tag writes the tag it looked up, so the pin
+/// stays updatable (a bare `name@digest` would be `no-tag` forever), in every format.
+#[tokio::test(flavor = "multi_thread")]
+async fn pins_keep_their_tag_pin_without_a_tag_writes_latest() {
+    use crate::support::images::{Flavor, Pusher};
+    use crate::support::registry::{Auth, Registry};
+    let reg = Registry::start(Auth::Open);
+    let mut pusher = Pusher::new(&reg);
+    let digest = pusher
+        .single("tool", "latest", "linux/amd64", Flavor::Oci, "a")
+        .await;
+    let host = &reg.host;
+    let dir = tree(&[
+        ("Dockerfile", format!("FROM {host}/tool\n").as_bytes()),
+        (
+            "compose.yaml",
+            format!("services:\n  t:\n    image: \"{host}/tool\"\n").as_bytes(),
+        ),
+        (
+            "deploy.yaml",
+            format!("apiVersion: v1\nkind: Pod\nspec:\n  containers:\n    - name: t\n      image: {host}/tool\n").as_bytes(),
+        ),
+    ]);
+    let out = repin_blocking(dir.path(), &["update", "--pin"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let pinned = format!("{host}/tool:latest@{digest}");
+    assert_eq!(read(dir.path(), "Dockerfile"), format!("FROM {pinned}\n"));
+    assert_eq!(
+        read(dir.path(), "compose.yaml"),
+        format!("services:\n  t:\n    image: \"{pinned}\"\n")
+    );
+    assert!(read(dir.path(), "deploy.yaml").ends_with(&format!("image: {pinned}\n")));
+    let check = repin_blocking(dir.path(), &["check", "--format", "json"]).await;
+    assert_eq!(check.code, 0, "{}", check.stdout);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&check.stdout).unwrap();
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|r| r["status"] == "current"), "{rows:?}");
+}
+
+/// One record per reference: a token endpoint's absurd `expires_in` neither kills a
+/// lookup nor shifts the next reference's rules (`min_age` on the second image holds).
+#[tokio::test(flavor = "multi_thread")]
+async fn one_record_per_reference_huge_token_lifetime() {
+    let server = MockServer::start().await;
+    let host = server.address().to_string();
+    Mock::given(method("GET"))
+        .and(path("/v2/"))
+        .respond_with(ResponseTemplate::new(401).insert_header(
+            "WWW-Authenticate",
+            format!(r#"Bearer realm="http://{host}/token",service="lying""#).as_str(),
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_string(r#"{"token":"t0k3n","expires_in":18446744073709551615}"#),
+        )
+        .mount(&server)
+        .await;
+    let new = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+    for (repo, c) in [("a", 'a'), ("b", 'b')] {
+        Mock::given(method("HEAD"))
+            .and(path(format!("/v2/{repo}/manifests/1")))
+            .respond_with(head_with_digest(&new(c), DOCKER_MANIFEST))
+            .mount(&server)
+            .await;
+    }
+    let dockerfile = format!("FROM {host}/a:1@{OLD}\nFROM {host}/b:1@{OLD}\n");
+    let config = format!("[[rule]]\nimages = [\"{host}/b\"]\nmin_age = \"30d\"\n");
+    let dir = tree(&[
+        ("Dockerfile", dockerfile.as_bytes()),
+        (".repin.toml", config.as_bytes()),
+    ]);
+    let state = dir.path().join("state.redb");
+    let state = state.to_str().unwrap().to_owned();
+    let root = dir.path().to_path_buf();
+    let run = move |args: &'static [&'static str]| {
+        let (root, state) = (root.clone(), state.clone());
+        tokio::task::spawn_blocking(move || {
+            crate::support::repin_env(&root, args, &[("REPIN_STATE", &state)])
+        })
+    };
+    let update = run(&["update"]).await.unwrap();
+    assert_eq!(update.code, 0, "{}", update.stderr);
+    assert_eq!(
+        read(dir.path(), "Dockerfile"),
+        format!("FROM {host}/a:1@{}\nFROM {host}/b:1@{OLD}\n", new('a'))
+    );
+    let check = run(&["check", "--format", "json"]).await.unwrap();
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&check.stdout).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["status"], "current");
+    assert_eq!(rows[1]["status"], "outdated");
+    assert_eq!(rows[1]["held"], "too-young");
+    assert_eq!(rows[1]["new_digest"], new('b'));
+}
+
+/// `REPIN_REGISTRY_<HOST>_USERNAME` / `_PASSWORD` work on their own, without a service
+/// config naming the registry (real registry, htpasswd Basic auth); one without the
+/// other is a clear error that names the variables, not their values.
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_only_where_they_belong_env_vars_on_their_own() {
+    use crate::support::images::{Flavor, Pusher};
+    use crate::support::registry::{Auth, PASSWORD, Registry, USER};
+    let reg = Registry::start(Auth::Basic);
+    let mut pusher = Pusher::new(&reg);
+    let (old, new) = pusher.moved("app", "1").await;
+    let _ = Flavor::Oci;
+    let host = reg.host.clone();
+    let dockerfile = format!("FROM {host}/app:1@{old}\n");
+    let dir = tree(&[("Dockerfile", dockerfile.as_bytes())]);
+    let var = |what: &str| repin::registry::client::registry_env_var(&host, what);
+    let (user_var, pass_var) = (var("USERNAME"), var("PASSWORD"));
+    let root = dir.path().to_path_buf();
+    let run = move |env: Vec<(String, String)>| {
+        let root = root.clone();
+        tokio::task::spawn_blocking(move || {
+            let env: Vec<(&str, &str)> =
+                env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            crate::support::repin_env(&root, &["update"], &env)
+        })
+    };
+    let half = run(vec![(user_var.clone(), USER.to_owned())])
+        .await
+        .unwrap();
+    assert_eq!(half.code, 2);
+    assert!(half.stderr.contains(&pass_var), "{}", half.stderr);
+    assert!(!half.stderr.contains(PASSWORD));
+    let both = run(vec![
+        (user_var, USER.to_owned()),
+        (pass_var, PASSWORD.to_owned()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(both.code, 0, "{}", both.stderr);
+    assert_eq!(
+        read(dir.path(), "Dockerfile"),
+        format!("FROM {host}/app:1@{new}\n")
+    );
+}
+
+/// A token realm or a redirect that would carry a request to plain HTTP on a host that
+/// may not use it is refused before anything is sent there.
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_only_where_they_belong_realm_and_redirect_downgrades() {
+    use repin::registry::auth::Credential;
+    use repin::registry::client::{Client, Credentials, Options};
+    use repin::secret::Secret;
+    // A realm on a plain-HTTP host that is not loopback (never contacted: the address
+    // is reserved for documentation).
+    let server = MockServer::start().await;
+    let host = server.address().to_string();
+    Mock::given(method("GET"))
+        .and(path("/v2/"))
+        .respond_with(ResponseTemplate::new(401).insert_header(
+            "WWW-Authenticate",
+            r#"Bearer realm="http://192.0.2.1/token",service="x""#,
+        ))
+        .mount(&server)
+        .await;
+    let credentials = Credentials::Fixed(std::collections::HashMap::from([(
+        host.clone(),
+        Credential::Basic {
+            username: "user".into(),
+            password: Secret::new("hunter2"),
+        },
+    )]));
+    let client = Client::new(Options::default(), credentials).unwrap();
+    let err = client.head_manifest(&host, "app", "1").await.unwrap_err();
+    assert!(
+        matches!(err, repin::registry::Error::Insecure { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("192.0.2.1"), "{err}");
+
+    // A redirect from the registry to plain HTTP elsewhere.
+    let server = MockServer::start().await;
+    let host = server.address().to_string();
+    Mock::given(method("GET"))
+        .and(path("/v2/"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    Mock::given(method("HEAD"))
+        .and(path("/v2/app/manifests/1"))
+        .respond_with(
+            ResponseTemplate::new(307)
+                .insert_header("Location", "http://192.0.2.1/v2/app/manifests/1"),
+        )
+        .mount(&server)
+        .await;
+    let client = Client::new(Options::default(), Credentials::Anonymous).unwrap();
+    let err = client.head_manifest(&host, "app", "1").await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("refused a redirect to plain HTTP (192.0.2.1)"),
+        "{err}"
+    );
+    // The same redirect within loopback is followed.
+    Mock::given(method("HEAD"))
+        .and(path("/v2/app/manifests/2"))
+        .respond_with(ResponseTemplate::new(307).insert_header(
+            "Location",
+            format!("http://{host}/v2/app/manifests/1-real").as_str(),
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(method("HEAD"))
+        .and(path("/v2/app/manifests/1-real"))
+        .respond_with(head_with_digest(OLD, DOCKER_MANIFEST))
+        .mount(&server)
+        .await;
+    let head = client.head_manifest(&host, "app", "2").await.unwrap();
+    assert_eq!(head.digest.to_string(), OLD);
+}
+
+/// A registry that answers plain HTTP where HTTPS is expected: one clear line naming the
+/// flag, at once (no retries). `0.0.0.0` reaches the loopback server without being a
+/// loopback name, so repin speaks HTTPS to it.
+#[tokio::test(flavor = "multi_thread")]
+async fn registry_errors_say_what_happened_plain_http_answer() {
+    let (server, _) = lying_registry().await;
+    let host = format!("0.0.0.0:{}", server.address().port());
+    let dir = tree(&[(
+        "Dockerfile",
+        format!("FROM {host}/app:1@{OLD}\n").as_bytes(),
+    )]);
+    let out = repin_blocking(dir.path(), &["check", "--format", "json"]).await;
+    assert_eq!(out.code, 2);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        rows[0]["error"],
+        format!(
+            "{host}: answered plain HTTP where HTTPS was expected; if this registry serves plain HTTP, allow it with --insecure-registry {host} (or insecure = true in the service config)"
+        )
+    );
+    // Nothing reached the server as plain HTTP requests it could answer.
+    assert!(server.received_requests().await.unwrap().is_empty());
+    // With the flag, the same registry is used over plain HTTP.
+    let out = repin_blocking(
+        dir.path(),
+        &["check", "--format", "json", "--insecure-registry", &host],
+    )
+    .await;
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
+    assert!(
+        rows[0]["error"].as_str().unwrap().contains("not found"),
+        "{rows:?}"
+    );
+}

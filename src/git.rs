@@ -37,9 +37,65 @@ pub enum Lease {
     At(Oid),
 }
 
+/// A branch repin may write to: a valid git branch name (libgit2's
+/// `git_branch_name_is_valid`, git's `check-ref-format` rules) that is not the default
+/// branch, not under it (`main/…`), and not `HEAD`-like. Every push, branch move and
+/// branch deletion takes one, so no path can write anywhere else, whatever the
+/// repository config says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnBranch(String);
+
+impl OwnBranch {
+    /// Checks `name` against the repository's default branch.
+    ///
+    /// # Errors
+    /// [`Error::NotOwnBranch`] saying why.
+    pub fn new(name: &str, default_branch: &str) -> Result<Self, Error> {
+        let refuse = |why: &str| {
+            Err(Error::NotOwnBranch {
+                branch: name.to_owned(),
+                why: why.to_owned(),
+            })
+        };
+        if !git2::Branch::name_is_valid(name).unwrap_or(false) {
+            return refuse("not a valid git branch name");
+        }
+        let lower = name.to_ascii_lowercase();
+        let default = default_branch.to_ascii_lowercase();
+        if lower == default {
+            return refuse("it is the default branch");
+        }
+        if lower.starts_with(&format!("{default}/")) {
+            return refuse("it is under the default branch");
+        }
+        let first = lower.split('/').next().unwrap_or_default();
+        if matches!(first, "refs" | "heads" | "remotes" | "tags")
+            || lower
+                .split('/')
+                .any(|c| c == "head" || c.ends_with("_head"))
+        {
+            return refuse("it reads like a git reference, not a branch");
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for OwnBranch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A git failure.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("refusing to write branch {branch:?}: {why}; repin writes only its own branches")]
+    NotOwnBranch { branch: String, why: String },
     #[error("git {op}: {message}")]
     Git { op: &'static str, message: String },
     #[error("refusing to push {branch}: the remote branch is at {found}, not {expected}")]
@@ -176,9 +232,10 @@ pub fn push(
     repo: &Repository,
     remote: &Remote,
     commit: Oid,
-    branch: &str,
+    branch: &OwnBranch,
     lease: Lease,
 ) -> Result<(), Error> {
+    let branch = branch.as_str();
     let staging = format!("refs/repin/push/{branch}");
     repo.reference(&staging, commit, true, "repin push")
         .map_err(git("stage ref"))?;
@@ -202,9 +259,10 @@ pub fn push(
 pub fn delete_branch(
     repo: &Repository,
     remote: &Remote,
-    branch: &str,
+    branch: &OwnBranch,
     lease: Lease,
 ) -> Result<(), Error> {
+    let branch = branch.as_str();
     push_refspec(
         repo,
         remote,
@@ -323,6 +381,57 @@ mod tests {
         }
     }
 
+    /// repin writes only its own branches: whatever name a config produces, only a
+    /// valid branch name that is neither the default branch nor under it gets through.
+    #[test]
+    fn writes_only_own_branches() {
+        for name in [
+            "main",
+            "MAIN",
+            "main/x",
+            "Main/deep/er",
+            "HEAD",
+            "refs/heads/x",
+            "x/HEAD",
+            "FETCH_HEAD",
+            "x//y",
+            "x.lock/y",
+            "x/./y",
+            "x/.y",
+            "x..y",
+            "x@{1}",
+            "-x",
+            "x/",
+            "",
+            "a b",
+            "x~1",
+            "x^",
+            "x:y",
+            "x?",
+            "x*",
+            "x[",
+            "x\\y",
+            "/x",
+            "x.lock",
+        ] {
+            assert!(OwnBranch::new(name, "main").is_err(), "{name:?} passed");
+        }
+        for name in [
+            "repin/node",
+            "mainline",
+            "repin/main",
+            "repin/overhead",
+            "x.y/z",
+        ] {
+            assert_eq!(OwnBranch::new(name, "main").unwrap().as_str(), name);
+        }
+        assert!(OwnBranch::new("trunk", "trunk").is_err());
+    }
+
+    fn own(name: &str) -> OwnBranch {
+        OwnBranch::new(name, "main").unwrap()
+    }
+
     #[test]
     fn clone_commit_push_with_lease() {
         let (dir, remote) = bare();
@@ -336,7 +445,7 @@ mod tests {
             ("run.sh".to_owned(), b"#!/bin/sh\necho\n".to_vec()),
         ];
         let commit = commit_files(&repo, head, &files, "Update a", &bot()).unwrap();
-        push(&repo, &remote, commit, "repin/a", Lease::Absent).unwrap();
+        push(&repo, &remote, commit, &own("repin/a"), Lease::Absent).unwrap();
         assert_eq!(remote_tip(&remote, "repin/a").unwrap(), Some(commit));
         // The mode of the executable is kept, the content changed.
         let c = repo.find_commit(commit).unwrap();
@@ -346,18 +455,18 @@ mod tests {
 
         // Absent lease on an existing branch: refused, nothing pushed.
         let again = commit_files(&repo, head, &files[..1], "Update a again", &bot()).unwrap();
-        let err = push(&repo, &remote, again, "repin/a", Lease::Absent).unwrap_err();
+        let err = push(&repo, &remote, again, &own("repin/a"), Lease::Absent).unwrap_err();
         assert!(matches!(err, Error::Lease { .. }), "{err}");
         assert_eq!(remote_tip(&remote, "repin/a").unwrap(), Some(commit));
         // Stale lease: refused.
-        let err = push(&repo, &remote, again, "repin/a", Lease::At(head)).unwrap_err();
+        let err = push(&repo, &remote, again, &own("repin/a"), Lease::At(head)).unwrap_err();
         assert!(matches!(err, Error::Lease { .. }), "{err}");
         // Right lease: a force-push over our own commit.
-        push(&repo, &remote, again, "repin/a", Lease::At(commit)).unwrap();
+        push(&repo, &remote, again, &own("repin/a"), Lease::At(commit)).unwrap();
         assert_eq!(remote_tip(&remote, "repin/a").unwrap(), Some(again));
         // Deleting needs the lease too.
-        assert!(delete_branch(&repo, &remote, "repin/a", Lease::At(commit)).is_err());
-        delete_branch(&repo, &remote, "repin/a", Lease::At(again)).unwrap();
+        assert!(delete_branch(&repo, &remote, &own("repin/a"), Lease::At(commit)).is_err());
+        delete_branch(&repo, &remote, &own("repin/a"), Lease::At(again)).unwrap();
         assert_eq!(remote_tip(&remote, "repin/a").unwrap(), None);
     }
 

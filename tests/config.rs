@@ -25,6 +25,7 @@ fn diagnostics() {
         "misspelt-key",
         "misspelt-table",
         "bad-values",
+        "bad-branches",
         "forbidden",
         "wrong-type",
         "syntax",

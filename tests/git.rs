@@ -2,7 +2,7 @@
 //! a commit pushed from the shallow clone, and the lease refusing to overwrite a human's
 //! commit.
 
-use repin::git::{self, Identity, Lease, Remote};
+use repin::git::{self, Identity, Lease, OwnBranch, Remote};
 use repin::secret::Secret;
 
 use crate::support::git_http::{GitServer, TOKEN, git};
@@ -46,7 +46,8 @@ fn shallow_clone_commit_and_push_over_http() {
         &bot(),
     )
     .unwrap();
-    git::push(&repo, &remote, commit, "repin/a", Lease::Absent).unwrap();
+    let own = OwnBranch::new("repin/a", "main").unwrap();
+    git::push(&repo, &remote, commit, &own, Lease::Absent).unwrap();
     let log = git(&bare, &["log", "--format=%an %s", "repin/a"]);
     assert_eq!(log, "repin[bot] Update a\nHuman second\nHuman initial\n");
     assert_eq!(git(&bare, &["show", "repin/a:Dockerfile"]), "FROM a:2\n");
@@ -66,7 +67,7 @@ fn shallow_clone_commit_and_push_over_http() {
         &bot(),
     )
     .unwrap();
-    let err = git::push(&repo, &remote, redo, "repin/a", Lease::At(commit)).unwrap_err();
+    let err = git::push(&repo, &remote, redo, &own, Lease::At(commit)).unwrap_err();
     assert!(matches!(err, git::Error::Lease { .. }), "{err}");
     assert_eq!(
         git(&bare, &["log", "-1", "--format=%s", "repin/a"]),

@@ -492,3 +492,82 @@ async fn registry_errors_say_what_happened_plain_http_answer() {
         "{rows:?}"
     );
 }
+
+/// repin writes only its own branches: a config whose prefix and group spell the default
+/// branch, on a repository whose default branch tip is a (rebase-merged) repin commit —
+/// the case where the lease check alone would have let the push through.
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_only_own_branches_config_naming_the_default_branch() {
+    use crate::support::git_http::{GitServer, git};
+    use crate::support::github::{FakeGitHub, TOKEN};
+    use crate::support::images::Pusher;
+    use crate::support::registry::{Auth, Registry};
+    let reg = Registry::start(Auth::Open);
+    let mut pusher = Pusher::new(&reg);
+    let (old, _new) = pusher.moved("app", "1").await;
+    let host = reg.host.clone();
+    let git_server = GitServer::start();
+    git_server.repo(
+        "acme/web",
+        &[
+            ("Dockerfile", &format!("FROM {host}/app:1@{old}\n")),
+            (
+                ".repin.toml",
+                "[update]\nbranch_prefix = \"mai\"\ngroup = \"n\"\n",
+            ),
+        ],
+    );
+    // A repin commit rebase-merged onto main: main's tip is authored by repin's identity.
+    let bare = git_server.path("acme/web");
+    let work = tempfile::tempdir().unwrap();
+    let clone = work.path().join("c");
+    git(
+        work.path(),
+        &[
+            "clone",
+            "-q",
+            bare.to_str().unwrap(),
+            clone.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(clone.join("README.md"), "merged\n").unwrap();
+    git(&clone, &["add", "README.md"]);
+    git(
+        &clone,
+        &[
+            "-c",
+            "user.name=repin[bot]",
+            "-c",
+            "user.email=repin[bot]@users.noreply.github.com",
+            "commit",
+            "-q",
+            "-m",
+            "Update something",
+        ],
+    );
+    git(&clone, &["push", "-q", "origin", "main"]);
+    let tip = git(&bare, &["rev-parse", "main"]);
+    let fake = FakeGitHub::start().await;
+    fake.add_repo(&git_server, "acme/web");
+    let state = work.path().join("state.redb");
+    let (url, state) = (fake.url.clone(), state.to_str().unwrap().to_owned());
+    let out = tokio::task::spawn_blocking(move || {
+        crate::support::repin_env(
+            std::path::Path::new("."),
+            &["run", "--repo", "acme/web", "--state", &state],
+            &[("GITHUB_TOKEN", TOKEN), ("GITHUB_API_URL", url.as_str())],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains("refusing to write branch \"main\": it is the default branch"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(git(&bare, &["rev-parse", "main"]), tip, "main did not move");
+    assert!(fake.pulls().is_empty());
+    assert_eq!(fake.writes(), 0);
+}

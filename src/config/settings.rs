@@ -273,21 +273,29 @@ impl Settings {
         });
         let branch_prefix = raw.branch_prefix.and_then(|b| {
             let v = b.get_ref();
-            let ok = !v.is_empty()
-                && !v.starts_with(['/', '-', '.'])
-                && !v.contains("..")
-                && v.bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'/' | b'-' | b'_' | b'.'));
-            if ok {
-                Some(v.clone())
+            let why = if v.is_empty()
+                || !v
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'/' | b'-' | b'_' | b'.'))
+            {
+                Some("letters, digits, '/', '-', '_' and '.' only")
+            } else if v.starts_with('-')
+                // git's check-ref-format rules, on the prefix followed by a slug.
+                || !git2::Branch::name_is_valid(&format!("{v}x")).unwrap_or(false)
+            {
+                Some("not a valid start of a git branch name (no '//', '..', '/.', '.lock/', leading '/', '-' or '.')")
             } else {
-                diags.error(
-                    Some(b.span()),
-                    format!(
-                        "invalid branch prefix {v:?}: letters, digits, '/', '-', '_' and '.' only"
-                    ),
-                );
                 None
+            };
+            match why {
+                None => Some(v.clone()),
+                Some(why) => {
+                    diags.error(
+                        Some(b.span()),
+                        format!("invalid branch prefix {v:?}: {why}"),
+                    );
+                    None
+                }
             }
         });
         Self {

@@ -560,10 +560,11 @@ impl GitHub {
     pub async fn set_branch(
         &self,
         full_name: &str,
-        branch: &str,
+        branch: &crate::git::OwnBranch,
         sha: &str,
         lease: Option<&str>,
     ) -> Result<(), Error> {
+        let branch = branch.as_str();
         let current = self.branch_sha(full_name, branch).await?;
         if current.as_deref() != lease {
             return Err(Error::Api {

@@ -116,7 +116,9 @@ pub fn short(digest: &Digest) -> &str {
     digest.short(12)
 }
 
-/// A branch-safe slug: lowercase letters, digits, `.`, `_` and `-`.
+/// A branch-safe slug: lowercase letters, digits, `.`, `_` and `-`; never `..`, never
+/// ending in `.lock`, never empty — so it is always a valid last component of a git
+/// branch name.
 #[must_use]
 pub fn slug(name: &str) -> String {
     let mut out = String::new();
@@ -126,11 +128,19 @@ pub fn slug(name: &str) -> String {
         } else {
             '-'
         };
-        if !(c == '-' && out.ends_with('-')) {
+        if !(matches!(c, '-' | '.') && out.ends_with(c)) {
             out.push(c);
         }
     }
-    out.trim_matches(['-', '.']).to_owned()
+    let mut out = out.trim_matches(['-', '.']).to_owned();
+    if out.ends_with(".lock") {
+        out.truncate(out.len() - ".lock".len());
+        out.push_str("-lock");
+    }
+    if out.is_empty() {
+        out.push_str("set");
+    }
+    out
 }
 
 /// The branch for a change set.
@@ -418,5 +428,13 @@ mod tests {
         assert_eq!(slug("docker.io/library/node"), "docker.io-library-node");
         assert_eq!(slug("My Group!!"), "my-group");
         assert_eq!(slug("127.0.0.1:5000/app"), "127.0.0.1-5000-app");
+        // Always a valid branch component, whatever the group is called.
+        assert_eq!(slug("a..b"), "a.b");
+        assert_eq!(slug("x.lock"), "x-lock");
+        assert_eq!(slug("!!!"), "set");
+        for group in ["a..b", "x.lock", "!!!", ".hidden", "a/../b", "@{u}", "HEAD"] {
+            let name = format!("repin/{}", slug(group));
+            assert!(git2::Branch::name_is_valid(&name).unwrap(), "{name}");
+        }
     }
 }

@@ -21,7 +21,7 @@ use crate::config::ServiceConfig;
 use crate::edit;
 use crate::forge::github::{self, GitHub, NewPull, Pull};
 use crate::forge::pr::{self, PrState};
-use crate::git::{self, Identity, Lease, Remote};
+use crate::git::{self, Identity, Lease, OwnBranch, Remote};
 use crate::job::{self, JobOptions, Outcome};
 use crate::model::Status;
 use crate::policy::ChangeSet;
@@ -153,10 +153,17 @@ pub async fn run_repo(
         remote: &remote,
         base,
     };
-    for set in &outcome.change_sets {
+    // Every branch is checked before anything is written: a config that names the
+    // default branch (or anything but a branch of repin's) stops this repository whole.
+    let branches = outcome
+        .change_sets
+        .iter()
+        .map(|set| OwnBranch::new(&pr::branch(&set.id, &set.settings), &repo.default_branch))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (set, own) in outcome.change_sets.iter().zip(&branches) {
         let members: Vec<_> = set.members.iter().map(|&i| &outcome.records[i]).collect();
         let state = PrState::of(&set.id, &members);
-        let branch = pr::branch(&set.id, &set.settings);
+        let branch = own.as_str().to_owned();
         let open = pulls
             .iter()
             .find(|p| p.is_open() && p.head.branch == branch);
@@ -204,7 +211,7 @@ pub async fn run_repo(
                         .push(format!("{branch}: would update #{}", pull.number));
                     continue;
                 }
-                let sha = publish(&target, &prepared, &branch, lease, opts).await?;
+                let sha = publish(&target, &prepared, own, lease, opts).await?;
                 let state = with_commit(state, sha);
                 let facts = facts(&outcome, &state).await;
                 let patch = serde_json::json!({
@@ -252,7 +259,7 @@ pub async fn run_repo(
                         }
                     }
                 };
-                let sha = publish(&target, &prepared, &branch, lease, opts).await?;
+                let sha = publish(&target, &prepared, own, lease, opts).await?;
                 let state = with_commit(state, sha);
                 let title = pr::title(&state, &set.settings);
                 let body = pr::body(&state, &facts(&outcome, &state).await);
@@ -327,8 +334,9 @@ pub async fn run_repo(
             .as_deref()
             .and_then(|c| git2::Oid::from_str(c).ok())
             && pull.head.sha == commit.to_string()
+            && let Ok(own) = OwnBranch::new(&pull.head.branch, &repo.default_branch)
         {
-            git::delete_branch(&clone, &remote, &pull.head.branch, Lease::At(commit))?;
+            git::delete_branch(&clone, &remote, &own, Lease::At(commit))?;
         }
         summary.closed.push(pull.number);
     }
@@ -379,7 +387,7 @@ struct Target<'a> {
 async fn publish(
     t: &Target<'_>,
     prepared: &Prepared,
-    branch: &str,
+    branch: &OwnBranch,
     lease: Lease,
     opts: &RunOptions,
 ) -> Result<String, Error> {

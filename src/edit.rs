@@ -7,14 +7,17 @@
 //! reference text, parsed image, platform, format and skip reason — each unchanged
 //! except the ones edited, which must now read exactly as intended *and* parse as a
 //! valid, updatable reference pinned to the intended digest; otherwise the file is left
-//! alone, byte for byte. Writes go to a temporary file in the same folder
-//! (same permissions), flushed, then renamed over the original.
+//! alone, byte for byte. Writes go to an anonymous temporary file in the same folder
+//! (same owner, group and permissions), flushed, then renamed over the original; the
+//! folder is reached from the root without following links ([`crate::rooted`]), so a
+//! folder swapped for a link while repin works cannot send the write outside the root.
 
 use std::io::Write as _;
 use std::ops::Range;
 use std::path::Path;
 
 use crate::imageref::{Digest, ImageRef};
+use crate::rooted;
 use crate::scan::{Detected, Found, scan_text};
 
 /// The tag looked up for a reference that names none, and written when it is pinned.
@@ -69,8 +72,18 @@ pub enum Error {
     BadSpans { path: String },
     #[error("{path}: the edited file does not re-scan as intended ({why}); not rewritten")]
     Verify { path: String, why: String },
-    #[error("{path}: is a symbolic link; not rewritten")]
+    #[error("{path}: is a symbolic link, or lies under one; not rewritten")]
     Symlink { path: String },
+    #[error("{path}: cannot keep its owner {uid}:{gid} ({source}); not rewritten")]
+    Owner {
+        path: String,
+        uid: u32,
+        gid: u32,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {why}; not rewritten")]
+    Refused { path: String, why: String },
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -178,42 +191,75 @@ pub fn verify(
     Ok(())
 }
 
-/// Writes `new` over `path` atomically, if the file still holds `old`.
+/// Writes `new` over the file `within` the folder `root` atomically, if it still holds
+/// `old`. Owner, group and mode are kept. Returns a warning when the file had other hard
+/// links (the rename gives this path a new file; the other links keep the old content).
 ///
 /// # Errors
 /// [`Error::Stale`] when the file changed since it was read, [`Error::Symlink`] for a
-/// link, [`Error::Io`] for the rest. On any error the original file is untouched.
-pub fn write_atomic(path: &Path, display: &str, old: &[u8], new: &[u8]) -> Result<(), Error> {
+/// link (the file or a folder on the way), [`Error::Owner`] when its owner cannot be
+/// kept, [`Error::Io`] for the rest. On any error the original file is untouched.
+pub fn write_atomic(
+    root: &Path,
+    within: &Path,
+    display: &str,
+    old: &[u8],
+    new: &[u8],
+) -> Result<Option<String>, Error> {
+    use std::os::unix::fs::MetadataExt as _;
     let io = |source| Error::Io {
         path: display.to_owned(),
         source,
     };
-    let meta = std::fs::symlink_metadata(path).map_err(io)?;
-    if meta.file_type().is_symlink() {
-        return Err(Error::Symlink {
-            path: display.to_owned(),
-        });
-    }
-    if std::fs::read(path).map_err(io)? != old {
+    let mut opened = match rooted::open(root, within, u64::MAX) {
+        Ok(opened) => opened,
+        Err(rooted::Error::Link) => {
+            return Err(Error::Symlink {
+                path: display.to_owned(),
+            });
+        }
+        Err(rooted::Error::Io(e)) => return Err(io(e)),
+        Err(other) => {
+            return Err(Error::Refused {
+                path: display.to_owned(),
+                why: other.to_string(),
+            });
+        }
+    };
+    let mut current = Vec::new();
+    std::io::Read::read_to_end(&mut opened.file, &mut current).map_err(io)?;
+    if current != old {
         return Err(Error::Stale {
             path: display.to_owned(),
         });
     }
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut temp = tempfile::Builder::new()
-        .prefix(".repin-")
-        .tempfile_in(dir)
-        .map_err(io)?;
+    let mut temp = cap_tempfile::TempFile::new(&opened.dir).map_err(io)?;
     temp.write_all(new).map_err(io)?;
-    temp.as_file()
-        .set_permissions(meta.permissions())
+    let written = temp.as_file().try_clone().map_err(io)?.into_std();
+    let (uid, gid) = (opened.meta.uid(), opened.meta.gid());
+    let made = written.metadata().map_err(io)?;
+    if (made.uid(), made.gid()) != (uid, gid) {
+        std::os::unix::fs::fchown(&written, Some(uid), Some(gid)).map_err(|source| {
+            Error::Owner {
+                path: display.to_owned(),
+                uid,
+                gid,
+                source,
+            }
+        })?;
+    }
+    // After chown, which may clear set-id bits.
+    written
+        .set_permissions(opened.meta.permissions())
         .map_err(io)?;
-    temp.as_file().sync_all().map_err(io)?;
-    temp.persist(path).map_err(|e| io(e.error))?;
-    Ok(())
+    written.sync_all().map_err(io)?;
+    temp.replace(&opened.name).map_err(io)?;
+    let links = opened.meta.nlink();
+    Ok((links > 1).then(|| {
+        format!(
+            "{display}: had {links} hard links; this path now holds the new content, the other links keep the old"
+        )
+    }))
 }
 
 /// A unified diff of one file, `a/path` → `b/path`.
@@ -389,6 +435,10 @@ mod tests {
         ));
     }
 
+    fn write(dir: &Path, within: &str, old: &[u8], new: &[u8]) -> Result<Option<String>, Error> {
+        write_atomic(dir, Path::new(within), within, old, new)
+    }
+
     #[test]
     fn atomic_write_keeps_permissions_and_refuses_stale_files() {
         use std::os::unix::fs::PermissionsExt as _;
@@ -396,27 +446,80 @@ mod tests {
         let path = dir.path().join("Dockerfile");
         std::fs::write(&path, "FROM a\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
-        write_atomic(&path, "Dockerfile", b"FROM a\n", b"FROM b\n").unwrap();
+        assert_eq!(
+            write(dir.path(), "Dockerfile", b"FROM a\n", b"FROM b\n").unwrap(),
+            None
+        );
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "FROM b\n");
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o640);
-        let err = write_atomic(&path, "Dockerfile", b"FROM a\n", b"FROM c\n").unwrap_err();
+        let err = write(dir.path(), "Dockerfile", b"FROM a\n", b"FROM c\n").unwrap_err();
         assert!(matches!(err, Error::Stale { .. }));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "FROM b\n");
         // No temporary files left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
+    /// Files: only the bytes repin means to change — a file that is a link, or lies
+    /// under a folder that is a link, is not written through.
     #[test]
-    fn symlinks_are_not_written_through() {
+    fn files_only_the_intended_bytes_no_write_through_links() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("Dockerfile"), "FROM a\n").unwrap();
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("real");
         std::fs::write(&target, "FROM a\n").unwrap();
-        let link = dir.path().join("Dockerfile");
-        std::os::unix::fs::symlink(&target, &link).unwrap();
-        let err = write_atomic(&link, "Dockerfile", b"FROM a\n", b"FROM b\n").unwrap_err();
+        std::os::unix::fs::symlink(&target, dir.path().join("Dockerfile")).unwrap();
+        let err = write(dir.path(), "Dockerfile", b"FROM a\n", b"FROM b\n").unwrap_err();
         assert!(matches!(err, Error::Symlink { .. }));
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "FROM a\n");
+        // A folder swapped for a link to outside the root.
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("app")).unwrap();
+        let err = write(dir.path(), "app/Dockerfile", b"FROM a\n", b"FROM b\n").unwrap_err();
+        assert!(matches!(err, Error::Symlink { .. }), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(outside.path().join("Dockerfile")).unwrap(),
+            "FROM a\n"
+        );
+    }
+
+    /// Owner and group are kept: run as root (as CI runs), a file owned by 1234:2345
+    /// stays 1234:2345 (a plain rename would make it 0:0).
+    #[test]
+    fn files_only_the_intended_bytes_owner_and_group_kept() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("Dockerfile");
+        std::fs::write(&path, "FROM a\n").unwrap();
+        let root = std::fs::metadata(dir.path()).unwrap().uid() == 0;
+        let (uid, gid) = if root {
+            std::os::unix::fs::chown(&path, Some(1234), Some(2345)).unwrap();
+            (1234, 2345)
+        } else {
+            let m = std::fs::metadata(&path).unwrap();
+            (m.uid(), m.gid())
+        };
+        write(dir.path(), "Dockerfile", b"FROM a\n", b"FROM b\n").unwrap();
+        let m = std::fs::metadata(&path).unwrap();
+        assert_eq!((m.uid(), m.gid()), (uid, gid));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "FROM b\n");
+    }
+
+    /// Hard links: the path gets the new content and the caller gets a warning naming
+    /// what happened to the other links.
+    #[test]
+    fn files_only_the_intended_bytes_hard_links_warned() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM a\n").unwrap();
+        std::fs::hard_link(dir.path().join("Dockerfile"), dir.path().join("copy")).unwrap();
+        let warning = write(dir.path(), "Dockerfile", b"FROM a\n", b"FROM b\n")
+            .unwrap()
+            .unwrap();
+        assert!(warning.contains("had 2 hard links"), "{warning}");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("copy")).unwrap(),
+            "FROM a\n"
+        );
     }
 
     #[test]

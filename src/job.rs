@@ -210,8 +210,8 @@ pub async fn run(opts: &JobOptions, tick: &(dyn Fn() + Sync)) -> Result<Outcome,
         .find(|p| p.is_dir())
         .cloned()
         .unwrap_or_else(|| PathBuf::from("."));
-    let (repo, warning) = config::load_repo(&root)?;
-    warnings.extend(warning);
+    let (repo, config_warnings) = config::load_repo(&root)?;
+    warnings.extend(config_warnings);
     let policy = Policy::new(opts.service.as_ref(), &repo);
 
     let mut report = walk::scan_paths(&paths)?;

@@ -52,6 +52,8 @@
 //!   [`serve::queue`] (concurrency limit, one run per repository at a time),
 //!   [`serve::debounce`], [`serve::webhook`] (signature check before parsing, events),
 //!   [`serve::http`] (axum routes), [`serve::metrics`] (Prometheus text).
+//! - [`rooted`]: files under a root, reached without following any link (`cap-std`):
+//!   how the repository config is read and every file is written.
 //! - [`secret`]: a string that never prints. [`progress`]: the stderr progress line.
 //! - [`output`]: the `--format text|json` renderings (stdout is data, stderr is logs).
 //! - [`cli`]: the clap definitions; `main.rs` dispatches and maps errors to exit codes.
@@ -69,6 +71,7 @@ pub mod output;
 pub mod policy;
 pub mod progress;
 pub mod registry;
+pub mod rooted;
 pub mod scan;
 pub mod secret;
 pub mod serve;

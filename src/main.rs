@@ -190,6 +190,9 @@ async fn update_command(args: UpdateArgs) -> anyhow::Result<ExitCode> {
             failed = true;
             eprintln!("error: {e}");
         }
+        if let Some(w) = &o.warning {
+            eprintln!("warning: {w}");
+        }
     }
     if !args.dry_run {
         // A change set counts as proposed when every file it touches was written.
@@ -493,13 +496,13 @@ fn config_check_command(args: &ConfigCheckArgs) -> anyhow::Result<ExitCode> {
     let repo = if args.path.is_file() {
         let text =
             std::fs::read_to_string(&args.path).with_context(|| args.path.display().to_string())?;
-        config::parse_repo(&args.path.display().to_string(), &text).map(|c| (c, None))
+        config::parse_repo(&args.path.display().to_string(), &text).map(|c| (c, Vec::new()))
     } else {
         config::load_repo(&args.path)
     };
     let repo = match repo {
-        Ok((repo, warning)) => {
-            if let Some(w) = warning {
+        Ok((repo, warnings)) => {
+            for w in warnings {
                 eprintln!("warning: {w}");
             }
             Some(repo)

@@ -22,6 +22,8 @@ pub struct FileOutcome {
     /// The unified diff, in a dry run.
     pub diff: Option<String>,
     pub error: Option<edit::Error>,
+    /// Something the user should know about a write that went through (hard links).
+    pub warning: Option<String>,
 }
 
 /// The edits that carry out the change sets, by path: each member's digest replaced (or
@@ -52,17 +54,19 @@ pub fn apply(
                 .ok_or_else(|| edit::Error::Stale { path: path.clone() })
                 .and_then(|source| apply_file(path, source, edits, dry_run));
             match outcome {
-                Ok(diff) => FileOutcome {
+                Ok((diff, warning)) => FileOutcome {
                     path: path.clone(),
                     edits: edits.len(),
                     diff,
                     error: None,
+                    warning,
                 },
                 Err(error) => FileOutcome {
                     path: path.clone(),
                     edits: 0,
                     diff: None,
                     error: Some(error),
+                    warning: None,
                 },
             }
         })
@@ -80,10 +84,26 @@ pub fn edited(
     source: &Source,
     edits: &[Edit],
 ) -> Result<(Vec<u8>, String), edit::Error> {
-    let bytes = std::fs::read(&source.abs).map_err(|e| edit::Error::Io {
-        path: path.to_owned(),
-        source: e,
-    })?;
+    let bytes = match crate::rooted::read(&source.root, &source.within, u64::MAX) {
+        Ok(bytes) => bytes,
+        Err(crate::rooted::Error::Link) => {
+            return Err(edit::Error::Symlink {
+                path: path.to_owned(),
+            });
+        }
+        Err(crate::rooted::Error::Io(e)) => {
+            return Err(edit::Error::Io {
+                path: path.to_owned(),
+                source: e,
+            });
+        }
+        Err(other) => {
+            return Err(edit::Error::Refused {
+                path: path.to_owned(),
+                why: other.to_string(),
+            });
+        }
+    };
     let old = std::str::from_utf8(&bytes).map_err(|_| edit::Error::Stale {
         path: path.to_owned(),
     })?;
@@ -92,17 +112,18 @@ pub fn edited(
     Ok((bytes, new))
 }
 
+/// The diff (dry run) or the write's warning.
 fn apply_file(
     path: &str,
     source: &Source,
     edits: &[Edit],
     dry_run: bool,
-) -> Result<Option<String>, edit::Error> {
+) -> Result<(Option<String>, Option<String>), edit::Error> {
     let (bytes, new) = edited(path, source, edits)?;
     if dry_run {
         let old = String::from_utf8_lossy(&bytes);
-        return Ok(Some(edit::unified_diff(path, &old, &new)));
+        return Ok((Some(edit::unified_diff(path, &old, &new)), None));
     }
-    edit::write_atomic(&source.abs, path, &bytes, new.as_bytes())?;
-    Ok(None)
+    let warning = edit::write_atomic(&source.root, &source.within, path, &bytes, new.as_bytes())?;
+    Ok((None, warning))
 }

@@ -571,3 +571,47 @@ async fn writes_only_own_branches_config_naming_the_default_branch() {
     assert!(fake.pulls().is_empty());
     assert_eq!(fake.writes(), 0);
 }
+
+/// Files: a folder swapped for a link to outside the root while the lookups run does
+/// not lead the write outside the root.
+#[tokio::test(flavor = "multi_thread")]
+async fn files_only_the_intended_bytes_folder_swapped_during_lookup() {
+    let (server, host) = lying_registry().await;
+    let new = format!("sha256:{}", "b".repeat(64));
+    Mock::given(method("HEAD"))
+        .and(path("/v2/app/manifests/1"))
+        .respond_with(
+            head_with_digest(&new, DOCKER_MANIFEST).set_delay(std::time::Duration::from_secs(2)),
+        )
+        .mount(&server)
+        .await;
+    let dockerfile = format!("FROM {host}/app:1@{OLD}\n");
+    let dir = tree(&[("app/Dockerfile", dockerfile.as_bytes())]);
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("Dockerfile"), &dockerfile).unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_repin"))
+        .arg("update")
+        .current_dir(dir.path())
+        .env(crate::support::process::MARKER, "1")
+        .env("DOCKER_CONFIG", outside.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    std::fs::rename(dir.path().join("app"), dir.path().join("app-moved")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("app")).unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("app/Dockerfile"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(outside.path().join("Dockerfile")).unwrap(),
+        dockerfile,
+        "nothing outside the root changed"
+    );
+    assert_eq!(read(dir.path(), "app-moved/Dockerfile"), dockerfile);
+}

@@ -316,30 +316,75 @@ pub struct ServiceConfig {
     pub serve: ServeConfig,
 }
 
-/// Finds the repository config under `root`: the first of [`REPO_CONFIG_NAMES`] that
-/// exists, and a warning when more than one does.
-#[must_use]
-pub fn find_repo_config(root: &Path) -> (Option<PathBuf>, Option<String>) {
-    let found: Vec<&str> = REPO_CONFIG_NAMES
-        .iter()
-        .copied()
-        .filter(|name| std::fs::symlink_metadata(root.join(name)).is_ok_and(|m| m.is_file()))
-        .collect();
-    let warning = (found.len() > 1).then(|| {
-        format!(
-            "several repository configs: {}; using {}",
-            found.join(" and "),
-            found[0]
-        )
-    });
-    (found.first().map(|name| root.join(name)), warning)
-}
+/// The largest repository config repin reads: rules, not data. A larger one is an error
+/// (untrusted input stays cheap).
+pub const MAX_REPO_CONFIG_BYTES: u64 = 256 * 1024;
 
-fn read(path: &Path) -> Result<String, Error> {
-    std::fs::read_to_string(path).map_err(|source| Error::Read {
-        path: path.display().to_string(),
-        source,
-    })
+/// A repository config found: its path under the root (`/`-separated) and its text.
+pub type Found = (String, String);
+
+/// The repository config under `root`: the first of [`REPO_CONFIG_NAMES`] that is a
+/// regular file reached without following links ([`crate::rooted`]), its text, and a
+/// warning for every other candidate that exists: a link (never followed), a folder or
+/// FIFO, an unreadable file, or a second config.
+///
+/// # Errors
+/// [`Error::Invalid`] (with file, line and column) for a config that is too large or
+/// not UTF-8.
+pub fn find_repo_config(root: &Path) -> Result<(Option<Found>, Vec<String>), Error> {
+    let mut chosen: Option<(String, String)> = None;
+    let mut warnings = Vec::new();
+    for name in REPO_CONFIG_NAMES {
+        let bytes = match crate::rooted::read(root, Path::new(name), MAX_REPO_CONFIG_BYTES) {
+            Ok(bytes) => bytes,
+            Err(crate::rooted::Error::Missing) => continue,
+            Err(crate::rooted::Error::TooLarge { limit }) => {
+                return Err(Error::Invalid(vec![Diagnostic {
+                    file: name.to_owned(),
+                    line: 1,
+                    column: 1,
+                    message: format!(
+                        "a repository config is limited to {} KiB (it holds rules, not data)",
+                        limit / 1024
+                    ),
+                    suggestion: None,
+                }]));
+            }
+            Err(e) => {
+                warnings.push(format!("{name}: {e}; this repository config is ignored"));
+                continue;
+            }
+        };
+        if let Some((first, _)) = &chosen {
+            warnings.push(format!(
+                "several repository configs: {first} and {name}; using {first}"
+            ));
+            continue;
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let bytes = e.as_bytes();
+            let valid = e.utf8_error().valid_up_to();
+            let before = &bytes[..valid];
+            let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+            let line_start = before
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(0, |i| i + 1);
+            let column = String::from_utf8_lossy(&before[line_start..])
+                .chars()
+                .count()
+                + 1;
+            Error::Invalid(vec![Diagnostic {
+                file: name.to_owned(),
+                line,
+                column,
+                message: "not UTF-8".to_owned(),
+                suggestion: None,
+            }])
+        })?;
+        chosen = Some((name.to_owned(), text));
+    }
+    Ok((chosen, warnings))
 }
 
 /// Flags keys a repository config may not hold, anywhere in the document.
@@ -440,23 +485,17 @@ pub fn parse_repo(file: &str, text: &str) -> Result<RepoConfig, Error> {
     }
 }
 
-/// Loads the repository config under `root` (defaults when there is none). The warning
-/// names two config files when both exist.
+/// Loads the repository config under `root` (defaults when there is none), with the
+/// warnings of [`find_repo_config`].
 ///
 /// # Errors
-/// [`Error::Read`] and [`Error::Invalid`].
-pub fn load_repo(root: &Path) -> Result<(RepoConfig, Option<String>), Error> {
-    let (path, warning) = find_repo_config(root);
-    let Some(path) = path else {
-        return Ok((RepoConfig::default(), warning));
+/// [`Error::Invalid`], every diagnostic naming the file relative to `root`.
+pub fn load_repo(root: &Path) -> Result<(RepoConfig, Vec<String>), Error> {
+    let (found, warnings) = find_repo_config(root)?;
+    let Some((file, text)) = found else {
+        return Ok((RepoConfig::default(), warnings));
     };
-    let text = read(&path)?;
-    let file = path
-        .strip_prefix(root)
-        .unwrap_or(&path)
-        .to_string_lossy()
-        .replace('\\', "/");
-    parse_repo(&file, &text).map(|c| (c, warning))
+    parse_repo(&file, &text).map(|c| (c, warnings))
 }
 
 /// Parses and checks a service config's text.
@@ -531,7 +570,11 @@ pub fn parse_service(file: &str, text: &str) -> Result<ServiceConfig, Error> {
 /// # Errors
 /// [`Error::Read`] and [`Error::Invalid`].
 pub fn load_service(path: &Path) -> Result<ServiceConfig, Error> {
-    let text = read(path)?;
+    // The service config is the operator's, trusted: read as named (links followed).
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
     parse_service(&path.display().to_string(), &text)
 }
 
@@ -712,14 +755,58 @@ mod tests {
         )
         .unwrap();
         std::fs::write(dir.path().join("repin.toml"), "[update]\npin = false\n").unwrap();
-        let (config, warning) = load_repo(dir.path()).unwrap();
+        let (config, warnings) = load_repo(dir.path()).unwrap();
         assert_eq!(config.file.as_deref(), Some(".github/repin.toml"));
         assert_eq!(config.update.pin, Some(true));
         assert_eq!(
-            warning.as_deref(),
-            Some(
+            warnings,
+            vec![
                 "several repository configs: .github/repin.toml and repin.toml; using .github/repin.toml"
-            )
+            ]
+        );
+    }
+
+    /// Files: a repository config is never read through a link, and every candidate
+    /// that cannot be used is named in a warning.
+    #[test]
+    fn files_repository_config_never_through_a_link() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("repin.toml"), "[update]\npin = true\n").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join(".github")).unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("repin.toml"),
+            dir.path().join(".repin.toml"),
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("repin.toml")).unwrap();
+        let (config, warnings) = load_repo(dir.path()).unwrap();
+        assert_eq!(config.file, None);
+        assert_eq!(config.update.pin, None);
+        assert_eq!(
+            warnings,
+            vec![
+                ".github/repin.toml: is a symbolic link (or lies under one); not followed; this repository config is ignored",
+                ".repin.toml: is a symbolic link (or lies under one); not followed; this repository config is ignored",
+                "repin.toml: is a folder, not a regular file; this repository config is ignored",
+            ]
+        );
+    }
+
+    /// Config errors name the file (relative), line and column; oversized configs are a
+    /// clear error, not a slow one.
+    #[test]
+    fn untrusted_input_stays_cheap_config_size_and_encoding() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".repin.toml"), b"[update]\n# caf\xe9\n").unwrap();
+        let err = load_repo(dir.path()).unwrap_err().to_string();
+        assert_eq!(err, ".repin.toml:2:6: not UTF-8");
+        let big = "# padding\n".repeat(30_000);
+        std::fs::write(dir.path().join(".repin.toml"), big).unwrap();
+        let err = load_repo(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.starts_with(".repin.toml:1:1: a repository config is limited to 256 KiB"),
+            "{err}"
         );
     }
 }

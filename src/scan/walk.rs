@@ -42,6 +42,11 @@ pub struct Report {
 #[derive(Debug, Clone)]
 pub struct Source {
     pub abs: PathBuf,
+    /// The folder it was found under (the scanned root; a root given as a file: its
+    /// folder), and its path below that: how [`crate::edit`] reaches it again without
+    /// following links.
+    pub root: PathBuf,
+    pub within: PathBuf,
     pub detected: Detected,
 }
 
@@ -49,6 +54,9 @@ pub struct Source {
 #[derive(Debug, Clone)]
 pub struct Job {
     pub abs: PathBuf,
+    /// As [`Source::root`] and [`Source::within`].
+    pub root: PathBuf,
+    pub within: PathBuf,
     /// Path shown in output: relative to its root, `/`-separated.
     pub rel: String,
     pub detected: Detected,
@@ -94,8 +102,14 @@ fn check_root(root: &Path) -> Result<Option<Job>, Error> {
     })?;
     if meta.is_file() {
         let detected = Detected::from_path(root).unwrap_or(Detected::Dockerfile);
+        let folder = root
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         return Ok(Some(Job {
             abs: root.to_path_buf(),
+            root: folder.to_path_buf(),
+            within: root.file_name().map(PathBuf::from).unwrap_or_default(),
             rel: slashed(root),
             detected,
         }));
@@ -140,6 +154,8 @@ fn entry_job(
     let rel = path.strip_prefix(root).unwrap_or(path);
     Ok(Some(Job {
         abs: path.to_path_buf(),
+        root: root.to_path_buf(),
+        within: rel.to_path_buf(),
         rel: match prefix {
             Some(prefix) => format!("{prefix}/{}", slashed(rel)),
             None => slashed(rel),
@@ -213,6 +229,8 @@ fn into_report(outcomes: Vec<Outcome>) -> Report {
                 job.rel,
                 Source {
                     abs: job.abs,
+                    root: job.root,
+                    within: job.within,
                     detected: job.detected,
                 },
             );

@@ -652,3 +652,84 @@ async fn shutdown_abandons_what_outlives_the_deadline() {
     // was abandoned at the deadline, not waited for.
     assert!(!saw("/repos/acme/slow/pulls"), "{:?}", world.fake.calls());
 }
+
+/// Untrusted input stays cheap: a client that declares a huge body, one that never
+/// finishes its headers, one that never finishes its body, and a flood of idle
+/// connections — none of them holds the daemon: the declared size is refused before
+/// reading, slow clients are dropped after the read timeouts, connections past the cap
+/// are closed at once, and `/healthz` answers again once the idle ones are gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn untrusted_input_stays_cheap_hostile_http_clients() {
+    use repin::serve::conn::{HEADER_READ_TIMEOUT, MAX_CONNECTIONS};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let world = world(&["acme/one"]).await;
+    let daemon = Daemon::start(options(&world, ServeConfig::default(), Some(SECRET))).await;
+    let addr = daemon.addr;
+    let read_all = |mut s: tokio::net::TcpStream| async move {
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut out)).await;
+        String::from_utf8_lossy(&out).into_owned()
+    };
+
+    // A huge Content-Length, no body: 413 at once, nothing read.
+    let mut huge = tokio::net::TcpStream::connect(addr).await.unwrap();
+    huge.write_all(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(5), huge.read(&mut buf))
+        .await
+        .expect("answered without the body")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 413"));
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // Headers that never end, and a body that never ends.
+    let mut slow_headers = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow_headers
+        .write_all(b"POST /webhook HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut slow_body = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow_body
+        .write_all(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"zen\"")
+        .await
+        .unwrap();
+    // A flood of idle connections up to the cap (two are taken above).
+    let mut idle = Vec::new();
+    for _ in 0..MAX_CONNECTIONS - 2 {
+        idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Past the cap: closed at once, without an answer.
+    let over = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(5), read_all(over))
+            .await
+            .unwrap(),
+        ""
+    );
+    let (headers_out, body_out) = tokio::join!(read_all(slow_headers), read_all(slow_body));
+    let waited = started.elapsed();
+    assert!(waited >= HEADER_READ_TIMEOUT, "{waited:?}");
+    assert!(waited < HEADER_READ_TIMEOUT * 3, "{waited:?}");
+    assert!(!headers_out.starts_with("HTTP/1.1 2"), "{headers_out}");
+    assert!(body_out.starts_with("HTTP/1.1 408"), "{body_out}");
+    // The idle flood has been dropped by now: probes answer again.
+    for _ in 0..50 {
+        if let Ok(Ok(response)) = tokio::time::timeout(
+            Duration::from_secs(2),
+            reqwest::get(format!("http://{addr}/healthz")),
+        )
+        .await
+        {
+            assert_eq!(response.status(), 200);
+            drop(idle);
+            daemon.stop().await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("/healthz did not answer after the idle connections timed out");
+}

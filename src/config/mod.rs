@@ -155,27 +155,28 @@ struct RawService {
     rule: Vec<RawRule>,
 }
 
-/// A list of globs; empty matches everything.
+/// A list of globs; empty matches everything. Checked when the config is read; the
+/// matching automaton is built on first use only, so the globs of many rules can be
+/// compiled once, together, by [`Policy`] instead of one automaton per rule.
 #[derive(Debug, Clone, Default)]
 pub struct Matcher {
     pub patterns: Vec<String>,
-    set: Option<GlobSet>,
+    globs: Vec<Glob>,
+    set: std::sync::OnceLock<Option<GlobSet>>,
+}
+
+fn glob(pattern: &str) -> Result<Glob, globset::Error> {
+    globset::GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()
 }
 
 impl Matcher {
     fn check(patterns: &[Spanned<String>], what: &str, diags: &mut Diagnostics<'_>) -> Self {
-        if patterns.is_empty() {
-            return Self::default();
-        }
-        let mut builder = GlobSetBuilder::new();
+        let mut globs = Vec::with_capacity(patterns.len());
         for p in patterns {
-            match globset::GlobBuilder::new(p.get_ref())
-                .literal_separator(true)
-                .build()
-            {
-                Ok(glob) => {
-                    builder.add(glob);
-                }
+            match glob(p.get_ref()) {
+                Ok(g) => globs.push(g),
                 Err(e) => diags.error(
                     Some(p.span()),
                     format!("invalid {what} glob {:?}: {}", p.get_ref(), e.kind()),
@@ -184,7 +185,8 @@ impl Matcher {
         }
         Self {
             patterns: patterns.iter().map(|p| p.get_ref().clone()).collect(),
-            set: builder.build().ok(),
+            globs,
+            set: std::sync::OnceLock::new(),
         }
     }
 
@@ -194,27 +196,71 @@ impl Matcher {
     /// On an invalid pattern.
     #[must_use]
     pub fn of(patterns: &[&str]) -> Self {
-        let mut builder = GlobSetBuilder::new();
-        for p in patterns {
-            builder.add(Glob::new(p).expect("valid glob"));
-        }
         Self {
             patterns: patterns.iter().map(|p| (*p).to_owned()).collect(),
-            set: builder.build().ok(),
+            globs: patterns
+                .iter()
+                .map(|p| glob(p).expect("valid glob"))
+                .collect(),
+            set: std::sync::OnceLock::new(),
         }
     }
 
     #[must_use]
     pub fn matches(&self, candidate: Option<&str>) -> bool {
-        match (&self.set, candidate) {
-            (None, _) => true,
+        if self.is_all() {
+            return true;
+        }
+        let set = self.set.get_or_init(|| {
+            let mut builder = GlobSetBuilder::new();
+            for g in &self.globs {
+                builder.add(g.clone());
+            }
+            builder.build().ok()
+        });
+        match (set, candidate) {
             (Some(set), Some(c)) => set.is_match(c),
-            (Some(_), None) => false,
+            _ => false,
         }
     }
 
     fn is_all(&self) -> bool {
-        self.set.is_none()
+        self.patterns.is_empty()
+    }
+}
+
+/// Every layer's globs of one kind (images, paths or tags) in one automaton, with the
+/// layer each glob belongs to: one compile per config, one match per reference.
+#[derive(Debug, Clone, Default)]
+struct KindIndex {
+    set: GlobSet,
+    /// The layer of each glob in `set`.
+    owner: Vec<usize>,
+}
+
+impl KindIndex {
+    fn build<'a>(lists: impl Iterator<Item = &'a Matcher>) -> Self {
+        let mut builder = GlobSetBuilder::new();
+        let mut owner = Vec::new();
+        for (layer, matcher) in lists.enumerate() {
+            for g in &matcher.globs {
+                builder.add(g.clone());
+                owner.push(layer);
+            }
+        }
+        Self {
+            set: builder.build().unwrap_or_else(|_| GlobSet::empty()),
+            owner,
+        }
+    }
+
+    /// Marks in `hits` the layers with a glob matching `candidate`.
+    fn mark(&self, candidate: Option<&str>, hits: &mut [bool]) {
+        if let Some(c) = candidate {
+            for i in self.set.matches(c) {
+                hits[self.owner[i]] = true;
+            }
+        }
     }
 }
 
@@ -321,7 +367,7 @@ pub struct ServiceConfig {
 pub const MAX_REPO_CONFIG_BYTES: u64 = 256 * 1024;
 
 /// A repository config found: its path under the root (`/`-separated) and its text.
-pub type Found = (String, String);
+pub type RepoConfigFile = (String, String);
 
 /// The repository config under `root`: the first of [`REPO_CONFIG_NAMES`] that is a
 /// regular file reached without following links ([`crate::rooted`]), its text, and a
@@ -331,7 +377,7 @@ pub type Found = (String, String);
 /// # Errors
 /// [`Error::Invalid`] (with file, line and column) for a config that is too large or
 /// not UTF-8.
-pub fn find_repo_config(root: &Path) -> Result<(Option<Found>, Vec<String>), Error> {
+pub fn find_repo_config(root: &Path) -> Result<(Option<RepoConfigFile>, Vec<String>), Error> {
     let mut chosen: Option<(String, String)> = None;
     let mut warnings = Vec::new();
     for name in REPO_CONFIG_NAMES {
@@ -584,6 +630,10 @@ pub struct Policy {
     pub scan: ScanRules,
     /// Lowest precedence first.
     pub layers: Vec<Rule>,
+    /// The layers' globs, compiled once per kind.
+    images: KindIndex,
+    paths: KindIndex,
+    tags: KindIndex,
 }
 
 /// Effective settings with the defaults filled in.
@@ -630,6 +680,9 @@ impl Policy {
         layers.extend(repo.rules.iter().cloned());
         Self {
             scan: repo.scan.clone(),
+            images: KindIndex::build(layers.iter().map(|l| &l.images)),
+            paths: KindIndex::build(layers.iter().map(|l| &l.paths)),
+            tags: KindIndex::build(layers.iter().map(|l| &l.tags)),
             layers,
         }
     }
@@ -639,9 +692,19 @@ impl Policy {
     pub fn settings_for(&self, path: &str, image: Option<&ImageRef>) -> Effective {
         let name = image.map(|i| format!("{}/{}", i.registry, i.repository));
         let tag = image.map(|i| i.tag.as_deref().unwrap_or("latest"));
+        // Per kind, which layers match: those without globs of that kind, and those
+        // whose globs the one automaton found.
+        let hits = |index: &KindIndex, kind: fn(&Rule) -> &Matcher, candidate: Option<&str>| {
+            let mut hits: Vec<bool> = self.layers.iter().map(|l| kind(l).is_all()).collect();
+            index.mark(candidate, &mut hits);
+            hits
+        };
+        let images = hits(&self.images, |l| &l.images, name.as_deref());
+        let paths = hits(&self.paths, |l| &l.paths, Some(path));
+        let tags = hits(&self.tags, |l| &l.tags, tag);
         let mut merged = Settings::default();
-        for layer in &self.layers {
-            if layer.matches(path, name.as_deref(), tag) {
+        for (i, layer) in self.layers.iter().enumerate() {
+            if images[i] && paths[i] && tags[i] {
                 merged.overlay(&layer.settings);
             }
         }
@@ -791,6 +854,55 @@ mod tests {
                 "repin.toml: is a folder, not a regular file; this repository config is ignored",
             ]
         );
+    }
+
+    /// The one automaton per kind gives the same layers as each rule's own globs.
+    #[test]
+    fn untrusted_input_stays_cheap_rules_compiled_once_agree_with_each_rule() {
+        let repo = parse_repo(
+            ".repin.toml",
+            "[[rule]]\nimages = [\"ghcr.io/acme/*\", \"docker.io/library/node\"]\ngroup = \"a\"\n[[rule]]\npaths = [\"deploy/**\"]\ntags = [\"1*\"]\npin = true\n[[rule]]\nimages = [\"**\"]\npaths = [\"*.yaml\"]\nmin_age = \"1d\"\n[[rule]]\ntags = [\"latest\"]\nignore = true\n",
+        )
+        .unwrap();
+        let policy = Policy::new(None, &repo);
+        for path in [
+            "Dockerfile",
+            "deploy/a.yaml",
+            "a.yaml",
+            "deploy/x/Dockerfile",
+        ] {
+            for image in [
+                None,
+                Some("ghcr.io/acme/app:1"),
+                Some("node:18"),
+                Some("redis"),
+            ] {
+                let image = image.map(|i| ImageRef::parse(i).unwrap());
+                let name = image
+                    .as_ref()
+                    .map(|i| format!("{}/{}", i.registry, i.repository));
+                let tag = image.as_ref().map(|i| i.tag.as_deref().unwrap_or("latest"));
+                let mut naive = Settings::default();
+                for layer in &policy.layers {
+                    if layer.matches(path, name.as_deref(), tag) {
+                        naive.overlay(&layer.settings);
+                    }
+                }
+                let got = policy.settings_for(path, image.as_ref());
+                assert_eq!(got.group, naive.group, "{path} {image:?}");
+                assert_eq!(got.pin, naive.pin.unwrap_or(false), "{path} {image:?}");
+                assert_eq!(
+                    got.ignore,
+                    naive.ignore.unwrap_or(false),
+                    "{path} {image:?}"
+                );
+                assert_eq!(
+                    got.min_age,
+                    naive.min_age.unwrap_or_default(),
+                    "{path} {image:?}"
+                );
+            }
+        }
     }
 
     /// Config errors name the file (relative), line and column; oversized configs are a

@@ -61,10 +61,13 @@ pub fn extract(text: &str) -> Extracted {
         }
     }
     if let Node::Map(pairs) = &yaml.nodes[yaml.resolve(root)] {
+        // One `seen` for all extension fields: a chain of fields that alias each other
+        // is walked once in all (linear), not once per field (quadratic).
+        let mut seen = HashSet::new();
         for &(key, value) in pairs {
             if yaml.str(key).is_some_and(|k| k.starts_with("x-")) {
                 let mut found = Vec::new();
-                extension_images(&yaml, value, &mut found, &mut HashSet::new());
+                extension_images(&yaml, value, &mut found, &mut seen);
                 for image in found {
                     use_image(image, false);
                 }

@@ -74,8 +74,9 @@ struct Parser<'a> {
     global_args: HashMap<String, Option<ArgDefault>>,
     /// `ARG`s of the current stage (a bare `ARG NAME` inherits the global default).
     stage_args: HashMap<String, Option<ArgDefault>>,
-    /// Stage names seen so far, lowercased (BuildKit compares them case-insensitively).
-    stages: Vec<String>,
+    /// Stage names seen so far, lowercased (BuildKit compares them case-insensitively):
+    /// a set, so a file with many stages costs linear time, not quadratic.
+    stages: std::collections::HashSet<String>,
     in_stage: bool,
     out: Extracted,
 }
@@ -88,7 +89,7 @@ impl<'a> Parser<'a> {
             escape: b'\\',
             global_args: HashMap::new(),
             stage_args: HashMap::new(),
-            stages: Vec::new(),
+            stages: std::collections::HashSet::new(),
             in_stage: false,
             out: Extracted::default(),
         }
@@ -257,7 +258,7 @@ impl<'a> Parser<'a> {
             self.image_word(line, word.range.clone(), platform, true);
         }
         if let Some(alias) = alias {
-            self.stages.push(alias);
+            self.stages.insert(alias);
         }
     }
 
@@ -362,7 +363,7 @@ impl<'a> Parser<'a> {
     }
 
     fn is_stage(&self, name: &str) -> bool {
-        self.stages.iter().any(|s| s.eq_ignore_ascii_case(name))
+        self.stages.contains(&name.to_ascii_lowercase())
     }
 
     /// `ARG NAME[=default] …`: remember literal defaults.

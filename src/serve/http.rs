@@ -2,9 +2,10 @@
 //! `GET /metrics`.
 //!
 //! A webhook delivery is checked in this order, and nothing of it is parsed or acted on
-//! until its signature holds: size (413 past `max_body`), secret configured (404),
-//! signature (401), shutting down (503), duplicate `X-GitHub-Delivery` (200, ignored),
-//! then JSON (400) and the event.
+//! until its signature holds: secret configured (404), size (413 past `max_body`, from
+//! `Content-Length` before a byte of the body is read, else while reading), the body
+//! within [`BODY_READ_TIMEOUT`] (408), signature (401), shutting down (503), duplicate
+//! `X-GitHub-Delivery` (200, ignored), then JSON (400) and the event.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -24,22 +25,31 @@ use super::webhook::{self, Event};
 /// a few thousand covers any realistic window).
 const REMEMBERED: usize = 4096;
 
-/// The most recent delivery IDs.
+/// Time a client has to send a webhook's whole body once its headers are in.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The most recent delivery IDs, kept as SHA-256 hashes: bounded by count
+/// ([`REMEMBERED`]) and by bytes (32 per ID, however long the header was).
 #[derive(Default)]
-pub struct Deliveries(Mutex<(HashSet<String>, VecDeque<String>)>);
+pub struct Deliveries(Mutex<(HashSet<DeliveryKey>, VecDeque<DeliveryKey>)>);
+
+/// A delivery ID's SHA-256.
+type DeliveryKey = [u8; 32];
 
 impl Deliveries {
     /// Records a delivery; false when it was seen before.
     pub fn first_time(&self, id: &str) -> bool {
+        use sha2::Digest as _;
+        let key: [u8; 32] = sha2::Sha256::digest(id.as_bytes()).into();
         let mut guard = self
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (seen, order) = &mut *guard;
-        if !seen.insert(id.to_owned()) {
+        if !seen.insert(key) {
             return false;
         }
-        order.push_back(id.to_owned());
+        order.push_back(key);
         if order.len() > REMEMBERED {
             if let Some(old) = order.pop_front() {
                 seen.remove(&old);
@@ -96,7 +106,11 @@ fn answer(status: StatusCode, message: impl Into<String>) -> Response {
     (status, text).into_response()
 }
 
-async fn webhook(State(service): State<Arc<Service>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn webhook(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
     let count = |event: &str, outcome: &str| {
         Metrics::count(
             &service.metrics.webhooks,
@@ -107,6 +121,35 @@ async fn webhook(State(service): State<Arc<Service>>, headers: HeaderMap, body: 
     let Some(secret) = &service.opts.webhook_secret else {
         return answer(StatusCode::NOT_FOUND, "webhooks are not configured here");
     };
+    let limit = service.opts.config.max_body;
+    // Neither a size nor a timeout refusal is counted as a delivery: nothing was read.
+    let too_large = || {
+        answer(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("larger than max_body ({limit} bytes)"),
+        )
+    };
+    // Refused before a byte of the body is read.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().parse::<u64>());
+    match declared {
+        Some(Ok(n)) if n > limit as u64 => return too_large(),
+        Some(Err(_)) => return answer(StatusCode::BAD_REQUEST, "invalid Content-Length"),
+        _ => {}
+    }
+    let body: Bytes =
+        match tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, limit)).await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(_)) => return too_large(),
+            Err(_) => {
+                return answer(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("body not received within {}s", BODY_READ_TIMEOUT.as_secs()),
+                );
+            }
+        };
     let signature = headers.get("x-hub-signature-256").map(|v| v.as_bytes());
     if let Err(e) = webhook::verify(secret.expose().as_bytes(), signature, &body) {
         count("unverified", "rejected");
@@ -135,7 +178,10 @@ async fn webhook(State(service): State<Arc<Service>>, headers: HeaderMap, body: 
         count(label, "duplicate");
         return answer(
             StatusCode::OK,
-            format!("delivery {delivery} seen before; ignored"),
+            format!(
+                "delivery {} seen before; ignored",
+                crate::imageref::shorten(delivery)
+            ),
         );
     }
     let event = match webhook::parse(&name, &body) {
@@ -145,7 +191,12 @@ async fn webhook(State(service): State<Arc<Service>>, headers: HeaderMap, body: 
             return answer(StatusCode::BAD_REQUEST, format!("not a JSON payload: {e}"));
         }
     };
-    tracing::info!(event = name, delivery, ?event, "webhook");
+    tracing::info!(
+        event = name,
+        delivery = crate::imageref::shorten(delivery),
+        ?event,
+        "webhook"
+    );
     let (status, message) = act(&service, event);
     count(
         label,

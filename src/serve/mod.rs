@@ -9,6 +9,7 @@
 //! - [`debounce`]: a burst of pushes to one repository makes one run.
 //! - [`webhook`]: the signature check (before parsing) and the events repin acts on.
 //! - [`http`]: the axum routes: `POST /webhook`, `/healthz`, `/readyz`, `/metrics`.
+//! - [`conn`]: the connections they are served on, bounded (count, header time).
 //! - [`metrics`]: the Prometheus text exposition.
 //!
 //! Shutdown (SIGTERM/SIGINT): readiness turns 503, the schedule and the HTTP server
@@ -16,6 +17,7 @@
 //! `shutdown_timeout` to finish; what still runs then is abandoned (a later run picks up
 //! where it stopped: every step of a repository's run is safe to repeat).
 
+pub mod conn;
 pub mod debounce;
 pub mod http;
 pub mod metrics;
@@ -225,14 +227,7 @@ pub async fn serve(
     let service = Service::new(opts);
     let (stop_tx, stop) = watch::channel(false);
     let router = http::router(Arc::clone(&service));
-    let mut server_stop = stop.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = server_stop.wait_for(|s| *s).await;
-            })
-            .await
-    });
+    let server = tokio::spawn(conn::serve(listener, router, stop.clone()));
     let mut background = tokio::task::JoinSet::new();
     if service.opts.config.run_at_start {
         let this = Arc::clone(&service);

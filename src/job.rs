@@ -52,6 +52,9 @@ pub struct JobOptions {
     /// A store already open (`serve` keeps one open for every job: a `redb` file can be
     /// open once per process); `None` opens the one at [`state_path`] when needed.
     pub store: Option<Arc<Store>>,
+    /// The repository (`owner/name`) schedule anchors are kept for; `None`: the
+    /// scanned root's absolute path (`update` in a working tree).
+    pub repository: Option<String>,
 }
 
 /// What a job found and decided.
@@ -64,6 +67,8 @@ pub struct Outcome {
     pub warnings: Vec<String>,
     pub store: Option<Arc<Store>>,
     pub now: u64,
+    /// What schedule anchors are kept for (see [`JobOptions::repository`]).
+    pub scope: String,
     /// The run's lookups, for what comes after (PR bodies ask about the new images).
     pub resolver: Arc<Resolver>,
 }
@@ -228,7 +233,13 @@ pub async fn run(opts: &JobOptions, tick: &(dyn Fn() + Sync)) -> Result<Outcome,
     check::check(&resolver, &mut records, tick).await;
 
     let now = now_secs();
-    let keys = policy::state_keys(&records, opts.pin);
+    let scope = opts.repository.clone().unwrap_or_else(|| {
+        std::fs::canonicalize(&root)
+            .unwrap_or_else(|_| root.clone())
+            .to_string_lossy()
+            .into_owned()
+    });
+    let keys = policy::state_keys(&records, opts.pin, &scope);
     let mut store = opts.store.clone();
     let snapshot = if keys.is_empty() {
         Some(state::Snapshot::default())
@@ -260,7 +271,7 @@ pub async fn run(opts: &JobOptions, tick: &(dyn Fn() + Sync)) -> Result<Outcome,
             },
         }
     };
-    let change_sets = policy::decide(&mut records, opts.pin, now, snapshot.as_ref());
+    let change_sets = policy::decide(&mut records, opts.pin, now, snapshot.as_ref(), &scope);
     Ok(Outcome {
         report,
         records,
@@ -268,6 +279,7 @@ pub async fn run(opts: &JobOptions, tick: &(dyn Fn() + Sync)) -> Result<Outcome,
         warnings,
         store,
         now,
+        scope,
         resolver,
     })
 }
@@ -281,7 +293,7 @@ pub fn record_proposed(outcome: &Outcome, proposed: &[&ChangeSet]) -> Result<(),
     let keys: Vec<String> = proposed
         .iter()
         .filter(|s| s.settings.schedule.is_some())
-        .map(|s| state::anchor_key(&s.id))
+        .map(|s| state::anchor_key(&outcome.scope, &s.id))
         .collect();
     match (&outcome.store, keys.is_empty()) {
         (Some(store), false) => store.set(&keys, outcome.now),

@@ -137,6 +137,7 @@ fn job_options(
         per_registry: registry.per_registry.map(|n| n.max(1)),
         resolver: None,
         store: None,
+        repository: None,
     })
 }
 

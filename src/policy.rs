@@ -86,10 +86,10 @@ fn seen_key_of(record: &Record) -> Option<String> {
 }
 
 /// The state keys [`decide`] will read: first-seen times of candidate digests under a
-/// `min_age`, and anchors of candidate change sets under a `schedule`. Commands record
-/// these (now, if absent) before taking the snapshot.
+/// `min_age`, and anchors of candidate change sets under a `schedule` (in `scope`, the
+/// repository). Commands record these (now, if absent) before taking the snapshot.
 #[must_use]
-pub fn state_keys(records: &[Record], pin_flag: bool) -> Vec<String> {
+pub fn state_keys(records: &[Record], pin_flag: bool, scope: &str) -> Vec<String> {
     let mut keys = Vec::new();
     for r in records {
         if r.held.is_some() || !wants_change(r, pin_flag) {
@@ -101,7 +101,7 @@ pub fn state_keys(records: &[Record], pin_flag: bool) -> Vec<String> {
             keys.push(key);
         }
         if r.settings.schedule.is_some() {
-            keys.push(anchor_key(&change_set_id(&r.found, &r.settings)));
+            keys.push(anchor_key(scope, &change_set_id(&r.found, &r.settings)));
         }
     }
     keys.sort();
@@ -111,12 +111,14 @@ pub fn state_keys(records: &[Record], pin_flag: bool) -> Vec<String> {
 
 /// Decides holds (written into the records) and the change sets to propose. `now` is
 /// Unix seconds; `state` is `None` when the store is unavailable (everything under
-/// `min_age` or a `schedule` then waits).
+/// `min_age` or a `schedule` then waits); `scope` is the repository the anchors are
+/// kept for.
 pub fn decide(
     records: &mut [Record],
     pin_flag: bool,
     now: u64,
     state: Option<&Snapshot>,
+    scope: &str,
 ) -> Vec<ChangeSet> {
     let mut sets: Vec<ChangeSet> = Vec::new();
     for (i, r) in records.iter_mut().enumerate() {
@@ -138,7 +140,7 @@ pub fn decide(
         {
             Some(Held::TooYoung)
         } else if let Some(schedule) = &e.schedule
-            && time(Some(anchor_key(&id)))
+            && time(Some(anchor_key(scope, &id)))
                 .is_none_or(|anchor| !schedule.ticked(to_utc(anchor), to_utc(now)))
         {
             Some(Held::OutsideSchedule)
@@ -175,6 +177,7 @@ mod tests {
     const OLD: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
     const NEW: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
     const DAY: u64 = 86_400;
+    const SCOPE: &str = "acme/web";
     /// Monday 2026-11-23 12:00 UTC.
     const MONDAY_NOON: u64 = 1_795_435_200;
 
@@ -210,7 +213,7 @@ mod tests {
 
     fn run(config: &str, found: &[Found], now: u64, state: Option<&Snapshot>) -> Decided {
         let mut records = looked_up(config, found);
-        let sets = decide(&mut records, false, now, state);
+        let sets = decide(&mut records, false, now, state, SCOPE);
         (
             records.iter().map(|r| r.held.map(Held::name)).collect(),
             sets.into_iter().map(|s| (s.id, s.members)).collect(),
@@ -322,7 +325,7 @@ mod tests {
     fn schedule_at_most_once_per_tick() {
         let c = outdated(&[&format!("node:20@{OLD}")]);
         let config = "[update]\nschedule = \"0 6 * * MON\"\n";
-        let anchor = anchor_key("docker.io/library/node");
+        let anchor = anchor_key(SCOPE, "docker.io/library/node");
         // Missing state: wait for a tick.
         assert_eq!(
             run(config, &c, MONDAY_NOON, None).0,
@@ -337,6 +340,15 @@ mod tests {
             run(config, &c, MONDAY_NOON, Some(&proposed)).0,
             vec![Some("outside-schedule")]
         );
+        // Another repository's proposal of the same image holds nothing back here.
+        let elsewhere = snapshot(&[
+            (
+                anchor_key("acme/other", "docker.io/library/node"),
+                MONDAY_NOON - 5 * 3600,
+            ),
+            (anchor.clone(), MONDAY_NOON - DAY),
+        ]);
+        assert_eq!(run(config, &c, MONDAY_NOON, Some(&elsewhere)).0, vec![None]);
         assert_eq!(
             run(config, &c, MONDAY_NOON + 7 * DAY, Some(&proposed)).0,
             vec![None]
@@ -360,11 +372,11 @@ mod tests {
             "[[rule]]\nimages = [\"docker.io/library/node\"]\nmin_age = \"1d\"\n[[rule]]\nimages = [\"docker.io/library/redis\"]\nschedule = \"0 6 * * *\"\ngroup = \"cache\"\n",
             &c,
         );
-        let keys = state_keys(&records, false);
+        let keys = state_keys(&records, false, SCOPE);
         assert_eq!(
             keys,
             vec![
-                anchor_key("cache"),
+                anchor_key(SCOPE, "cache"),
                 seen_key("docker.io", "library/node", "20", NEW)
             ]
         );

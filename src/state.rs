@@ -35,10 +35,12 @@ pub fn seen_key(registry: &str, repository: &str, tag: &str, digest: &str) -> St
     format!("seen {registry}/{repository}:{tag}@{digest}")
 }
 
-/// The key for "change set last proposed" (its schedule anchor).
+/// The key for "change set last proposed" (its schedule anchor), per repository: one
+/// repository's proposal must not hold back another's. `scope` is the repository
+/// (`owner/name`, lower-cased) for `run` and `serve`, the scanned root for `update`.
 #[must_use]
-pub fn anchor_key(change_set: &str) -> String {
-    format!("proposed {change_set}")
+pub fn anchor_key(scope: &str, change_set: &str) -> String {
+    format!("proposed {} {change_set}", scope.to_ascii_lowercase())
 }
 
 /// The key for "these digests were declined in this repository" (a repin PR proposing
@@ -177,7 +179,7 @@ mod tests {
         // Survives a reopen.
         let store = Store::open(&path).unwrap();
         assert_eq!(store.get(&a).unwrap(), Some(100));
-        let anchor = anchor_key("node");
+        let anchor = anchor_key("acme/web", "node");
         store.set(std::slice::from_ref(&anchor), 700).unwrap();
         assert_eq!(store.get(&anchor).unwrap(), Some(700));
         assert_eq!(store.get("missing").unwrap(), None);

@@ -163,6 +163,34 @@ async fn missing_digest_header_falls_back_to_get_and_hashes_the_body() {
         .await;
     let head = client.head_manifest(&host, "app", "1").await.unwrap();
     assert_eq!(head.digest, Digest::sha256_of(MANIFEST));
+    // Once is enough: the registry's next manifest is read with one GET, no HEAD.
+    Mock::given(method("GET"))
+        .and(path("/v2/app/manifests/2"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("Content-Type", DOCKER_MANIFEST)
+                .set_body_bytes(MANIFEST),
+        )
+        .mount(&server)
+        .await;
+    let head = client.head_manifest(&host, "app", "2").await.unwrap();
+    assert_eq!(head.digest, Digest::sha256_of(MANIFEST));
+    let requests: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path().contains("/manifests/"))
+        .map(|r| format!("{} {}", r.method, r.url.path()))
+        .collect();
+    assert_eq!(
+        requests,
+        [
+            "HEAD /v2/app/manifests/1",
+            "GET /v2/app/manifests/1",
+            "GET /v2/app/manifests/2"
+        ]
+    );
 }
 
 #[tokio::test]

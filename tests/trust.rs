@@ -615,3 +615,138 @@ async fn files_only_the_intended_bytes_folder_swapped_during_lookup() {
     );
     assert_eq!(read(dir.path(), "app-moved/Dockerfile"), dockerfile);
 }
+
+/// A schedule holds in the bot too: `run` records each proposal (per repository and
+/// change set), so a newer digest right after a PR was opened waits for the next tick
+/// instead of updating the PR at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn schedules_hold_in_the_bot_proposal_recorded_per_repository() {
+    use crate::support::git_http::GitServer;
+    use crate::support::github::{FakeGitHub, TOKEN};
+    use crate::support::images::{Flavor, Pusher};
+    use crate::support::registry::{Auth, Registry};
+    let reg = Registry::start(Auth::Open);
+    let mut pusher = Pusher::new(&reg);
+    let (old, first) = pusher.moved("app", "1").await;
+    let host = reg.host.clone();
+    let git_server = GitServer::start();
+    let config = "[update]\nschedule = \"0 3 * * *\"\n";
+    for repo in ["acme/web", "acme/api"] {
+        git_server.repo(
+            repo,
+            &[
+                ("Dockerfile", &format!("FROM {host}/app:1@{old}\n")),
+                (".repin.toml", config),
+            ],
+        );
+    }
+    let fake = FakeGitHub::start().await;
+    fake.add_repo(&git_server, "acme/web");
+    fake.add_repo(&git_server, "acme/api");
+    let work = tempfile::tempdir().unwrap();
+    let state = work.path().join("state.redb");
+    // Both repositories first saw the change pending two days ago: a tick has passed.
+    {
+        let store = repin::state::Store::open(&state).unwrap();
+        let two_days_ago = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            - 2 * 86_400;
+        let keys: Vec<String> = ["acme/web", "acme/api"]
+            .iter()
+            .map(|r| repin::state::anchor_key(r, &format!("{host}/app")))
+            .collect();
+        store.set(&keys, two_days_ago).unwrap();
+    }
+    let (url, state) = (fake.url.clone(), state.to_str().unwrap().to_owned());
+    let run = move |repo: &'static str| {
+        let (url, state) = (url.clone(), state.clone());
+        tokio::task::spawn_blocking(move || {
+            crate::support::repin_env(
+                std::path::Path::new("."),
+                &["run", "--repo", repo, "--state", &state],
+                &[("GITHUB_TOKEN", TOKEN), ("GITHUB_API_URL", url.as_str())],
+            )
+        })
+    };
+    let out = run("acme/web").await.unwrap();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(fake.pulls().len(), 1);
+    let writes = fake.writes();
+    // The tag moves again at once: the PR waits for the next tick.
+    let _third = pusher
+        .single("app", "1", "linux/amd64", Flavor::Oci, "c")
+        .await;
+    let out = run("acme/web").await.unwrap();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(fake.writes(), writes, "the PR was not touched");
+    let branch = &fake.pulls()[0].head;
+    let on_branch = crate::support::git_http::git(
+        &git_server.path("acme/web"),
+        &["show", &format!("{branch}:Dockerfile")],
+    );
+    assert_eq!(on_branch, format!("FROM {host}/app:1@{first}\n"));
+    // The other repository's own anchor is untouched by acme/web's proposal: its
+    // change is proposed.
+    let out = run("acme/api").await.unwrap();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(fake.pulls().len(), 2);
+}
+
+/// A registry that never sends `Docker-Content-Digest`: each manifest is read once —
+/// the tag's index is not fetched again to pick the platform's child, and after the
+/// first `HEAD` the registry is read with `GET` alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn registry_requests_once_without_digest_headers() {
+    let (server, host) = lying_registry().await;
+    let old_manifest = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":1},"layers":[],"annotations":{"m":"old"}}"#;
+    let old = Digest::sha256_of(old_manifest).to_string();
+    let new = format!("sha256:{}", "b".repeat(64));
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{new}","size":1,"platform":{{"os":"linux","architecture":"arm64"}}}}]}}"#
+    );
+    let get = |bytes: Vec<u8>, media_type: &str| {
+        ResponseTemplate::new(200)
+            .insert_header("Content-Type", media_type)
+            .set_body_bytes(bytes)
+    };
+    Mock::given(method("HEAD"))
+        .respond_with(ResponseTemplate::new(200).insert_header("Content-Type", OCI_INDEX))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v2/app/manifests/1"))
+        .respond_with(get(index.clone().into_bytes(), OCI_INDEX))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v2/app/manifests/{old}")))
+        .respond_with(get(old_manifest.to_vec(), OCI_MANIFEST))
+        .mount(&server)
+        .await;
+    let dockerfile = format!("FROM --platform=linux/arm64 {host}/app:1@{old}\n");
+    let dir = tree(&[("Dockerfile", dockerfile.as_bytes())]);
+    let out = repin_blocking(dir.path(), &["update"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        read(dir.path(), "Dockerfile"),
+        format!("FROM --platform=linux/arm64 {host}/app:1@{new}\n")
+    );
+    let requests: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path().contains("/manifests/"))
+        .map(|r| format!("{} {}", r.method, r.url.path()))
+        .collect();
+    assert_eq!(
+        requests,
+        [
+            "HEAD /v2/app/manifests/1".to_owned(),
+            "GET /v2/app/manifests/1".to_owned(),
+            format!("GET /v2/app/manifests/{old}"),
+        ]
+    );
+}

@@ -136,6 +136,7 @@ pub async fn run_repo(
         insecure: opts.insecure.clone(),
         resolver: opts.resolver.clone(),
         store: opts.store.clone(),
+        repository: Some(full_name.to_owned()),
         ..JobOptions::default()
     };
     let outcome = job::run(&job_opts, &|| {}).await?;
@@ -220,6 +221,7 @@ pub async fn run_repo(
                 });
                 gh.update_pull(full_name, pull.number, &patch).await?;
                 summary.updated.push(pull.number);
+                proposed(&outcome, set, &mut summary);
             }
             None => {
                 if open_count >= opts.max_open {
@@ -297,6 +299,7 @@ pub async fn run_repo(
                 }
                 open_count += 1;
                 summary.opened.push(created.number);
+                proposed(&outcome, set, &mut summary);
             }
         }
     }
@@ -365,6 +368,17 @@ async fn facts(outcome: &Outcome, state: &PrState) -> pr::Facts {
         }
     }
     out
+}
+
+/// Records that `set` was proposed now (its schedule's anchor, for this repository), so
+/// the next proposal waits for the next tick; a store failure is a note, not a failure
+/// (the PR stands; the policy then errs on the side of waiting).
+fn proposed(outcome: &Outcome, set: &ChangeSet, summary: &mut RepoSummary) {
+    if let Err(e) = job::record_proposed(outcome, &[set]) {
+        summary
+            .notes
+            .push(format!("{e}; the schedule may propose early"));
+    }
 }
 
 fn with_commit(mut state: PrState, sha: String) -> PrState {

@@ -145,6 +145,10 @@ impl Credentials {
 pub struct Head {
     pub digest: Digest,
     pub media_type: Option<String>,
+    /// The manifest's bytes, when the registry sent no `Docker-Content-Digest` and the
+    /// manifest had to be read (and hashed) to learn its digest: kept so that it is not
+    /// fetched a second time.
+    pub body: Option<std::sync::Arc<[u8]>>,
 }
 
 /// A manifest read with `GET`: the exact bytes and their verified digest.
@@ -176,6 +180,9 @@ struct RegistryState {
     /// One cell per scope, so concurrent lookups in a repository share one token fetch.
     tokens: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Token>>>>>,
     permits: Semaphore,
+    /// Set once a `HEAD` came back without `Docker-Content-Digest`: this registry's
+    /// manifests are then read with one `GET` each, not a useless `HEAD` first.
+    no_digest_header: std::sync::atomic::AtomicBool,
 }
 
 /// A registry client shared by every lookup of a run.
@@ -346,6 +353,7 @@ impl Client {
                     credential: OnceCell::new(),
                     tokens: Mutex::new(HashMap::new()),
                     permits: Semaphore::new(self.options.per_registry.max(1)),
+                    no_digest_header: std::sync::atomic::AtomicBool::new(false),
                 })
             })
             .clone()
@@ -355,13 +363,24 @@ impl Client {
     ///
     /// # Errors
     /// [`Error::NotFound`] for a missing tag; see [`Error`] for the rest. A response
-    /// without `Docker-Content-Digest` is read with `GET` and hashed instead.
+    /// without `Docker-Content-Digest` is read with `GET` and hashed instead (and from
+    /// then on, this registry's manifests are read with `GET` straight away).
     pub async fn head_manifest(
         &self,
         registry: &str,
         repository: &str,
         reference: &str,
     ) -> Result<Head, Error> {
+        use std::sync::atomic::Ordering;
+        let state = self.state(registry);
+        if state.no_digest_header.load(Ordering::Relaxed) {
+            let fetched = self.get_manifest(registry, repository, reference).await?;
+            return Ok(Head {
+                digest: fetched.digest,
+                media_type: fetched.media_type,
+                body: Some(fetched.bytes.into()),
+            });
+        }
         let path = format!("/v2/{repository}/manifests/{reference}");
         let response = self
             .send(
@@ -375,12 +394,18 @@ impl Client {
             .await?;
         let media_type = header_str(&response, CONTENT_TYPE);
         match content_digest(registry, &response)? {
-            Some(digest) => Ok(Head { digest, media_type }),
+            Some(digest) => Ok(Head {
+                digest,
+                media_type,
+                body: None,
+            }),
             None => {
+                state.no_digest_header.store(true, Ordering::Relaxed);
                 let fetched = self.get_manifest(registry, repository, reference).await?;
                 Ok(Head {
                     digest: fetched.digest,
                     media_type: fetched.media_type,
+                    body: Some(fetched.bytes.into()),
                 })
             }
         }

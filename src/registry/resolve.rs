@@ -119,12 +119,37 @@ impl Resolver {
 
     /// The tag's current digest and media type: one `HEAD` per tag per run.
     pub async fn tag(&self, key: &TagKey) -> Shared<Head> {
-        self.tags
+        let head = self
+            .tags
             .get(key, || {
                 self.client
                     .head_manifest(&key.registry, &key.repository, &key.tag)
             })
-            .await
+            .await?;
+        self.keep_body(key, &head).await;
+        Ok(head)
+    }
+
+    /// A manifest read in full to learn its digest (no `Docker-Content-Digest`) is an
+    /// index's children already: kept, so the index is not fetched again.
+    async fn keep_body(&self, key: &TagKey, head: &Head) {
+        let Some(body) = &head.body else {
+            return;
+        };
+        if head.media_type.as_deref().and_then(Kind::of) != Some(Kind::Index) {
+            return;
+        }
+        let dk = Self::digest_key(key, &head.digest);
+        let _ = self
+            .children
+            .get(&dk, || async {
+                manifest::index_children(body).map_err(|why| Error::Invalid {
+                    registry: dk.registry.clone(),
+                    what: "index",
+                    why,
+                })
+            })
+            .await;
     }
 
     /// Looks up every tag concurrently (the client limits each registry).
@@ -309,6 +334,7 @@ impl Resolver {
                     .client
                     .head_manifest(&dk.registry, &dk.repository, &dk.digest.to_string())
                     .await?;
+                self.keep_body(key, &head).await;
                 Ok(head.media_type.as_deref().and_then(Kind::of))
             })
             .await

@@ -213,6 +213,10 @@ pub struct RegistryArgs {
     /// Concurrent requests per registry; default 8 (or the service config's).
     #[arg(long, value_name = "N")]
     pub per_registry: Option<usize>,
+    /// Seconds the whole command may spend on registries: lookups not done by then are
+    /// errors at their references (and `run` starts no repository after it).
+    #[arg(long, value_name = "SECONDS")]
+    pub deadline: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -45,6 +45,8 @@ pub struct JobOptions {
     pub pin: bool,
     pub insecure: Vec<String>,
     pub timeout: Option<Duration>,
+    /// When every registry lookup must be done (`--deadline`).
+    pub deadline: Option<tokio::time::Instant>,
     pub per_registry: Option<usize>,
     /// Lookups to share with other jobs (`run` shares one across its repositories);
     /// `None` makes a resolver for this job.
@@ -110,6 +112,7 @@ pub fn client_options(opts: &JobOptions) -> Options {
     if let Some(t) = opts.timeout {
         options.timeout = t;
     }
+    options.deadline = opts.deadline;
     if let Some(n) = opts.per_registry {
         options.per_registry = n;
     }

@@ -134,6 +134,7 @@ fn job_options(
         pin,
         insecure: registry.insecure.clone(),
         timeout: registry.timeout.map(|s| Duration::from_secs(s.max(1))),
+        deadline: deadline(registry),
         per_registry: registry.per_registry.map(|n| n.max(1)),
         resolver: None,
         store: None,
@@ -237,6 +238,7 @@ async fn digest_command(args: DigestArgs) -> anyhow::Result<ExitCode> {
     let opts = JobOptions {
         insecure: args.registry.insecure.clone(),
         timeout: args.registry.timeout.map(Duration::from_secs),
+        deadline: deadline(&args.registry),
         per_registry: args.registry.per_registry,
         ..JobOptions::default()
     };
@@ -316,12 +318,20 @@ fn fleet(args: &FleetArgs, service: Option<&ServiceConfig>) -> anyhow::Result<Fl
     Ok(Fleet::app(app, repos, shard)?)
 }
 
+/// `--deadline` as an instant, counted from now.
+fn deadline(registry: &RegistryArgs) -> Option<tokio::time::Instant> {
+    registry
+        .deadline
+        .map(|s| tokio::time::Instant::now() + Duration::from_secs(s))
+}
+
 /// Registry settings for a fresh set of lookups.
 fn lookups(registry: &RegistryArgs, service: Option<ServiceConfig>) -> JobOptions {
     JobOptions {
         service,
         insecure: registry.insecure.clone(),
         timeout: registry.timeout.map(|s| Duration::from_secs(s.max(1))),
+        deadline: deadline(registry),
         per_registry: registry.per_registry.map(|n| n.max(1)),
         ..JobOptions::default()
     }
@@ -373,7 +383,13 @@ async fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
     let targets = fleet.targets().await?;
     let work = tempfile::tempdir().context("creating a work folder")?;
     let (mut opened, mut updated, mut closed, mut failed) = (0, 0, 0, 0);
+    let stop_at = deadline(&args.registry);
     for Target { gh, full_name } in &targets {
+        if stop_at.is_some_and(|d| tokio::time::Instant::now() >= d) {
+            failed += 1;
+            eprintln!("error: {full_name}: not started: the run's deadline (--deadline) passed");
+            continue;
+        }
         let before = gh.calls();
         match run_repo(gh, full_name, &opts, work.path()).await {
             Ok(summary) => {

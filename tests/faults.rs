@@ -358,3 +358,111 @@ async fn github_rate_limits_are_waited_out_within_bounds() {
     );
     assert_eq!(gh.calls(), 3);
 }
+
+/// `count` tags of `app`, looked up together through one resolver.
+async fn lookup_tags(
+    client: Arc<Client>,
+    host: &str,
+    count: usize,
+) -> Vec<repin::registry::resolve::Shared<repin::registry::client::Head>> {
+    use repin::registry::resolve::{Resolver, TagKey};
+    let resolver = Resolver::new(client);
+    let keys: std::collections::HashSet<TagKey> = (0..count)
+        .map(|i| TagKey {
+            registry: host.to_owned(),
+            repository: "app".into(),
+            tag: format!("t{i}"),
+        })
+        .collect();
+    resolver.tags(keys).await.into_values().collect()
+}
+
+/// Registry-wide backoff: a registry that does not answer is given up on once for the
+/// whole run — its 16 tags do not each spend their own attempts.
+#[tokio::test]
+async fn registry_wide_backoff_unanswering_registry_given_up_once() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v2/"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(30)))
+        .mount(&server)
+        .await;
+    let host = server.address().to_string();
+    let client = Arc::new(Client::new(fast(), Credentials::Anonymous).unwrap());
+    let started = std::time::Instant::now();
+    let results = lookup_tags(client, &host, 16).await;
+    let elapsed = started.elapsed();
+    assert_eq!(results.len(), 16);
+    let gave_up = results
+        .iter()
+        .filter(|r| matches!(r.as_ref().map_err(|e| &**e), Err(Error::GaveUp { .. })))
+        .count();
+    assert!(results.iter().all(Result::is_err));
+    assert_eq!(gave_up, 15, "{results:?}");
+    // One request's attempts (3 × 300 ms, plus backoff), not sixteen.
+    assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+    assert_eq!(server.received_requests().await.unwrap().len(), 3);
+}
+
+/// Registry-wide backoff: `Retry-After` pauses every tag of the registry together, and
+/// 429s in a row count against one budget for the registry, not one per tag.
+#[tokio::test]
+async fn registry_wide_backoff_retry_after_is_shared() {
+    let (server, host, client) = server().await;
+    Mock::given(method("HEAD"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
+        .mount(&server)
+        .await;
+    let started = std::time::Instant::now();
+    let results = lookup_tags(client, &host, 40).await;
+    let elapsed = started.elapsed();
+    assert!(results.iter().all(Result::is_err));
+    assert!(results.iter().all(|r| {
+        matches!(
+            r.as_ref().map_err(|e| &**e),
+            Err(Error::RateLimited { .. } | Error::GaveUp { .. })
+        )
+    }));
+    // Per tag, this would be 40 tags × 2 waits of 1 s, 8 at a time (~10 s) and 120
+    // requests; shared, the registry is given up on after its third 429 in a row.
+    assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
+    let requests = manifest_requests(&server).await;
+    assert!(requests <= 16, "{requests} requests");
+}
+
+/// `--deadline` bounds a whole run: a slow registry's lookups fail when it comes.
+#[tokio::test]
+async fn deadline_bounds_the_lookups() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v2/"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    Mock::given(method("HEAD"))
+        .respond_with(ok_head(&digest('a')).set_delay(Duration::from_secs(20)))
+        .mount(&server)
+        .await;
+    let host = server.address().to_string();
+    let options = Options {
+        timeout: Duration::from_secs(30),
+        deadline: Some(tokio::time::Instant::now() + Duration::from_secs(1)),
+        ..Options::default()
+    };
+    let client = Arc::new(Client::new(options, Credentials::Anonymous).unwrap());
+    let started = std::time::Instant::now();
+    let results = lookup_tags(client, &host, 12).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(results.iter().all(Result::is_err), "{results:?}");
+    assert!(
+        results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .all(|e| e.to_string().contains("deadline")),
+        "{results:?}"
+    );
+}

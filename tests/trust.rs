@@ -750,3 +750,39 @@ async fn registry_requests_once_without_digest_headers() {
         ]
     );
 }
+
+/// `--deadline` bounds the command: a registry that answers too slowly makes errors at
+/// its references when the deadline comes, not a command that hangs.
+#[tokio::test(flavor = "multi_thread")]
+async fn deadline_bounds_the_command() {
+    let (server, host) = lying_registry().await;
+    Mock::given(method("HEAD"))
+        .respond_with(
+            head_with_digest(OLD, DOCKER_MANIFEST).set_delay(std::time::Duration::from_secs(20)),
+        )
+        .mount(&server)
+        .await;
+    let dir = tree(&[(
+        "Dockerfile",
+        format!("FROM {host}/a:1@{OLD}\nFROM {host}/b:1@{OLD}\n").as_bytes(),
+    )]);
+    let started = std::time::Instant::now();
+    let out = repin_blocking(
+        dir.path(),
+        &["check", "--format", "json", "--deadline", "1"],
+    )
+    .await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(6));
+    assert_eq!(out.code, 2);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(rows.len(), 2);
+    for row in rows {
+        assert!(
+            row["error"]
+                .as_str()
+                .unwrap()
+                .contains("deadline (--deadline) passed"),
+            "{row}"
+        );
+    }
+}

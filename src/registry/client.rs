@@ -44,6 +44,9 @@ pub struct Options {
     /// Registries looked up through another host (`docker.io` → `mirror.example.com`);
     /// files keep the original name. Transport, auth and credentials follow the mirror.
     pub mirrors: HashMap<String, String>,
+    /// When every lookup must be done (`--deadline`): no request starts, and no wait
+    /// lasts, past it; each request's timeout is cut to what is left.
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 impl Default for Options {
@@ -58,6 +61,7 @@ impl Default for Options {
             per_registry: 8,
             insecure: Vec::new(),
             mirrors: HashMap::new(),
+            deadline: None,
         }
     }
 }
@@ -183,6 +187,20 @@ struct RegistryState {
     /// Set once a `HEAD` came back without `Docker-Content-Digest`: this registry's
     /// manifests are then read with one `GET` each, not a useless `HEAD` first.
     no_digest_header: std::sync::atomic::AtomicBool,
+    /// Why this registry was given up on for the rest of the run (it does not answer,
+    /// or its rate limit does not lift): every later request fails with it at once,
+    /// instead of each tag spending its own attempts.
+    gave_up: Mutex<Option<String>>,
+    /// No request to this registry starts before this (a 429's `Retry-After`, else the
+    /// backoff): its tags wait together.
+    paused_until: Mutex<Option<tokio::time::Instant>>,
+    /// 429 answers in a row from this registry, whichever request got them; a success
+    /// resets it. At `max_attempts` the registry is given up on.
+    throttled: std::sync::atomic::AtomicU32,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A registry client shared by every lookup of a run.
@@ -354,6 +372,9 @@ impl Client {
                     tokens: Mutex::new(HashMap::new()),
                     permits: Semaphore::new(self.options.per_registry.max(1)),
                     no_digest_header: std::sync::atomic::AtomicBool::new(false),
+                    gave_up: Mutex::new(None),
+                    paused_until: Mutex::new(None),
+                    throttled: std::sync::atomic::AtomicU32::new(0),
                 })
             })
             .clone()
@@ -505,6 +526,7 @@ impl Client {
             what: "client state",
             why: "closed".into(),
         })?;
+        self.gate(registry, &state).await?;
         let challenge = self.challenge(registry, &state).await?;
         let url = format!("{}{path}", self.base_url(registry));
         let mut refreshed_token = false;
@@ -514,9 +536,11 @@ impl Client {
             let authorization = self
                 .authorization(registry, repository, &state, &challenge)
                 .await?;
+            let timeout = self.gate(registry, &state).await?;
             let mut request = self
                 .http
                 .request(method.clone(), &url)
+                .timeout(timeout)
                 .header(ACCEPT, accept);
             if let Some(value) = &authorization {
                 request = request.header(AUTHORIZATION, value.expose());
@@ -527,6 +551,11 @@ impl Client {
             let retry = match outcome {
                 Ok(response) => {
                     let status = response.status();
+                    if status != StatusCode::TOO_MANY_REQUESTS {
+                        state
+                            .throttled
+                            .store(0, std::sync::atomic::Ordering::Relaxed);
+                    }
                     if status.is_success() {
                         return Ok(response);
                     }
@@ -554,7 +583,7 @@ impl Client {
                                 status: status.as_u16(),
                             });
                         }
-                        _ => match self.transient_status(registry, attempt, &response) {
+                        _ => match self.transient_status(registry, &state, attempt, &response) {
                             Some(wait) => wait?,
                             None => {
                                 return Err(Error::Status {
@@ -565,7 +594,7 @@ impl Client {
                         },
                     }
                 }
-                Err(e) => self.transient_error(registry, attempt, e)?,
+                Err(e) => self.transient_error(registry, &state, attempt, timeout, e)?,
             };
             tracing::debug!(
                 registry,
@@ -574,8 +603,71 @@ impl Client {
                 wait_ms = retry.as_millis() as u64,
                 "retrying"
             );
-            tokio::time::sleep(retry).await;
+            self.wait(registry, retry).await?;
         }
+    }
+
+    /// Before any request to a registry: fails at once if the registry was given up on
+    /// or the deadline passed; waits out a registry-wide pause; returns the timeout for
+    /// the request (cut to the time left before the deadline).
+    async fn gate(&self, registry: &str, state: &RegistryState) -> Result<Duration, Error> {
+        let gave_up = || {
+            lock(&state.gave_up).clone().map(|why| Error::GaveUp {
+                registry: registry.to_owned(),
+                why,
+            })
+        };
+        if let Some(e) = gave_up() {
+            return Err(e);
+        }
+        let pause = *lock(&state.paused_until);
+        if let Some(until) = pause
+            && until > tokio::time::Instant::now()
+        {
+            self.wait(registry, until - tokio::time::Instant::now())
+                .await?;
+            if let Some(e) = gave_up() {
+                return Err(e);
+            }
+        }
+        match self.options.deadline {
+            None => Ok(self.options.timeout),
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                if left.is_zero() {
+                    return Err(Error::Deadline {
+                        registry: registry.to_owned(),
+                    });
+                }
+                Ok(self.options.timeout.min(left))
+            }
+        }
+    }
+
+    /// Sleeps `wait`, unless that would pass the deadline: then fails when it comes.
+    async fn wait(&self, registry: &str, wait: Duration) -> Result<(), Error> {
+        let until = tokio::time::Instant::now() + wait;
+        match self.options.deadline {
+            Some(deadline) if deadline < until => {
+                tokio::time::sleep_until(deadline).await;
+                Err(Error::Deadline {
+                    registry: registry.to_owned(),
+                })
+            }
+            _ => {
+                tokio::time::sleep_until(until).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// Records that a registry is given up on for the rest of the run, and why.
+    fn give_up(state: &RegistryState, e: Error) -> Error {
+        let mut slot = lock(&state.gave_up);
+        if slot.is_none() {
+            *slot = Some(e.to_string());
+        }
+        e
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
@@ -592,7 +684,8 @@ impl Client {
                 let mut attempt = 0;
                 loop {
                     attempt += 1;
-                    let wait = match self.http.get(&url).send().await {
+                    let timeout = self.gate(registry, state).await?;
+                    let wait = match self.http.get(&url).timeout(timeout).send().await {
                         Ok(r) if r.status() == StatusCode::UNAUTHORIZED => {
                             let header = header_str(&r, WWW_AUTHENTICATE).unwrap_or_default();
                             return auth::parse_challenge(&header).map_err(|why| Error::Invalid {
@@ -605,7 +698,7 @@ impl Client {
                         Ok(r) if r.status().is_success() || r.status() == StatusCode::NOT_FOUND => {
                             return Ok(Challenge::None);
                         }
-                        Ok(r) => match self.transient_status(registry, attempt, &r) {
+                        Ok(r) => match self.transient_status(registry, state, attempt, &r) {
                             Some(wait) => wait?,
                             None => {
                                 return Err(Error::Status {
@@ -614,9 +707,9 @@ impl Client {
                                 });
                             }
                         },
-                        Err(e) => self.transient_error(registry, attempt, e)?,
+                        Err(e) => self.transient_error(registry, state, attempt, timeout, e)?,
                     };
-                    tokio::time::sleep(wait).await;
+                    self.wait(registry, wait).await?;
                 }
             })
             .await
@@ -629,22 +722,37 @@ impl Client {
     fn transient_status(
         &self,
         registry: &str,
+        state: &RegistryState,
         attempt: u32,
         response: &reqwest::Response,
     ) -> Option<Result<Duration, Error>> {
         let status = response.status();
         if status == StatusCode::TOO_MANY_REQUESTS {
+            // The limit is the registry's, not this request's: every tag of the
+            // registry waits, and the registry's 429s in a row count against one budget.
             let retry_after = retry_after(response);
+            let in_a_row = state
+                .throttled
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1;
             if retry_after.is_some_and(|d| d > self.options.max_retry_after)
                 || attempt >= self.options.max_attempts
+                || in_a_row >= self.options.max_attempts
             {
-                return Some(Err(Error::RateLimited {
-                    registry: registry.to_owned(),
-                    retry_after,
-                    attempts: attempt,
-                }));
+                return Some(Err(Self::give_up(
+                    state,
+                    Error::RateLimited {
+                        registry: registry.to_owned(),
+                        retry_after,
+                        attempts: attempt,
+                    },
+                )));
             }
-            return Some(Ok(retry_after.unwrap_or_else(|| self.backoff(attempt))));
+            let wait = retry_after.unwrap_or_else(|| self.backoff(in_a_row));
+            let until = tokio::time::Instant::now() + wait;
+            let mut paused = lock(&state.paused_until);
+            *paused = Some(paused.map_or(until, |p| p.max(until)));
+            return Some(Ok(wait));
         }
         if !status.is_server_error() {
             return None;
@@ -665,7 +773,9 @@ impl Client {
     fn transient_error(
         &self,
         registry: &str,
+        state: &RegistryState,
         attempt: u32,
+        timeout: Duration,
         e: reqwest::Error,
     ) -> Result<Duration, Error> {
         let last = attempt >= self.options.max_attempts;
@@ -695,20 +805,25 @@ impl Client {
         }
         if e.is_timeout() {
             if last {
-                return Err(Error::Timeout {
-                    registry: registry.to_owned(),
-                    timeout: self.options.timeout,
-                    attempts: attempt,
-                });
+                // A registry that does not answer is given up on once, not per tag.
+                return Err(Self::give_up(
+                    state,
+                    Error::Timeout {
+                        registry: registry.to_owned(),
+                        timeout,
+                        attempts: attempt,
+                    },
+                ));
             }
             return Ok(self.backoff(attempt));
         }
         if last || !(e.is_connect() || e.is_request()) {
-            return Err(Error::Transport {
+            let e = Error::Transport {
                 registry: registry.to_owned(),
                 attempts: attempt,
                 source: e.without_url(),
-            });
+            };
+            return Err(if last { Self::give_up(state, e) } else { e });
         }
         Ok(self.backoff(attempt))
     }
@@ -841,7 +956,8 @@ impl Client {
                     request
                 }
             };
-            let wait = match request.send().await {
+            let timeout = self.gate(registry, state).await?;
+            let wait = match request.timeout(timeout).send().await {
                 Ok(r) if r.status().is_success() => {
                     let body =
                         read_capped(registry, r, "token response", self.options.timeout).await?;
@@ -853,7 +969,7 @@ impl Client {
                         status: r.status().as_u16(),
                     });
                 }
-                Ok(r) => match self.transient_status(registry, attempt, &r) {
+                Ok(r) => match self.transient_status(registry, state, attempt, &r) {
                     Some(wait) => wait?,
                     None => {
                         return Err(bad(format!(
@@ -862,9 +978,9 @@ impl Client {
                         )));
                     }
                 },
-                Err(e) => self.transient_error(registry, attempt, e)?,
+                Err(e) => self.transient_error(registry, state, attempt, timeout, e)?,
             };
-            tokio::time::sleep(wait).await;
+            self.wait(registry, wait).await?;
         }
     }
 }

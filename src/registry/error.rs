@@ -49,6 +49,13 @@ pub enum Error {
         expected: String,
         computed: String,
     },
+    /// An earlier request gave up on this registry (it did not answer, or its rate
+    /// limit did not lift); the rest of the run does not ask it again.
+    #[error("{registry}: not asked again in this run: {why}")]
+    GaveUp { registry: String, why: String },
+    /// The run's `--deadline` passed before this lookup was done.
+    #[error("{registry}: the run's deadline (--deadline) passed before this lookup was done")]
+    Deadline { registry: String },
     /// The TLS handshake failed; `plain_http` when the registry answered plain HTTP.
     #[error("{registry}: {}", tls_hint(registry, *.plain_http, why))]
     Tls {

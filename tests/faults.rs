@@ -25,15 +25,9 @@ fn fast() -> Options {
     }
 }
 
-/// A mock registry whose `/v2/` answers 200 (no auth).
+/// A mock registry whose `/v2/` answers 200 (no auth), and a client with short times.
 async fn server() -> (MockServer, String, Arc<Client>) {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/v2/"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
-    let host = server.address().to_string();
+    let (server, host) = crate::support::mock::open_registry().await;
     let client = Arc::new(Client::new(fast(), Credentials::Anonymous).unwrap());
     (server, host, client)
 }
@@ -44,9 +38,7 @@ fn digest(c: char) -> String {
 }
 
 fn ok_head(digest: &str) -> ResponseTemplate {
-    ResponseTemplate::new(200)
-        .insert_header("Docker-Content-Digest", digest)
-        .insert_header("Content-Type", DOCKER_MANIFEST)
+    crate::support::mock::head_with_digest(digest, DOCKER_MANIFEST)
 }
 
 async fn manifest_requests(server: &MockServer) -> usize {
@@ -175,16 +167,8 @@ async fn missing_digest_header_falls_back_to_get_and_hashes_the_body() {
         .await;
     let head = client.head_manifest(&host, "app", "2").await.unwrap();
     assert_eq!(head.digest, Digest::sha256_of(MANIFEST));
-    let requests: Vec<String> = server
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|r| r.url.path().contains("/manifests/"))
-        .map(|r| format!("{} {}", r.method, r.url.path()))
-        .collect();
     assert_eq!(
-        requests,
+        crate::support::mock::manifest_requests(&server).await,
         [
             "HEAD /v2/app/manifests/1",
             "GET /v2/app/manifests/1",

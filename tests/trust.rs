@@ -9,27 +9,12 @@ use repin::registry::manifest::{DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::support::mock::{
+    credentialed_client, head_with_digest, manifest_requests, open_registry as lying_registry,
+};
 use crate::support::{read, repin, tree};
 
 const OLD: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
-
-/// A registry that answers `/v2/` openly.
-async fn lying_registry() -> (MockServer, String) {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/v2/"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
-    let host = server.address().to_string();
-    (server, host)
-}
-
-fn head_with_digest(value: &str, media_type: &str) -> ResponseTemplate {
-    ResponseTemplate::new(200)
-        .insert_header("Docker-Content-Digest", value)
-        .insert_header("Content-Type", media_type)
-}
 
 /// Runs `repin` off the async runtime's worker (it blocks until the binary exits).
 async fn repin_blocking(dir: &Path, args: &[&str]) -> crate::support::Run {
@@ -387,9 +372,7 @@ async fn credentials_only_where_they_belong_env_vars_on_their_own() {
 /// may not use it is refused before anything is sent there.
 #[tokio::test(flavor = "multi_thread")]
 async fn credentials_only_where_they_belong_realm_and_redirect_downgrades() {
-    use repin::registry::auth::Credential;
     use repin::registry::client::{Client, Credentials, Options};
-    use repin::secret::Secret;
     // A realm on a plain-HTTP host that is not loopback (never contacted: the address
     // is reserved for documentation).
     let server = MockServer::start().await;
@@ -402,14 +385,7 @@ async fn credentials_only_where_they_belong_realm_and_redirect_downgrades() {
         ))
         .mount(&server)
         .await;
-    let credentials = Credentials::Fixed(std::collections::HashMap::from([(
-        host.clone(),
-        Credential::Basic {
-            username: "user".into(),
-            password: Secret::new("hunter2"),
-        },
-    )]));
-    let client = Client::new(Options::default(), credentials).unwrap();
+    let client = credentialed_client(&host);
     let err = client.head_manifest(&host, "app", "1").await.unwrap_err();
     assert!(
         matches!(err, repin::registry::Error::Insecure { .. }),
@@ -733,16 +709,8 @@ async fn registry_requests_once_without_digest_headers() {
         read(dir.path(), "Dockerfile"),
         format!("FROM --platform=linux/arm64 {host}/app:1@{new}\n")
     );
-    let requests: Vec<String> = server
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|r| r.url.path().contains("/manifests/"))
-        .map(|r| format!("{} {}", r.method, r.url.path()))
-        .collect();
     assert_eq!(
-        requests,
+        manifest_requests(&server).await,
         [
             "HEAD /v2/app/manifests/1".to_owned(),
             "GET /v2/app/manifests/1".to_owned(),
@@ -785,4 +753,45 @@ async fn deadline_bounds_the_command() {
             "{row}"
         );
     }
+}
+
+/// Credentials never cross hosts on a redirect: the registry's `Authorization` is not
+/// sent to the host it redirects to (both plain-HTTP loopback, so the redirect is
+/// followed).
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_only_where_they_belong_not_across_a_redirect() {
+    let registry = MockServer::start().await;
+    let elsewhere = MockServer::start().await;
+    let host = registry.address().to_string();
+    Mock::given(method("GET"))
+        .and(path("/v2/"))
+        .respond_with(
+            ResponseTemplate::new(401).insert_header("WWW-Authenticate", r#"Basic realm="r""#),
+        )
+        .mount(&registry)
+        .await;
+    Mock::given(method("HEAD"))
+        .and(path("/v2/app/manifests/1"))
+        .respond_with(ResponseTemplate::new(307).insert_header(
+            "Location",
+            format!("http://{}/blob/1", elsewhere.address()).as_str(),
+        ))
+        .mount(&registry)
+        .await;
+    Mock::given(method("HEAD"))
+        .respond_with(head_with_digest(OLD, DOCKER_MANIFEST))
+        .mount(&elsewhere)
+        .await;
+    let client = credentialed_client(&host);
+    let head = client.head_manifest(&host, "app", "1").await.unwrap();
+    assert_eq!(head.digest.to_string(), OLD);
+    let sent = registry.received_requests().await.unwrap();
+    assert!(
+        sent.iter()
+            .any(|r| r.method.as_str() == "HEAD" && r.headers.contains_key("authorization")),
+        "the registry itself got the credentials"
+    );
+    let redirected = elsewhere.received_requests().await.unwrap();
+    assert_eq!(redirected.len(), 1);
+    assert!(!redirected[0].headers.contains_key("authorization"));
 }

@@ -6,6 +6,7 @@
 pub mod git_http;
 pub mod github;
 pub mod images;
+pub mod mock;
 pub mod process;
 pub mod registry;
 pub mod token;

@@ -200,7 +200,7 @@ pub fn verify(
 /// link (the file or a folder on the way), [`Error::Owner`] when its owner cannot be
 /// kept, [`Error::Io`] for the rest. On any error the original file is untouched.
 pub fn write_atomic(
-    root: &Path,
+    root: &cap_std::fs::Dir,
     within: &Path,
     display: &str,
     old: &[u8],
@@ -436,7 +436,8 @@ mod tests {
     }
 
     fn write(dir: &Path, within: &str, old: &[u8], new: &[u8]) -> Result<Option<String>, Error> {
-        write_atomic(dir, Path::new(within), within, old, new)
+        let root = rooted::open_root(dir).unwrap();
+        write_atomic(&root, Path::new(within), within, old, new)
     }
 
     #[test]

@@ -216,17 +216,29 @@ impl Digest {
     /// The SHA-256 digest of `bytes`.
     #[must_use]
     pub fn sha256_of(bytes: &[u8]) -> Self {
+        Self::of(DigestAlgorithm::Sha256, bytes)
+    }
+
+    /// The digest of `bytes` under `algorithm`.
+    #[must_use]
+    pub fn of(algorithm: DigestAlgorithm, bytes: &[u8]) -> Self {
         use sha2::Digest as _;
-        let hash = sha2::Sha256::digest(bytes);
-        let mut hex = String::with_capacity(64);
+        let hash: Vec<u8> = match algorithm {
+            DigestAlgorithm::Sha256 => sha2::Sha256::digest(bytes).to_vec(),
+            DigestAlgorithm::Sha512 => sha2::Sha512::digest(bytes).to_vec(),
+        };
+        let mut hex = String::with_capacity(hash.len() * 2);
         for b in hash {
             hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
             hex.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
         }
-        Self {
-            algorithm: DigestAlgorithm::Sha256,
-            hex,
-        }
+        Self { algorithm, hex }
+    }
+
+    /// Whether `bytes` hash to this digest (under its own algorithm).
+    #[must_use]
+    pub fn matches(&self, bytes: &[u8]) -> bool {
+        Self::of(self.algorithm, bytes) == *self
     }
 
     #[must_use]

@@ -43,14 +43,24 @@ fn io(e: std::io::Error) -> Error {
     }
 }
 
+/// Opens a root folder as named (the one place a path is followed as given: it is the
+/// user's, or repin's own clone). Hold on to it: everything below is reached from this
+/// handle, so the root swapped for a link later changes nothing.
+///
+/// # Errors
+/// [`Error::Missing`], [`Error::Io`].
+pub fn open_root(root: &Path) -> Result<Dir, Error> {
+    Dir::open_ambient_dir(root, ambient_authority()).map_err(io)
+}
+
 /// The folder holding `within` (opened from `root` without following links) and the
 /// file's name in it.
 ///
 /// # Errors
 /// [`Error::Outside`] for a path with `..`, a root or a prefix; [`Error::Link`] when a
 /// folder on the way is a link; [`Error::Missing`]; [`Error::Io`].
-pub fn parent(root: &Path, within: &Path) -> Result<(Dir, OsString), Error> {
-    let mut dir = Dir::open_ambient_dir(root, ambient_authority()).map_err(io)?;
+pub fn parent(root: &Dir, within: &Path) -> Result<(Dir, OsString), Error> {
+    let mut dir = root.try_clone().map_err(Error::Io)?;
     let mut parts = Vec::new();
     for component in within.components() {
         match component {
@@ -81,7 +91,7 @@ pub struct Opened {
 ///
 /// # Errors
 /// As [`parent`], and [`Error::NotAFile`], [`Error::TooLarge`].
-pub fn open(root: &Path, within: &Path, limit: u64) -> Result<Opened, Error> {
+pub fn open(root: &Dir, within: &Path, limit: u64) -> Result<Opened, Error> {
     let (dir, name) = parent(root, within)?;
     let kind = dir.symlink_metadata(&name).map_err(io)?.file_type();
     if kind.is_symlink() {
@@ -117,7 +127,7 @@ pub fn open(root: &Path, within: &Path, limit: u64) -> Result<Opened, Error> {
 ///
 /// # Errors
 /// As [`open`].
-pub fn read(root: &Path, within: &Path, limit: u64) -> Result<Vec<u8>, Error> {
+pub fn read(root: &Dir, within: &Path, limit: u64) -> Result<Vec<u8>, Error> {
     let opened = open(root, within, limit)?;
     let mut bytes = Vec::new();
     opened
@@ -145,7 +155,7 @@ mod tests {
         std::os::unix::fs::symlink(outside.path(), root.path().join(".github")).unwrap();
         std::os::unix::fs::symlink(root.path().join("real/f"), root.path().join("l")).unwrap();
         std::os::unix::fs::symlink("real", root.path().join("inner")).unwrap();
-        let r = root.path();
+        let r = &open_root(root.path()).unwrap();
         assert_eq!(read(r, Path::new("real/f"), 100).unwrap(), b"inside");
         assert!(matches!(
             read(r, Path::new(".github/repin.toml"), 100),
@@ -177,7 +187,7 @@ mod tests {
             read(r, Path::new("real/f"), 3),
             Err(Error::TooLarge { limit: 3 })
         ));
-        let fifo = r.join("fifo");
+        let fifo = root.path().join("fifo");
         assert!(
             std::process::Command::new("mkfifo")
                 .arg(&fifo)

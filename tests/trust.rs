@@ -795,3 +795,203 @@ async fn credentials_only_where_they_belong_not_across_a_redirect() {
     assert_eq!(redirected.len(), 1);
     assert!(!redirected[0].headers.contains_key("authorization"));
 }
+
+/// Pins keep their kind when a registry sends no `Content-Type` (or a generic one):
+/// the manifest's own bytes say whether it is an index, so a platform pin takes the
+/// platform's new manifest, never the index digest.
+#[tokio::test(flavor = "multi_thread")]
+async fn pins_keep_their_kind_without_content_type() {
+    for content_type in [
+        None,
+        Some("application/json"),
+        Some("application/octet-stream"),
+    ] {
+        let (server, host) = lying_registry().await;
+        let old_manifest = br#"{"schemaVersion":2,"config":{"digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":1},"layers":[]}"#;
+        let old = Digest::sha256_of(old_manifest).to_string();
+        let new_arm = format!("sha256:{}", "b".repeat(64));
+        let new_amd = format!("sha256:{}", "c".repeat(64));
+        let index = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"digest":"{new_amd}","size":1,"platform":{{"os":"linux","architecture":"amd64"}}}},{{"digest":"{new_arm}","size":1,"platform":{{"os":"linux","architecture":"arm64"}}}}]}}"#
+        );
+        let index_digest = Digest::sha256_of(index.as_bytes()).to_string();
+        let answer = |digest: &str, body: Option<Vec<u8>>| {
+            let mut r = ResponseTemplate::new(200).insert_header("Docker-Content-Digest", digest);
+            if let Some(ct) = content_type {
+                r = r.insert_header("Content-Type", ct);
+            }
+            match body {
+                Some(b) => r.set_body_bytes(b),
+                None => r,
+            }
+        };
+        for (reference, digest, body) in [
+            (
+                "1".to_owned(),
+                index_digest.clone(),
+                index.clone().into_bytes(),
+            ),
+            (
+                index_digest.clone(),
+                index_digest.clone(),
+                index.clone().into_bytes(),
+            ),
+            (old.clone(), old.clone(), old_manifest.to_vec()),
+        ] {
+            let at = format!("/v2/app/manifests/{reference}");
+            Mock::given(method("HEAD"))
+                .and(path(at.clone()))
+                .respond_with(answer(&digest, None))
+                .mount(&server)
+                .await;
+            Mock::given(method("GET"))
+                .and(path(at))
+                .respond_with(answer(&digest, Some(body)))
+                .mount(&server)
+                .await;
+        }
+        let dockerfile = format!("FROM --platform=linux/arm64 {host}/app:1@{old}\n");
+        let dir = tree(&[("Dockerfile", dockerfile.as_bytes())]);
+        let out = repin_blocking(dir.path(), &["update"]).await;
+        assert_eq!(out.code, 0, "{content_type:?}: {}", out.stderr);
+        assert_eq!(
+            read(dir.path(), "Dockerfile"),
+            format!("FROM --platform=linux/arm64 {host}/app:1@{new_arm}\n"),
+            "{content_type:?}"
+        );
+        let digest = repin_blocking(
+            dir.path(),
+            &[
+                "digest",
+                &format!("{host}/app:1"),
+                "--platform",
+                "linux/amd64",
+            ],
+        )
+        .await;
+        assert_eq!(
+            digest.stdout.trim(),
+            new_amd,
+            "{content_type:?}: {}",
+            digest.stderr
+        );
+    }
+}
+
+/// Digests are checked data under every algorithm: a manifest fetched by a SHA-512
+/// digest whose bytes do not hash to it is an error, never a pin.
+#[tokio::test(flavor = "multi_thread")]
+async fn digests_are_checked_data_sha512_verified() {
+    let (server, host) = lying_registry().await;
+    let claimed = format!("sha512:{}", "ab".repeat(64));
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"sha256:{}","size":1,"platform":{{"os":"linux","architecture":"arm64"}}}}]}}"#,
+        "b".repeat(64)
+    );
+    Mock::given(method("HEAD"))
+        .and(path("/v2/app/manifests/1"))
+        .respond_with(head_with_digest(&claimed, OCI_INDEX))
+        .mount(&server)
+        .await;
+    Mock::given(method("HEAD"))
+        .and(path(format!("/v2/app/manifests/{OLD}")))
+        .respond_with(head_with_digest(OLD, OCI_MANIFEST))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v2/app/manifests/{claimed}")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("Content-Type", OCI_INDEX)
+                .set_body_bytes(index.into_bytes()),
+        )
+        .mount(&server)
+        .await;
+    let dockerfile = format!("FROM --platform=linux/arm64 {host}/app:1@{OLD}\n");
+    let dir = tree(&[("Dockerfile", dockerfile.as_bytes())]);
+    let out = repin_blocking(dir.path(), &["update"]).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("digest mismatch"), "{}", out.stderr);
+    assert_eq!(read(dir.path(), "Dockerfile"), dockerfile);
+}
+
+/// Files: the root itself swapped for a link to elsewhere while lookups run: the write
+/// goes to the file that was scanned (reached from the root opened before the walk),
+/// never to the link's target.
+#[tokio::test(flavor = "multi_thread")]
+async fn files_only_the_intended_bytes_root_swapped_during_lookup() {
+    let (server, host) = lying_registry().await;
+    let new = format!("sha256:{}", "b".repeat(64));
+    Mock::given(method("HEAD"))
+        .and(path("/v2/app/manifests/1"))
+        .respond_with(
+            head_with_digest(&new, DOCKER_MANIFEST).set_delay(std::time::Duration::from_secs(2)),
+        )
+        .mount(&server)
+        .await;
+    let dockerfile = format!("FROM {host}/app:1@{OLD}\n");
+    let base = tempfile::tempdir().unwrap();
+    let root = base.path().join("repo");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::write(root.join("sub/Dockerfile"), &dockerfile).unwrap();
+    let outside = base.path().join("outside");
+    std::fs::create_dir_all(outside.join("sub")).unwrap();
+    std::fs::write(outside.join("sub/Dockerfile"), &dockerfile).unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_repin"))
+        .arg("update")
+        .arg(&root)
+        .current_dir(base.path())
+        .env(crate::support::process::MARKER, "1")
+        .env("DOCKER_CONFIG", base.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    std::fs::rename(&root, base.path().join("moved")).unwrap();
+    std::os::unix::fs::symlink(&outside, &root).unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(outside.join("sub/Dockerfile")).unwrap(),
+        dockerfile,
+        "nothing outside the scanned tree changed: {stderr}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(base.path().join("moved/sub/Dockerfile")).unwrap(),
+        format!("FROM {host}/app:1@{new}\n"),
+        "the scanned file got the edit"
+    );
+}
+
+/// Registry errors say what happened: a refused connection names the cause, and a
+/// registry given up on is named once.
+#[tokio::test(flavor = "multi_thread")]
+async fn registry_errors_say_what_happened_refused_connection() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let host = format!("127.0.0.1:{port}");
+    let dir = tree(&[(
+        "Dockerfile",
+        format!("FROM {host}/a:1@{OLD}\nFROM {host}/b:1@{OLD}\n").as_bytes(),
+    )]);
+    let out = repin_blocking(dir.path(), &["check", "--format", "json", "--timeout", "1"]).await;
+    assert_eq!(out.code, 2);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
+    let errors: Vec<&str> = rows.iter().map(|r| r["error"].as_str().unwrap()).collect();
+    assert!(
+        errors.iter().all(|e| e.contains("onnection refused")),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().all(|e| e.matches(&host).count() == 1),
+        "{errors:?}"
+    );
+}

@@ -62,11 +62,11 @@ pub const FORBIDDEN_IN_REPO: [&str; 16] = [
 /// Why a config could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{path}: {source}")]
+    /// The message is the whole story (no `source`, so `{:#}` does not say it twice).
+    #[error("{path}: {reason}")]
     Read {
         path: String,
-        #[source]
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<Diagnostic>),
@@ -380,8 +380,15 @@ pub type RepoConfigFile = (String, String);
 pub fn find_repo_config(root: &Path) -> Result<(Option<RepoConfigFile>, Vec<String>), Error> {
     let mut chosen: Option<(String, String)> = None;
     let mut warnings = Vec::new();
+    let root = crate::rooted::open_root(root).map_err(|e| Error::Read {
+        path: root.display().to_string(),
+        reason: match e {
+            crate::rooted::Error::Io(io) => io,
+            other => std::io::Error::other(other.to_string()),
+        },
+    })?;
     for name in REPO_CONFIG_NAMES {
-        let bytes = match crate::rooted::read(root, Path::new(name), MAX_REPO_CONFIG_BYTES) {
+        let bytes = match crate::rooted::read(&root, Path::new(name), MAX_REPO_CONFIG_BYTES) {
             Ok(bytes) => bytes,
             Err(crate::rooted::Error::Missing) => continue,
             Err(crate::rooted::Error::TooLarge { limit }) => {
@@ -617,9 +624,9 @@ pub fn parse_service(file: &str, text: &str) -> Result<ServiceConfig, Error> {
 /// [`Error::Read`] and [`Error::Invalid`].
 pub fn load_service(path: &Path) -> Result<ServiceConfig, Error> {
     // The service config is the operator's, trusted: read as named (links followed).
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+    let text = std::fs::read_to_string(path).map_err(|reason| Error::Read {
         path: path.display().to_string(),
-        source,
+        reason,
     })?;
     parse_service(&path.display().to_string(), &text)
 }

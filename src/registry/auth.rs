@@ -144,8 +144,9 @@ struct TokenResponse {
     token: Option<String>,
     #[serde(default)]
     access_token: Option<String>,
+    /// A number of seconds; registries write it as an integer, some as a float.
     #[serde(default)]
-    expires_in: Option<u64>,
+    expires_in: Option<serde_json::Number>,
 }
 
 /// Tokens last 60 seconds when the endpoint does not say (the distribution spec's
@@ -168,8 +169,19 @@ pub fn parse_token(body: &[u8], now: Instant) -> Result<Token, String> {
         .filter(|t| !t.is_empty())
         .or(parsed.access_token.filter(|t| !t.is_empty()))
         .ok_or("token response holds no token")?;
-    let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(DEFAULT_TOKEN_LIFETIME).max(1))
-        .min(MAX_TOKEN_LIFETIME);
+    // Whatever the number, it ends between 1 second and the cap (negative or not a
+    // finite number: the default).
+    let seconds = parsed
+        .expires_in
+        .and_then(|n| {
+            n.as_u64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.is_finite() && *f >= 0.0)
+                    .map(|f| f.min(u64::MAX as f64) as u64)
+            })
+        })
+        .unwrap_or(DEFAULT_TOKEN_LIFETIME);
+    let lifetime = Duration::from_secs(seconds.max(1)).min(MAX_TOKEN_LIFETIME);
     Ok(Token {
         value: Secret::new(value),
         // Checked: an `Instant` far in the future may not be representable.
@@ -241,8 +253,14 @@ mod tests {
         // A registry's number is capped, never overflowed.
         let t = parse_token(br#"{"token":"abc","expires_in":18446744073709551615}"#, now).unwrap();
         assert_eq!(t.expires, now + MAX_TOKEN_LIFETIME);
-        let err = parse_token(br#"{"token":"abc","expires_in":-1}"#, now).unwrap_err();
-        assert_eq!(err, "token response is not JSON");
+        for odd in ["-1", "300.5", "1e300", "-1e300", "184467440737095516150"] {
+            let body = format!(r#"{{"token":"abc","expires_in":{odd}}}"#);
+            let t = parse_token(body.as_bytes(), now).unwrap();
+            assert!(
+                t.expires > now && t.expires <= now + MAX_TOKEN_LIFETIME,
+                "{odd}"
+            );
+        }
         let err = parse_token(br#"{"token":""}"#, now).unwrap_err();
         assert_eq!(err, "token response holds no token");
     }

@@ -268,10 +268,11 @@ pub fn redirect_allowed(
     }
 }
 
-/// Whether a token realm may be used for a registry reached at `base`: HTTPS always; plain
-/// HTTP only when the realm's host may be reached over plain HTTP, or the registry itself
-/// is reached over plain HTTP on the same host name (a token server beside an insecure
-/// registry). Anything else would send credentials, or take tokens, over plain HTTP.
+/// Whether a token realm may be used for a registry reached at `base`: HTTPS always;
+/// plain HTTP only when the registry itself is reached over plain HTTP, and the realm's
+/// host may be too (loopback, `--insecure-registry`) or is the registry's own host name
+/// (a token server beside an insecure registry). An HTTPS registry's credentials and
+/// tokens never travel over plain HTTP, not even to a loopback host.
 ///
 /// # Errors
 /// Why not, naming the realm's host.
@@ -289,8 +290,9 @@ pub fn realm_allowed(
     match url.scheme() {
         "https" => Ok(url),
         "http"
-            if plain_http_allowed(&authority(&url), insecure)
-                || (base.scheme() == "http" && base.host_str() == url.host_str()) =>
+            if base.scheme() == "http"
+                && (plain_http_allowed(&authority(&url), insecure)
+                    || base.host_str() == url.host_str()) =>
         {
             Ok(url)
         }
@@ -457,19 +459,22 @@ impl Client {
         let media_type = header_str(&response, CONTENT_TYPE);
         let header = content_digest(registry, &response)?;
         let bytes = read_capped(registry, response, "manifest", self.options.timeout).await?;
-        let digest = Digest::sha256_of(&bytes);
-        let expected = header.or_else(|| reference.parse::<Digest>().ok());
-        // Only SHA-256 is computed here; a SHA-512 name is checked by the grammar only.
-        if let Some(expected) = expected
-            && expected.algorithm() == digest.algorithm()
-            && expected != digest
-        {
-            return Err(Error::DigestMismatch {
-                registry: registry.to_owned(),
-                expected: expected.to_string(),
-                computed: digest.to_string(),
-            });
+        // Both the header and the digest asked for (when fetched by digest) must hold,
+        // each under its own algorithm; the manifest is then named by the one asked for,
+        // else the header's, else its SHA-256.
+        let asked = reference.parse::<Digest>().ok();
+        for expected in [&header, &asked].into_iter().flatten() {
+            if !expected.matches(&bytes) {
+                return Err(Error::DigestMismatch {
+                    registry: registry.to_owned(),
+                    expected: expected.to_string(),
+                    computed: Digest::of(expected.algorithm(), &bytes).to_string(),
+                });
+            }
         }
+        let digest = asked
+            .or(header)
+            .unwrap_or_else(|| Digest::sha256_of(&bytes));
         Ok(Fetched {
             bytes,
             digest,
@@ -499,12 +504,11 @@ impl Client {
             )
             .await?;
         let bytes = read_capped(registry, response, "config blob", self.options.timeout).await?;
-        let computed = Digest::sha256_of(&bytes);
-        if digest.algorithm() == computed.algorithm() && computed != *digest {
+        if !digest.matches(&bytes) {
             return Err(Error::DigestMismatch {
                 registry: registry.to_owned(),
                 expected: digest.to_string(),
-                computed: computed.to_string(),
+                computed: Digest::of(digest.algorithm(), &bytes).to_string(),
             });
         }
         Ok(bytes)
@@ -665,7 +669,12 @@ impl Client {
     fn give_up(state: &RegistryState, e: Error) -> Error {
         let mut slot = lock(&state.gave_up);
         if slot.is_none() {
-            *slot = Some(e.to_string());
+            // Every variant's message starts with the registry; GaveUp names it once.
+            let message = e.to_string();
+            let why = message
+                .split_once(": ")
+                .map_or(message.as_str(), |(_, why)| why);
+            *slot = Some(why.to_owned());
         }
         e
     }
@@ -1172,6 +1181,7 @@ mod tests {
             ("https://r.io", "https://auth.r.io/token", true),
             ("https://r.io", "http://other-host/token", false),
             ("https://r.io", "http://r.io/token", false),
+            ("https://r.io", "http://127.0.0.1:5001/token", false),
             ("https://r.io", "ftp://r.io/token", false),
             ("https://r.io", "not a url", false),
             ("http://127.0.0.1:5000", "http://127.0.0.1:5001/token", true),

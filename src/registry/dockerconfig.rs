@@ -79,6 +79,11 @@ impl DockerConfig {
             path: path.display().to_string(),
             why,
         };
+        // A FIFO or a device would block or never end: only a regular file is read.
+        match std::fs::metadata(path) {
+            Ok(meta) if !meta.is_file() => return Err(bad("not a regular file".to_owned())),
+            _ => {}
+        }
         match std::fs::read(path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| bad(without_values(&e))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),

@@ -34,7 +34,7 @@ pub enum Error {
         timeout: Duration,
         attempts: u32,
     },
-    #[error("{registry}: {source} (after {attempts} attempts)")]
+    #[error("{registry}: {} (after {attempts} attempts)", root_cause(source))]
     Transport {
         registry: String,
         attempts: u32,
@@ -90,11 +90,11 @@ pub enum Error {
         tag: String,
         platform: String,
     },
-    #[error("{registry}: {repository}@sha256:{digest}… {why}")]
+    #[error("{registry}: {repository}@{digest}… {why}")]
     PinUnknown {
         registry: String,
         repository: String,
-        /// The pin's first hex characters.
+        /// The pin's algorithm and first hex characters.
         digest: String,
         why: String,
     },
@@ -112,6 +112,18 @@ fn tls_hint(registry: &str, plain_http: bool, why: &str) -> String {
     } else {
         format!("TLS failed ({why})")
     }
+}
+
+/// The innermost message of an error chain (`reqwest` says "error sending request";
+/// the reason — a refused connection, a failed name lookup — is at the bottom).
+fn root_cause(e: &reqwest::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        message = inner.to_string();
+        source = inner.source();
+    }
+    message
 }
 
 fn retry_hint(retry_after: Option<Duration>) -> String {

@@ -32,11 +32,43 @@ impl Kind {
     /// The kind a media type denotes; `None` for types repin does not know.
     #[must_use]
     pub fn of(media_type: &str) -> Option<Self> {
-        // Registries may add parameters (`; charset=utf-8`).
-        let media_type = media_type.split(';').next().unwrap_or_default().trim();
-        match media_type {
+        // Registries may add parameters (`; charset=utf-8`); media types are
+        // case-insensitive.
+        let media_type = media_type
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        match media_type.as_str() {
             OCI_INDEX | DOCKER_LIST => Some(Self::Index),
             OCI_MANIFEST | DOCKER_MANIFEST => Some(Self::Manifest),
+            _ => None,
+        }
+    }
+
+    /// The kind a manifest's own bytes show: its `mediaType` field, else its shape (an
+    /// index lists `manifests`, an image manifest has a `config`). For registries that
+    /// send no (or a generic) `Content-Type`.
+    #[must_use]
+    pub fn of_body(bytes: &[u8]) -> Option<Self> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Shape {
+            #[serde(default)]
+            media_type: Option<String>,
+            #[serde(default)]
+            manifests: Option<serde::de::IgnoredAny>,
+            #[serde(default)]
+            config: Option<serde::de::IgnoredAny>,
+        }
+        let shape: Shape = serde_json::from_slice(bytes).ok()?;
+        if let Some(kind) = shape.media_type.as_deref().and_then(Self::of) {
+            return Some(kind);
+        }
+        match (shape.manifests.is_some(), shape.config.is_some()) {
+            (true, false) => Some(Self::Index),
+            (false, true) => Some(Self::Manifest),
             _ => None,
         }
     }
@@ -247,6 +279,18 @@ mod tests {
         );
         assert_eq!(Kind::of(DOCKER_MANIFEST), Some(Kind::Manifest));
         assert_eq!(Kind::of("text/html"), None);
+        assert_eq!(
+            Kind::of("Application/VND.OCI.image.index.v1+json"),
+            Some(Kind::Index)
+        );
+        assert_eq!(Kind::of_body(br#"{"manifests":[]}"#), Some(Kind::Index));
+        assert_eq!(Kind::of_body(br#"{"config":{}}"#), Some(Kind::Manifest));
+        assert_eq!(
+            Kind::of_body(format!(r#"{{"mediaType":"{DOCKER_LIST}","manifests":[]}}"#).as_bytes()),
+            Some(Kind::Index)
+        );
+        assert_eq!(Kind::of_body(br#"{"manifests":[],"config":{}}"#), None);
+        assert_eq!(Kind::of_body(b"<html>"), None);
     }
 
     #[test]

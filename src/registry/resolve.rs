@@ -187,11 +187,7 @@ impl Resolver {
         if head.digest == *old {
             return Ok(PinUpdate::Current);
         }
-        let tag_kind = match head.media_type.as_deref().and_then(Kind::of) {
-            Some(kind) => Some(kind),
-            None => self.kind(key, &head.digest).await?,
-        };
-        if tag_kind != Some(Kind::Index) {
+        if self.tag_kind(key, &head).await? != Kind::Index {
             return Ok(PinUpdate::Outdated(head.digest));
         }
         let old_kind = match self.kind(key, old).await {
@@ -249,11 +245,7 @@ impl Resolver {
         let Some(platform) = platform else {
             return Ok(head.digest);
         };
-        let kind = match head.media_type.as_deref().and_then(Kind::of) {
-            Some(kind) => Some(kind),
-            None => self.kind(key, &head.digest).await?,
-        };
-        if kind != Some(Kind::Index) {
+        if self.tag_kind(key, &head).await? != Kind::Index {
             return Ok(head.digest);
         }
         let children = self.children(key, &head.digest).await?;
@@ -320,12 +312,30 @@ impl Resolver {
         Error::PinUnknown {
             registry: key.registry.clone(),
             repository: key.repository.clone(),
-            digest: old.short(12).to_owned(),
+            digest: format!("{}:{}", old.algorithm().name(), old.short(12)),
             why: why.to_owned(),
         }
     }
 
-    /// Index or manifest, by `HEAD` on the digest (immutable, cached).
+    /// Whether the tag points at an index or a manifest. A kind that cannot be learned
+    /// is an error: taking the tag's digest then could change a platform pin into an
+    /// index pin.
+    async fn tag_kind(&self, key: &TagKey, head: &Head) -> Shared<Kind> {
+        let known = match head.media_type.as_deref().and_then(Kind::of) {
+            Some(kind) => Some(kind),
+            None => self.kind(key, &head.digest).await?,
+        };
+        known.ok_or_else(|| {
+            Arc::new(self.pin_unknown(
+                key,
+                &head.digest,
+                "(the tag's manifest) has a media type repin does not know, so whether the tag is an index cannot be learned",
+            ))
+        })
+    }
+
+    /// Index or manifest, by `HEAD` on the digest; when the registry's `Content-Type`
+    /// does not say, by the manifest's own bytes (immutable, cached).
     async fn kind(&self, key: &TagKey, digest: &Digest) -> Shared<Option<Kind>> {
         let dk = Self::digest_key(key, digest);
         self.kinds
@@ -335,7 +345,28 @@ impl Resolver {
                     .head_manifest(&dk.registry, &dk.repository, &dk.digest.to_string())
                     .await?;
                 self.keep_body(key, &head).await;
-                Ok(head.media_type.as_deref().and_then(Kind::of))
+                if let Some(kind) = head.media_type.as_deref().and_then(Kind::of) {
+                    return Ok(Some(kind));
+                }
+                let body = match head.body {
+                    Some(body) => body,
+                    None => self
+                        .client
+                        .get_manifest(&dk.registry, &dk.repository, &dk.digest.to_string())
+                        .await?
+                        .bytes
+                        .into(),
+                };
+                let kind = Kind::of_body(&body);
+                if kind == Some(Kind::Index) {
+                    let typed = Head {
+                        media_type: Some(manifest::OCI_INDEX.to_owned()),
+                        body: Some(body),
+                        ..head
+                    };
+                    self.keep_body(key, &typed).await;
+                }
+                Ok(kind)
             })
             .await
     }

@@ -683,6 +683,27 @@ mod tests {
         );
     }
 
+    /// Pins keep their kind: one `ARG` default used by stages of different platforms
+    /// fixes no platform (the pin's own kind decides); used by stages of one platform,
+    /// it fixes that one.
+    #[test]
+    fn pins_keep_their_kind_arg_shared_by_platforms() {
+        let text = format!(
+            "ARG IMG=app:1@{D1}\nFROM --platform=linux/amd64 $IMG AS a\nFROM --platform=linux/arm64 $IMG AS b\n"
+        );
+        assert_eq!(scan(&text), vec![(format!("app:1@{D1}"), 1, None, None)]);
+        let text = format!(
+            "ARG IMG=app:1@{D1}\nFROM --platform=linux/arm64 $IMG AS a\nFROM --platform=linux/arm64 ${{IMG}} AS b\n"
+        );
+        assert_eq!(
+            scan(&text),
+            vec![(format!("app:1@{D1}"), 1, Some("linux/arm64".into()), None)]
+        );
+        let text =
+            format!("ARG IMG=app:1@{D1}\nFROM --platform=linux/arm64 $IMG AS a\nFROM $IMG AS b\n");
+        assert_eq!(scan(&text), vec![(format!("app:1@{D1}"), 1, None, None)]);
+    }
+
     #[test]
     fn arg_inside_a_stage_does_not_reach_from() {
         let text = "FROM alpine AS a\nARG BASE=debian:12\nFROM ${BASE}\n";

@@ -30,6 +30,11 @@ pub use source::LineIndex;
 /// reading one into memory should not be a way to exhaust it.
 pub const MAX_FILE_SIZE: u64 = 16 * 1024 * 1024;
 
+/// Image references reported per file; past it, a warning. Real files hold a handful (the
+/// corpus's largest holds well under a hundred); the cap keeps a hostile file of
+/// millions of one-line references from costing gigabytes in findings.
+pub const MAX_REFERENCES_PER_FILE: usize = 10_000;
+
 /// The file families repin understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -287,15 +292,38 @@ pub fn scan_text(path: &str, detected: Detected, text: &str) -> (Vec<Found>, Vec
     } else {
         LineIndex::new(text)
     };
-    let mut found: Vec<Found> = extracted
-        .candidates
+    let mut candidates = extracted.candidates;
+    candidates.sort_by_key(|c| (c.span.start, c.span.end));
+    // One finding per span. A span reached from places that fix different platforms
+    // (one `ARG` default used by `FROM --platform=linux/amd64 $IMG` and by
+    // `FROM --platform=linux/arm64 $IMG`) fixes none: the pin's own kind decides.
+    candidates.dedup_by(|later, kept| {
+        if later.span != kept.span {
+            return false;
+        }
+        if later.platform != kept.platform {
+            kept.platform = None;
+        }
+        true
+    });
+    let mut notes = extracted.notes;
+    if candidates.len() > MAX_REFERENCES_PER_FILE {
+        candidates.truncate(MAX_REFERENCES_PER_FILE);
+        let line = candidates
+            .last()
+            .map_or(1, |c| source::line_of(text, c.span.start));
+        notes.push((
+            line,
+            format!(
+                "more than {MAX_REFERENCES_PER_FILE} image references; the rest of the file is skipped"
+            ),
+        ));
+    }
+    let found: Vec<Found> = candidates
         .into_iter()
         .filter_map(|c| place(path, format, text, &lines, c))
         .collect();
-    found.sort_by_key(|f| (f.span.start, f.span.end));
-    found.dedup_by_key(|f| f.span.clone());
-    let warnings = extracted
-        .notes
+    let warnings = notes
         .into_iter()
         .map(|(line, message)| Warning {
             path: path.to_owned(),
@@ -386,6 +414,33 @@ pub(crate) mod testing {
             .map(|f| (f.reference, f.line, f.skip_reason.map(|s| s.name())))
             .collect();
         (rows, warnings)
+    }
+}
+
+#[cfg(test)]
+mod caps {
+    use super::*;
+
+    /// Untrusted input stays cheap: a file of a million one-line references yields at
+    /// most the cap, with a warning naming it.
+    #[test]
+    fn untrusted_input_stays_cheap_references_per_file_capped() {
+        let text = "FROM a:1\n".repeat(MAX_REFERENCES_PER_FILE + 5);
+        let (found, warnings) = scan_text("Dockerfile", Detected::Dockerfile, &text);
+        assert_eq!(found.len(), MAX_REFERENCES_PER_FILE);
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0]
+                .message
+                .contains("more than 10000 image references")
+        );
+        let yaml = format!(
+            "apiVersion: v1\nkind: List\nitems:\n{}",
+            "- image: a\n".repeat(200_000)
+        );
+        let (found, warnings) = scan_text("k.yaml", Detected::Yaml, &yaml);
+        assert_eq!(found.len(), MAX_REFERENCES_PER_FILE);
+        assert!(!warnings.is_empty());
     }
 }
 

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::{Detected, Found, MAX_FILE_SIZE, Warning, scan_bytes};
 
@@ -43,9 +43,10 @@ pub struct Report {
 pub struct Source {
     pub abs: PathBuf,
     /// The folder it was found under (the scanned root; a root given as a file: its
-    /// folder), and its path below that: how [`crate::edit`] reaches it again without
-    /// following links.
-    pub root: PathBuf,
+    /// folder), opened once when the walk began, and its path below that: how
+    /// [`crate::edit`] reaches it again without following links, even if the root's
+    /// path has been swapped for a link since.
+    pub root: Arc<cap_std::fs::Dir>,
     pub within: PathBuf,
     pub detected: Detected,
 }
@@ -55,7 +56,7 @@ pub struct Source {
 pub struct Job {
     pub abs: PathBuf,
     /// As [`Source::root`] and [`Source::within`].
-    pub root: PathBuf,
+    pub root: Arc<cap_std::fs::Dir>,
     pub within: PathBuf,
     /// Path shown in output: relative to its root, `/`-separated.
     pub rel: String,
@@ -73,10 +74,10 @@ pub fn collect(paths: &[PathBuf]) -> Result<(Vec<Job>, Vec<Warning>), Error> {
     for root in paths {
         let prefix = root_prefix(paths, root);
         match check_root(root)? {
-            Some(job) => jobs.push(job),
-            None => {
+            (Some(job), _) => jobs.push(job),
+            (None, handle) => {
                 for entry in walker(root).build() {
-                    match entry_job(root, prefix.as_deref(), entry) {
+                    match entry_job(root, &handle, prefix.as_deref(), entry) {
                         Ok(Some(job)) => jobs.push(job),
                         Ok(None) => {}
                         Err(warning) => warnings.push(warning),
@@ -88,8 +89,9 @@ pub fn collect(paths: &[PathBuf]) -> Result<(Vec<Job>, Vec<Warning>), Error> {
     Ok((jobs, warnings))
 }
 
-/// Checks that a root exists and is readable. A root that is a file is its own job.
-fn check_root(root: &Path) -> Result<Option<Job>, Error> {
+/// Checks that a root exists and is readable, and opens it (a root that is a file: its
+/// folder) for the writes to come. A root that is a file is its own job.
+fn check_root(root: &Path) -> Result<(Option<Job>, Arc<cap_std::fs::Dir>), Error> {
     let display = root.to_string_lossy().into_owned();
     let meta = std::fs::metadata(root).map_err(|source| match source.kind() {
         std::io::ErrorKind::NotFound => Error::NotFound {
@@ -100,25 +102,38 @@ fn check_root(root: &Path) -> Result<Option<Job>, Error> {
             source,
         },
     })?;
+    let open = |folder: &Path| {
+        crate::rooted::open_root(folder)
+            .map(Arc::new)
+            .map_err(|e| Error::Unreadable {
+                path: display.clone(),
+                source: match e {
+                    crate::rooted::Error::Io(io) => io,
+                    other => std::io::Error::other(other.to_string()),
+                },
+            })
+    };
     if meta.is_file() {
         let detected = Detected::from_path(root).unwrap_or(Detected::Dockerfile);
         let folder = root
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        return Ok(Some(Job {
+        let handle = open(folder)?;
+        let job = Job {
             abs: root.to_path_buf(),
-            root: folder.to_path_buf(),
+            root: Arc::clone(&handle),
             within: root.file_name().map(PathBuf::from).unwrap_or_default(),
             rel: slashed(root),
             detected,
-        }));
+        };
+        return Ok((Some(job), handle));
     }
     std::fs::read_dir(root).map_err(|source| Error::Unreadable {
-        path: display,
+        path: display.clone(),
         source,
     })?;
-    Ok(None)
+    Ok((None, open(root)?))
 }
 
 fn walker(root: &Path) -> ignore::WalkBuilder {
@@ -136,6 +151,7 @@ fn walker(root: &Path) -> ignore::WalkBuilder {
 /// their own here, never followed) and files no format reads.
 fn entry_job(
     root: &Path,
+    handle: &Arc<cap_std::fs::Dir>,
     prefix: Option<&str>,
     entry: Result<ignore::DirEntry, ignore::Error>,
 ) -> Result<Option<Job>, Warning> {
@@ -154,7 +170,7 @@ fn entry_job(
     let rel = path.strip_prefix(root).unwrap_or(path);
     Ok(Some(Job {
         abs: path.to_path_buf(),
-        root: root.to_path_buf(),
+        root: Arc::clone(handle),
         within: rel.to_path_buf(),
         rel: match prefix {
             Some(prefix) => format!("{prefix}/{}", slashed(rel)),
@@ -261,18 +277,18 @@ pub fn scan_paths(paths: &[PathBuf]) -> Result<Report, Error> {
     let mut dirs = Vec::new();
     for root in paths {
         match check_root(root)? {
-            Some(job) => outcomes.push(scan_job(&job)),
-            None => dirs.push(root),
+            (Some(job), _) => outcomes.push(scan_job(&job)),
+            (None, handle) => dirs.push((root, handle)),
         }
     }
     let shared = Mutex::new(outcomes);
-    for root in dirs {
+    for (root, handle) in &dirs {
         let prefix = root_prefix(paths, root);
         let prefix = &prefix;
         walker(root).build_parallel().run(|| {
             let shared = &shared;
             Box::new(move |entry| {
-                let outcome = match entry_job(root, prefix.as_deref(), entry) {
+                let outcome = match entry_job(root, handle, prefix.as_deref(), entry) {
                     Ok(Some(job)) => scan_job(&job),
                     Ok(None) => return ignore::WalkState::Continue,
                     Err(warning) => (Vec::new(), vec![warning], None),

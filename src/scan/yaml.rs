@@ -30,6 +30,10 @@ pub type NodeId = usize;
 
 /// Deepest nesting accepted; deeper input is reported as an error.
 const MAX_DEPTH: usize = 256;
+/// Nodes kept per file. Each costs tens of bytes plus its text; a hostile file of a
+/// million one-line items would otherwise cost hundreds of megabytes. Real Compose files
+/// and manifests hold a few thousand at most.
+const MAX_NODES: usize = 300_000;
 
 #[derive(Debug)]
 pub enum Node {
@@ -224,6 +228,10 @@ fn parse_events(yaml: &mut Yaml, text: &str, range: Range<usize>) -> Option<Synt
             _ => None,
         };
         if let Some((node, anchor)) = node {
+            if yaml.nodes.len() >= MAX_NODES {
+                let message = format!("more than {MAX_NODES} YAML nodes; the rest is not read");
+                return Some(error(event.start_mark.line, message, doc_start));
+            }
             let id = yaml.nodes.len();
             yaml.nodes.push(node);
             if let Some(anchor) = anchor {

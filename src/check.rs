@@ -115,6 +115,39 @@ async fn lookup(
     result.unwrap_or_else(|e| Lookup::Error(e.to_string()))
 }
 
+/// `repin digest`: what `image` resolves to now — the tag's digest (`latest` when it
+/// names none), or with `platform` that platform's manifest in the tag's index; an
+/// image named by digest alone resolves to itself once the registry confirms it. Also
+/// returns the full reference (`registry/repository:tag@digest`).
+///
+/// # Errors
+/// The registry's, for this image.
+pub async fn digest_of(
+    resolver: &Resolver,
+    image: &crate::imageref::ImageRef,
+    platform: Option<&crate::imageref::Platform>,
+) -> Result<(Digest, crate::imageref::ImageRef), Arc<crate::registry::Error>> {
+    let reference = match (&image.tag, &image.digest) {
+        (None, Some(digest)) => digest.to_string(),
+        (tag, _) => tag
+            .clone()
+            .unwrap_or_else(|| crate::edit::DEFAULT_TAG.to_owned()),
+    };
+    let key = TagKey {
+        registry: image.registry.clone(),
+        repository: image.repository.clone(),
+        tag: reference,
+    };
+    let digest = resolver.digest_for(&key, platform).await?;
+    let mut full = image.clone();
+    if full.tag.is_none() && full.digest.is_none() {
+        // The tag that was looked up, as `update --pin` writes it.
+        full.tag = Some(crate::edit::DEFAULT_TAG.to_owned());
+    }
+    full.digest = Some(digest.clone());
+    Ok((digest, full))
+}
+
 /// `check`'s exit code: 2 when any lookup failed, else 1 when any pin is outdated and
 /// not held back by the rules, else 0.
 #[must_use]

@@ -219,6 +219,19 @@ pub struct RegistryArgs {
     pub deadline: Option<u64>,
 }
 
+impl RegistryArgs {
+    /// The flags as [`crate::options`] takes them.
+    #[must_use]
+    pub fn flags(&self) -> crate::options::RegistryFlags {
+        crate::options::RegistryFlags {
+            insecure: self.insecure.clone(),
+            timeout: self.timeout,
+            per_registry: self.per_registry,
+            deadline: self.deadline,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     Text,

@@ -1,24 +1,19 @@
 //! One job over a tree: configs → scan → rules → registry → state → policy. `check` and
-//! `update` are this job plus output (and edits); `run` will be this job per repository.
+//! `update` are this job plus output (and edits); `run` is this job per repository. It
+//! is handed resolved options ([`crate::options`]): a resolver, a store path.
 //!
 //! The repository config is read from the first path (a directory; `.` by default). An
 //! invalid config stops the job before anything is looked up or written.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::check;
 use crate::config::{self, Policy, ServiceConfig};
 use crate::model::Record;
 use crate::policy::{self, ChangeSet};
-use crate::registry::auth::Credential;
-use crate::registry::client::{Client, Credentials, Options};
-use crate::registry::dockerconfig::DockerConfig;
 use crate::registry::resolve::Resolver;
 use crate::scan::walk::{self, Report};
-use crate::secret::Secret;
 use crate::state::{self, Store};
 
 /// Why a job could not run.
@@ -28,35 +23,42 @@ pub enum Error {
     Config(#[from] config::Error),
     #[error(transparent)]
     Scan(#[from] walk::Error),
-    #[error(transparent)]
-    Registry(#[from] crate::registry::Error),
-    #[error("registry {registry}: environment variable {var} is not set")]
-    MissingEnv { registry: String, var: String },
 }
 
 /// What a job is asked to do.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct JobOptions {
     pub paths: Vec<PathBuf>,
     pub service: Option<ServiceConfig>,
-    /// The state store (`--state`); else `REPIN_STATE`, the service config, the default.
+    /// The state store's path, resolved ([`crate::options::state_path`]); `None`: no
+    /// store (references under `min_age` or a schedule wait).
     pub state: Option<PathBuf>,
     /// `--pin`: pin tag-only references whatever the rules say.
     pub pin: bool,
-    pub insecure: Vec<String>,
-    pub timeout: Option<Duration>,
-    /// When every registry lookup must be done (`--deadline`).
-    pub deadline: Option<tokio::time::Instant>,
-    pub per_registry: Option<usize>,
-    /// Lookups to share with other jobs (`run` shares one across its repositories);
-    /// `None` makes a resolver for this job.
-    pub resolver: Option<Arc<Resolver>>,
+    /// The lookups to use (`run` shares one set across its repositories).
+    pub resolver: Arc<Resolver>,
     /// A store already open (`serve` keeps one open for every job: a `redb` file can be
-    /// open once per process); `None` opens the one at [`state_path`] when needed.
+    /// open once per process); `None` opens the one at `state` when needed.
     pub store: Option<Arc<Store>>,
     /// The repository (`owner/name`) schedule anchors are kept for; `None`: the
     /// scanned root's absolute path (`update` in a working tree).
     pub repository: Option<String>,
+}
+
+impl JobOptions {
+    /// A job over `paths` with `resolver`, and nothing else set.
+    #[must_use]
+    pub fn new(paths: Vec<PathBuf>, resolver: Arc<Resolver>) -> Self {
+        Self {
+            paths,
+            service: None,
+            state: None,
+            pin: false,
+            resolver,
+            store: None,
+            repository: None,
+        }
+    }
 }
 
 /// What a job found and decided.
@@ -73,125 +75,6 @@ pub struct Outcome {
     pub scope: String,
     /// The run's lookups, for what comes after (PR bodies ask about the new images).
     pub resolver: Arc<Resolver>,
-}
-
-/// The store path: `--state`, then `REPIN_STATE`, then the service config, then the
-/// default under the user's state folder.
-#[must_use]
-pub fn state_path(flag: Option<&Path>, service: Option<&ServiceConfig>) -> Option<PathBuf> {
-    flag.map(Path::to_path_buf)
-        .or_else(|| {
-            std::env::var_os("REPIN_STATE")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        })
-        .or_else(|| service.and_then(|s| s.state.clone()))
-        .or_else(state::default_path)
-}
-
-use crate::registry::client::registry_env_var;
-
-/// Client options from the service config and the command line (the flags win).
-#[must_use]
-pub fn client_options(opts: &JobOptions) -> Options {
-    let mut options = Options::default();
-    if let Some(service) = &opts.service {
-        for (host, r) in &service.registries {
-            if r.insecure {
-                options.insecure.push(host.clone());
-            }
-            if let Some(mirror) = &r.mirror {
-                options.mirrors.insert(host.clone(), mirror.clone());
-            }
-        }
-        if let Some(n) = service.per_registry {
-            options.per_registry = n;
-        }
-    }
-    options.insecure.extend(opts.insecure.iter().cloned());
-    if let Some(t) = opts.timeout {
-        options.timeout = t;
-    }
-    options.deadline = opts.deadline;
-    if let Some(n) = opts.per_registry {
-        options.per_registry = n;
-    }
-    options
-}
-
-/// Credentials: per registry from the environment (the service config names the
-/// variables; `REPIN_REGISTRY_<HOST>_USERNAME`/`_PASSWORD` override), then Docker's
-/// config (`REPIN_DOCKER_CONFIG`, the service config's `docker_config`, then Docker's
-/// own default).
-///
-/// # Errors
-/// [`Error::MissingEnv`] for a variable the service config names that is not set, and a
-/// Docker config that cannot be read.
-pub fn credentials(service: Option<&ServiceConfig>) -> Result<Credentials, Error> {
-    let mut fixed = HashMap::new();
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let hosts: Vec<(String, Option<String>, Option<String>)> = service
-        .map(|s| {
-            s.registries
-                .iter()
-                .map(|(h, r)| (h.clone(), r.username_env.clone(), r.password_env.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
-    for (host, user_env, pass_env) in hosts {
-        let user =
-            var(&registry_env_var(&host, "USERNAME")).or_else(|| user_env.as_deref().and_then(var));
-        let pass =
-            var(&registry_env_var(&host, "PASSWORD")).or_else(|| pass_env.as_deref().and_then(var));
-        match (user, pass) {
-            (Some(username), Some(password)) => {
-                fixed.insert(
-                    host,
-                    Credential::Basic {
-                        username,
-                        password: Secret::new(password),
-                    },
-                );
-            }
-            (_, None) if pass_env.is_some() => {
-                return Err(Error::MissingEnv {
-                    registry: host,
-                    var: pass_env.unwrap_or_default(),
-                });
-            }
-            (None, Some(_)) if user_env.is_some() => {
-                return Err(Error::MissingEnv {
-                    registry: host,
-                    var: user_env.unwrap_or_default(),
-                });
-            }
-            _ => {}
-        }
-    }
-    // Every `REPIN_REGISTRY_…` variable, for registries the service config does not name.
-    let env = std::env::vars()
-        .filter(|(k, v)| k.starts_with("REPIN_REGISTRY_") && !v.is_empty())
-        .map(|(k, v)| (k, Secret::new(v)))
-        .collect();
-    let docker_path = std::env::var_os("REPIN_DOCKER_CONFIG")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| service.and_then(|s| s.docker_config.clone()))
-        .or_else(DockerConfig::default_path);
-    let docker = match docker_path {
-        Some(path) => DockerConfig::load(&path)?,
-        None => DockerConfig::default(),
-    };
-    Ok(Credentials::Layered { fixed, env, docker })
-}
-
-/// A resolver with the job's transport options and credentials.
-///
-/// # Errors
-/// As [`credentials`], and a client that cannot be set up.
-pub fn resolver_for(opts: &JobOptions) -> Result<Arc<Resolver>, Error> {
-    let client = Client::new(client_options(opts), credentials(opts.service.as_ref())?)?;
-    Ok(Resolver::new(Arc::new(client)))
 }
 
 fn now_secs() -> u64 {
@@ -229,10 +112,7 @@ pub async fn run(opts: &JobOptions, tick: &(dyn Fn() + Sync)) -> Result<Outcome,
     let found = std::mem::take(&mut report.found);
     let mut records = policy::records(found, &policy);
 
-    let resolver = match &opts.resolver {
-        Some(shared) => Arc::clone(shared),
-        None => resolver_for(opts)?,
-    };
+    let resolver = Arc::clone(&opts.resolver);
     check::check(&resolver, &mut records, tick).await;
 
     let now = now_secs();
@@ -255,7 +135,7 @@ pub async fn run(opts: &JobOptions, tick: &(dyn Fn() + Sync)) -> Result<Outcome,
             }
         }
     } else {
-        match state_path(opts.state.as_deref(), opts.service.as_ref()) {
+        match opts.state.clone() {
             None => {
                 warnings.push("no state store path (set --state or REPIN_STATE); references under min_age or a schedule wait".into());
                 None
@@ -301,22 +181,5 @@ pub fn record_proposed(outcome: &Outcome, proposed: &[&ChangeSet]) -> Result<(),
     match (&outcome.store, keys.is_empty()) {
         (Some(store), false) => store.set(&keys, outcome.now),
         _ => Ok(()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn registry_env_var_names() {
-        assert_eq!(
-            registry_env_var("ghcr.io", "PASSWORD"),
-            "REPIN_REGISTRY_GHCR_IO_PASSWORD"
-        );
-        assert_eq!(
-            registry_env_var("localhost:5000", "USERNAME"),
-            "REPIN_REGISTRY_LOCALHOST_5000_USERNAME"
-        );
     }
 }

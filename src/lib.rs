@@ -34,6 +34,8 @@
 //! - [`policy`]: pure: records + rules + time + [`state`] snapshot → why each
 //!   reference is held, and the change sets to propose. [`state`]: the `redb` store of
 //!   first-seen digests and schedule anchors.
+//! - [`options`]: every precedence rule (flag > environment > service config > default)
+//!   in one place, applied once at the top; below it nothing reads the environment.
 //! - [`job`]: one run over a tree: configs → scan → rules → registry → state → policy.
 //! - [`model`]: one [`model::Record`] per reference — finding, effective settings,
 //!   lookup outcome, hold — read and filled by every stage after the scan.
@@ -67,6 +69,7 @@ pub mod git;
 pub mod imageref;
 pub mod job;
 pub mod model;
+pub mod options;
 pub mod output;
 pub mod policy;
 pub mod progress;

@@ -1,5 +1,6 @@
-//! The `repin` binary: parse the command line, set up logging, run one command, map the
-//! outcome to an exit code (0 success, 1 `check` found updates, 2 error).
+//! The `repin` binary: parse the command line, read the environment once, resolve the
+//! options ([`repin::options`]), run one library operation, print, and map the outcome
+//! to an exit code (0 success, 1 `check` found updates, 2 error).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -9,42 +10,29 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use repin::check;
 use repin::cli::{
     CheckArgs, Cli, Command, ConfigCheckArgs, ConfigCommand, DigestArgs, FleetArgs, LogFormat,
-    OutputFormat, PolicyArgs, PrArgs, RegistryArgs, RunArgs, ScanArgs, ServeArgs, UpdateArgs,
+    OutputFormat, PolicyArgs, PrArgs, RunArgs, ScanArgs, ServeArgs, UpdateArgs,
 };
 use repin::config::{self, Policy, ServiceConfig};
 use repin::forge::app::App;
-use repin::forge::fleet::{Fleet, Target};
-use repin::forge::run::{RunOptions, run_repo};
+use repin::forge::fleet::Fleet;
+use repin::forge::run::{RunOptions, run_fleet};
 use repin::git::Identity;
 use repin::imageref::{ImageRef, Platform};
-use repin::job::{self, JobOptions, Outcome};
-use repin::model::Status;
+use repin::job::{self, JobOptions};
+use repin::options::{self, Env, Lookups};
 use repin::progress::Progress;
-use repin::registry::resolve::TagKey;
 use repin::secret::Secret;
 use repin::serve::ServeOptions;
 use repin::shard::Shard;
-use repin::{output, scan, update};
+use repin::{check, output, scan, update};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let env = Env::from_process();
     // The daemon logs its work by default; one-shot commands only their problems.
-    let serving = matches!(cli.command, Command::Serve(_));
-    init_logging(cli.verbose, cli.log_format, serving);
-    match run(cli.command) {
-        Ok(code) => code,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::from(2)
-        }
-    }
-}
-
-fn init_logging(verbose: u8, format: LogFormat, serving: bool) {
-    let default = match (verbose, serving) {
+    let default = match (cli.verbose, matches!(cli.command, Command::Serve(_))) {
         (0, false) => "warn",
         (0, true) => "info",
         (1, _) => "debug",
@@ -55,36 +43,42 @@ fn init_logging(verbose: u8, format: LogFormat, serving: bool) {
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    match format {
+    match cli.log_format {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().init(),
     }
+    match dispatch(cli.command, &env) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
 }
 
-fn run(command: Command) -> anyhow::Result<ExitCode> {
+fn dispatch(command: Command, env: &Env) -> anyhow::Result<ExitCode> {
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")
+    };
     match command {
         Command::Scan(args) => scan_command(&args),
-        Command::Check(args) => runtime()?.block_on(check_command(args)),
-        Command::Update(args) => runtime()?.block_on(update_command(args)),
-        Command::Digest(args) => runtime()?.block_on(digest_command(args)),
-        Command::Run(args) => runtime()?.block_on(run_command(args)),
+        Command::Check(args) => runtime()?.block_on(check_command(args, env)),
+        Command::Update(args) => runtime()?.block_on(update_command(args, env)),
+        Command::Digest(args) => runtime()?.block_on(digest_command(args, env)),
+        Command::Run(args) => runtime()?.block_on(run_command(args, env)),
         Command::Serve(args) => {
             // Repositories abandoned at the shutdown deadline may still hold a blocking
             // thread; they are not waited for.
             let runtime = runtime()?;
-            let code = runtime.block_on(serve_command(args));
+            let code = runtime.block_on(serve_command(args, env));
             runtime.shutdown_timeout(Duration::from_secs(1));
             code
         }
         Command::Config(ConfigCommand::Check(args)) => config_check_command(&args),
     }
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
 }
 
 fn write_stdout(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> anyhow::Result<()> {
@@ -95,6 +89,12 @@ fn write_stdout(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> an
         .context("writing to stdout")
 }
 
+fn warn_all<T: std::fmt::Display>(warnings: impl IntoIterator<Item = T>) {
+    for warning in warnings {
+        eprintln!("warning: {warning}");
+    }
+}
+
 fn scan_command(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     let paths = if args.paths.is_empty() {
         vec![PathBuf::from(".")]
@@ -102,9 +102,7 @@ fn scan_command(args: &ScanArgs) -> anyhow::Result<ExitCode> {
         args.paths.clone()
     };
     let report = scan::walk::scan_paths(&paths)?;
-    for warning in &report.warnings {
-        eprintln!("warning: {warning}");
-    }
+    warn_all(&report.warnings);
     write_stdout(|out| match args.format {
         OutputFormat::Json => output::json(&mut &mut *out, &report.found),
         OutputFormat::Text => output::text(&mut &mut *out, &report.found),
@@ -114,51 +112,44 @@ fn scan_command(args: &ScanArgs) -> anyhow::Result<ExitCode> {
 
 /// The service config, if a path is given (an empty one, as an unset Action input
 /// passes, counts as none).
-fn load_service(path: Option<&Path>) -> anyhow::Result<Option<config::ServiceConfig>> {
-    path.filter(|p| !p.as_os_str().is_empty())
+fn load_service(path: Option<&Path>) -> anyhow::Result<Option<ServiceConfig>> {
+    Ok(path
+        .filter(|p| !p.as_os_str().is_empty())
         .map(config::load_service)
-        .transpose()
-        .map_err(anyhow::Error::from)
+        .transpose()?)
 }
 
+/// A job over the command's paths, with the options resolved.
 fn job_options(
     scan: &ScanArgs,
     policy: &PolicyArgs,
-    registry: &RegistryArgs,
+    registry: &repin::cli::RegistryArgs,
     pin: bool,
+    env: &Env,
 ) -> anyhow::Result<JobOptions> {
+    let service = load_service(policy.config.as_deref())?;
+    let resolver = Lookups::new(&registry.flags(), env, service.as_ref())?.resolver()?;
     Ok(JobOptions {
-        paths: scan.paths.clone(),
-        service: load_service(policy.config.as_deref())?,
-        state: policy.state.clone(),
+        state: options::state_path(policy.state.as_deref(), env, service.as_ref()),
+        service,
         pin,
-        insecure: registry.insecure.clone(),
-        timeout: registry.timeout.map(|s| Duration::from_secs(s.max(1))),
-        deadline: deadline(registry),
-        per_registry: registry.per_registry.map(|n| n.max(1)),
-        resolver: None,
-        store: None,
-        repository: None,
+        ..JobOptions::new(scan.paths.clone(), resolver)
     })
 }
 
-/// Runs the job with a progress line, and prints its warnings.
-async fn run_job(opts: &JobOptions) -> anyhow::Result<Outcome> {
+async fn check_command(args: CheckArgs, env: &Env) -> anyhow::Result<ExitCode> {
+    let opts = job_options(&args.scan, &args.policy, &args.registry, false, env)?;
     let progress = Progress::start("references checked");
-    let outcome = job::run(opts, &|| progress.tick()).await?;
+    let outcome = job::run(&opts, &|| progress.tick()).await?;
     drop(progress);
-    for warning in &outcome.report.warnings {
-        eprintln!("warning: {warning}");
-    }
-    for warning in &outcome.warnings {
-        eprintln!("warning: {warning}");
-    }
-    Ok(outcome)
-}
-
-async fn check_command(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let opts = job_options(&args.scan, &args.policy, &args.registry, false)?;
-    let outcome = run_job(&opts).await?;
+    warn_all(
+        outcome
+            .report
+            .warnings
+            .iter()
+            .map(ToString::to_string)
+            .chain(outcome.warnings.clone()),
+    );
     write_stdout(|out| match args.scan.format {
         OutputFormat::Json => output::check_json(&mut &mut *out, &outcome.records),
         OutputFormat::Text => output::check_text(&mut &mut *out, &outcome.records),
@@ -166,68 +157,46 @@ async fn check_command(args: CheckArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(check::exit_code(&outcome.records)))
 }
 
-async fn update_command(args: UpdateArgs) -> anyhow::Result<ExitCode> {
-    let opts = job_options(&args.scan, &args.policy, &args.registry, args.pin)?;
-    let outcome = run_job(&opts).await?;
-    let plan = update::plan(&outcome.records, &outcome.change_sets);
-    let outcomes = update::apply(&plan, &outcome.report.sources, args.dry_run);
-    let mut failed = false;
-    for c in outcome
-        .records
-        .iter()
-        .filter(|c| c.status() == Status::Error)
-    {
-        failed = true;
-        let f = &c.found;
-        eprintln!(
-            "error: {}:{}: {}: {}",
-            f.path,
-            f.line,
-            f.reference,
-            c.lookup.error().unwrap_or("lookup failed")
-        );
+async fn update_command(args: UpdateArgs, env: &Env) -> anyhow::Result<ExitCode> {
+    let opts = job_options(&args.scan, &args.policy, &args.registry, args.pin, env)?;
+    let progress = Progress::start("references checked");
+    let updated = update::run(&opts, args.dry_run, &|| progress.tick()).await?;
+    drop(progress);
+    let outcome = &updated.outcome;
+    warn_all(
+        outcome
+            .report
+            .warnings
+            .iter()
+            .map(ToString::to_string)
+            .chain(outcome.warnings.clone()),
+    );
+    for r in &outcome.records {
+        if let Some(e) = r.lookup.error() {
+            let f = &r.found;
+            eprintln!("error: {}:{}: {}: {e}", f.path, f.line, f.reference);
+        }
     }
-    for o in &outcomes {
-        if let Some(e) = &o.error {
-            failed = true;
+    for file in &updated.files {
+        if let Some(e) = &file.error {
             eprintln!("error: {e}");
         }
-        if let Some(w) = &o.warning {
-            eprintln!("warning: {w}");
-        }
     }
-    if !args.dry_run {
-        // A change set counts as proposed when every file it touches was written.
-        let written: Vec<&str> = outcomes
+    warn_all(
+        updated
+            .files
             .iter()
-            .filter(|o| o.error.is_none())
-            .map(|o| o.path.as_str())
-            .collect();
-        let proposed: Vec<_> = outcome
-            .change_sets
-            .iter()
-            .filter(|s| {
-                s.members
-                    .iter()
-                    .all(|&i| written.contains(&outcome.records[i].found.path.as_str()))
-            })
-            .collect();
-        if let Err(e) = job::record_proposed(&outcome, &proposed) {
-            eprintln!("warning: {e}");
-        }
-    }
+            .filter_map(|f| f.warning.as_ref())
+            .chain(&updated.warning),
+    );
     write_stdout(|out| match args.scan.format {
-        OutputFormat::Json => output::update_json(&mut &mut *out, &outcomes),
-        OutputFormat::Text => output::update_text(&mut &mut *out, &outcomes, args.dry_run),
+        OutputFormat::Json => output::update_json(&mut &mut *out, &updated.files),
+        OutputFormat::Text => output::update_text(&mut &mut *out, &updated.files, args.dry_run),
     })?;
-    Ok(if failed {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(ExitCode::from(if updated.failed() { 2 } else { 0 }))
 }
 
-async fn digest_command(args: DigestArgs) -> anyhow::Result<ExitCode> {
+async fn digest_command(args: DigestArgs, env: &Env) -> anyhow::Result<ExitCode> {
     let image = ImageRef::parse(&args.image)
         .with_context(|| format!("{}: not an image reference", args.image))?;
     let platform = args
@@ -235,35 +204,11 @@ async fn digest_command(args: DigestArgs) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(str::parse::<Platform>)
         .transpose()?;
-    let opts = JobOptions {
-        insecure: args.registry.insecure.clone(),
-        timeout: args.registry.timeout.map(Duration::from_secs),
-        deadline: deadline(&args.registry),
-        per_registry: args.registry.per_registry,
-        ..JobOptions::default()
-    };
-    let resolver = job::resolver_for(&opts)?;
-    // A digest-only reference resolves to itself (after checking that it exists).
-    let reference = match (&image.tag, &image.digest) {
-        (None, Some(digest)) => digest.to_string(),
-        (tag, _) => tag.clone().unwrap_or_else(|| "latest".to_owned()),
-    };
-    let key = TagKey {
-        registry: image.registry.clone(),
-        repository: image.repository.clone(),
-        tag: reference,
-    };
-    let digest = resolver
-        .digest_for(&key, platform.as_ref())
+    let resolver = Lookups::new(&args.registry.flags(), env, None)?.resolver()?;
+    let (digest, full) = check::digest_of(&resolver, &image, platform.as_ref())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let line = if args.full_ref {
-        let mut full = image.clone();
-        if full.tag.is_none() && full.digest.is_none() {
-            // The tag that was looked up, as `update --pin` writes it.
-            full.tag = Some(repin::edit::DEFAULT_TAG.to_owned());
-        }
-        full.digest = Some(digest);
         full.to_string()
     } else {
         digest.to_string()
@@ -272,32 +217,24 @@ async fn digest_command(args: DigestArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The shard: `--shard`, else the Indexed Job's variables.
-fn shard(args: &FleetArgs) -> anyhow::Result<Option<Shard>> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    Ok(Shard::choose(args.shard.as_deref(), var)?)
-}
-
 /// Who repin acts as and on which repositories: a token and the `--repo`s (else the
 /// service config's `[github] repositories`), or the App's installations limited by
 /// the `--repo` globs (else the service config's).
-fn fleet(args: &FleetArgs, service: Option<&ServiceConfig>) -> anyhow::Result<Fleet> {
-    let github = service.map(|s| s.github.clone()).unwrap_or_default();
-    let api_url = args
-        .api_url
-        .clone()
-        .or(github.api_url)
-        .unwrap_or_else(|| "https://api.github.com".to_owned());
+fn fleet(args: &FleetArgs, service: Option<&ServiceConfig>, env: &Env) -> anyhow::Result<Fleet> {
+    let api_url = options::api_url(args.api_url.as_deref(), service);
     let repos = if args.repos.is_empty() {
-        github.repositories
+        service
+            .map(|s| s.github.repositories.clone())
+            .unwrap_or_default()
     } else {
         args.repos.clone()
     };
-    let shard = shard(args)?;
+    let shard = Shard::choose(args.shard.as_deref(), |name| {
+        env.get(name).map(str::to_owned)
+    })?;
     if !args.app {
-        let token = std::env::var(&args.token_env)
-            .ok()
-            .filter(|t| !t.is_empty())
+        let token = env
+            .get(&args.token_env)
             .with_context(|| format!("environment variable {} is not set", args.token_env))?;
         anyhow::ensure!(
             !repos.is_empty(),
@@ -308,8 +245,10 @@ fn fleet(args: &FleetArgs, service: Option<&ServiceConfig>) -> anyhow::Result<Fl
     let key = match &args.app_key_file {
         Some(path) => std::fs::read_to_string(path)
             .with_context(|| format!("reading the App key {}", path.display()))?,
-        None => std::env::var("REPIN_GITHUB_APP_KEY")
-            .context("set --app-key-file or REPIN_GITHUB_APP_KEY")?,
+        None => env
+            .get("REPIN_GITHUB_APP_KEY")
+            .context("set --app-key-file or REPIN_GITHUB_APP_KEY")?
+            .to_owned(),
     };
     let app_id = args
         .app_id
@@ -318,37 +257,15 @@ fn fleet(args: &FleetArgs, service: Option<&ServiceConfig>) -> anyhow::Result<Fl
     Ok(Fleet::app(app, repos, shard)?)
 }
 
-/// `--deadline` as an instant, counted from now.
-fn deadline(registry: &RegistryArgs) -> Option<tokio::time::Instant> {
-    registry
-        .deadline
-        .map(|s| tokio::time::Instant::now() + Duration::from_secs(s))
-}
-
-/// Registry settings for a fresh set of lookups.
-fn lookups(registry: &RegistryArgs, service: Option<ServiceConfig>) -> JobOptions {
-    JobOptions {
-        service,
-        insecure: registry.insecure.clone(),
-        timeout: registry.timeout.map(|s| Duration::from_secs(s.max(1))),
-        deadline: deadline(registry),
-        per_registry: registry.per_registry.map(|n| n.max(1)),
-        ..JobOptions::default()
-    }
-}
-
 /// The settings of each repository's run; the author defaults to the fleet's bot.
 async fn run_options(
     pr: &PrArgs,
     policy: &PolicyArgs,
-    registry: &RegistryArgs,
     service: Option<ServiceConfig>,
     fleet: &Fleet,
+    env: &Env,
+    resolver: Arc<repin::registry::resolve::Resolver>,
 ) -> anyhow::Result<RunOptions> {
-    let github = service
-        .as_ref()
-        .map(|s| s.github.clone())
-        .unwrap_or_default();
     let name = match &pr.author_name {
         Some(name) => name.clone(),
         None => fleet.bot().await?.name,
@@ -359,107 +276,80 @@ async fn run_options(
         .unwrap_or_else(|| format!("{name}@users.noreply.github.com"));
     Ok(RunOptions {
         author: Identity { name, email },
-        max_open: pr.max_open.or(github.max_open).unwrap_or(10),
+        max_open: options::max_open(pr.max_open, service.as_ref()),
         dry_run: pr.dry_run,
+        state: options::state_path(policy.state.as_deref(), env, service.as_ref()),
+        commit_via_api: options::commit_via_api(pr.commit_via_api, service.as_ref()),
         service,
-        state: policy.state.clone(),
-        insecure: registry.insecure.clone(),
-        commit_via_api: pr.commit_via_api || github.commit_via_api.unwrap_or(false),
-        resolver: None,
+        resolver,
         store: None,
     })
 }
 
-async fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
+async fn run_command(args: RunArgs, env: &Env) -> anyhow::Result<ExitCode> {
     let service = load_service(args.policy.config.as_deref())?;
-    let fleet = fleet(&args.fleet, service.as_ref())?;
+    let fleet = fleet(&args.fleet, service.as_ref(), env)?;
     // One set of lookups for the whole run: a tag shared by many repositories is asked
     // about once.
-    let shared = job::resolver_for(&lookups(&args.registry, service.clone()))?;
-    let opts = RunOptions {
-        resolver: Some(shared),
-        ..run_options(&args.pr, &args.policy, &args.registry, service, &fleet).await?
-    };
+    let lookups = Lookups::new(&args.registry.flags(), env, service.as_ref())?;
+    let stop_at = lookups.deadline.map(|d| tokio::time::Instant::now() + d);
+    let opts = run_options(
+        &args.pr,
+        &args.policy,
+        service,
+        &fleet,
+        env,
+        lookups.resolver()?,
+    )
+    .await?;
     let targets = fleet.targets().await?;
     let work = tempfile::tempdir().context("creating a work folder")?;
-    let (mut opened, mut updated, mut closed, mut failed) = (0, 0, 0, 0);
-    let stop_at = deadline(&args.registry);
-    for Target { gh, full_name } in &targets {
-        if stop_at.is_some_and(|d| tokio::time::Instant::now() >= d) {
-            failed += 1;
-            eprintln!("error: {full_name}: not started: the run's deadline (--deadline) passed");
-            continue;
-        }
-        let before = gh.calls();
-        match run_repo(gh, full_name, &opts, work.path()).await {
-            Ok(summary) => {
-                for note in &summary.notes {
-                    eprintln!("{full_name}: {note}");
+    let report = run_fleet(
+        &targets,
+        &opts,
+        work.path(),
+        stop_at,
+        &mut |repo| match &repo.result {
+            Ok(s) => {
+                for note in &s.notes {
+                    eprintln!("{}: {note}", repo.full_name);
                 }
                 println!(
-                    "{full_name}: opened {:?}, updated {:?}, closed {:?} ({} GitHub API calls)",
-                    summary.opened,
-                    summary.updated,
-                    summary.closed,
-                    gh.calls() - before
+                    "{}: opened {:?}, updated {:?}, closed {:?} ({} GitHub API calls)",
+                    repo.full_name, s.opened, s.updated, s.closed, repo.api_calls
                 );
-                opened += summary.opened.len();
-                updated += summary.updated.len();
-                closed += summary.closed.len();
             }
-            Err(e) => {
-                failed += 1;
-                eprintln!("error: {full_name}: {e}");
-            }
-        }
-    }
+            Err(e) => eprintln!("error: {}: {e}", repo.full_name),
+        },
+    )
+    .await;
+    let (opened, updated, closed, failed) = report.totals();
     println!(
         "{} repositories, {opened} pull requests opened, {updated} updated, {closed} closed, {failed} failed",
         targets.len()
     );
-    Ok(if failed > 0 {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(ExitCode::from(if failed > 0 { 2 } else { 0 }))
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let term = signal(SignalKind::terminate());
-    let interrupt = signal(SignalKind::interrupt());
-    match (term, interrupt) {
-        (Ok(mut term), Ok(mut interrupt)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = interrupt.recv() => {}
-            }
-        }
-        _ => {
-            tracing::error!("cannot listen for signals; stop with SIGKILL");
-            std::future::pending::<()>().await;
-        }
-    }
-}
-
-async fn serve_command(args: ServeArgs) -> anyhow::Result<ExitCode> {
+async fn serve_command(args: ServeArgs, env: &Env) -> anyhow::Result<ExitCode> {
     let service = load_service(args.run.policy.config.as_deref())?;
     let config = service
         .as_ref()
         .map(|s| s.serve.clone())
         .unwrap_or_default();
-    let fleet = fleet(&args.run.fleet, service.as_ref())?;
+    let fleet = fleet(&args.run.fleet, service.as_ref(), env)?;
+    let lookups = Lookups::new(&args.run.registry.flags(), env, service.as_ref())?;
     let run = run_options(
         &args.run.pr,
         &args.run.policy,
-        &args.run.registry,
-        service.clone(),
+        service,
         &fleet,
+        env,
+        lookups.resolver()?,
     )
     .await?;
-    let store = match job::state_path(args.run.policy.state.as_deref(), service.as_ref()) {
-        Some(path) => match repin::state::Store::open(&path) {
+    let store = match &run.state {
+        Some(path) => match repin::state::Store::open(path) {
             Ok(store) => Some(Arc::new(store)),
             Err(e) => {
                 eprintln!("warning: {e}; references under min_age or a schedule wait");
@@ -468,18 +358,15 @@ async fn serve_command(args: ServeArgs) -> anyhow::Result<ExitCode> {
         },
         None => None,
     };
-    let webhook_secret = std::env::var(&config.webhook_secret_env)
-        .ok()
-        .filter(|s| !s.is_empty())
-        .map(Secret::new);
+    let webhook_secret = options::webhook_secret(env, &config);
     if webhook_secret.is_none() {
         eprintln!(
             "warning: {} is not set; webhooks are turned away",
             config.webhook_secret_env
         );
-    }
-    if webhook_secret.is_none() && config.schedule.is_none() && !config.run_at_start {
-        eprintln!("warning: no schedule, no webhooks and no run at start: nothing will run");
+        if config.schedule.is_none() && !config.run_at_start {
+            eprintln!("warning: no schedule, no webhooks and no run at start: nothing will run");
+        }
     }
     let listen = args.listen.unwrap_or(config.listen);
     let listener = tokio::net::TcpListener::bind(listen)
@@ -491,25 +378,18 @@ async fn serve_command(args: ServeArgs) -> anyhow::Result<ExitCode> {
         config,
         fleet,
         run,
-        lookups: lookups(&args.run.registry, service),
+        lookups,
         store,
         webhook_secret,
         work_dir: work.path().to_path_buf(),
     };
-    repin::serve::serve(opts, listener, shutdown_signal()).await?;
+    repin::serve::serve(opts, listener, repin::serve::shutdown_signal()).await?;
     eprintln!("repin serve: stopped");
     Ok(ExitCode::SUCCESS)
 }
 
 fn config_check_command(args: &ConfigCheckArgs) -> anyhow::Result<ExitCode> {
-    let mut problems = Vec::new();
-    let service = match load_service(args.config.as_deref()) {
-        Ok(s) => s,
-        Err(e) => {
-            problems.push(e.to_string());
-            None
-        }
-    };
+    let service = load_service(args.config.as_deref());
     let repo = if args.path.is_file() {
         let text =
             std::fs::read_to_string(&args.path).with_context(|| args.path.display().to_string())?;
@@ -517,26 +397,21 @@ fn config_check_command(args: &ConfigCheckArgs) -> anyhow::Result<ExitCode> {
     } else {
         config::load_repo(&args.path)
     };
-    let repo = match repo {
-        Ok((repo, warnings)) => {
-            for w in warnings {
-                eprintln!("warning: {w}");
+    match (service, repo) {
+        (Ok(service), Ok((repo, warnings))) => {
+            warn_all(warnings);
+            let policy = Policy::new(service.as_ref(), &repo);
+            write_stdout(|out| output::policy_text(&mut &mut *out, &policy, &repo))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        (service, repo) => {
+            if let Err(e) = service {
+                eprintln!("{e}");
             }
-            Some(repo)
+            if let Err(e) = repo {
+                eprintln!("{e}");
+            }
+            Ok(ExitCode::from(2))
         }
-        Err(e) => {
-            problems.push(e.to_string());
-            None
-        }
-    };
-    if !problems.is_empty() {
-        for p in problems {
-            eprintln!("{p}");
-        }
-        return Ok(ExitCode::from(2));
     }
-    let repo = repo.unwrap_or_default();
-    let policy = Policy::new(service.as_ref(), &repo);
-    write_stdout(|out| output::policy_text(&mut &mut *out, &policy, &repo))?;
-    Ok(ExitCode::SUCCESS)
 }

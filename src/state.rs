@@ -147,16 +147,6 @@ impl Store {
     }
 }
 
-/// Where the store lives when nothing says otherwise:
-/// `$XDG_STATE_HOME/repin/state.redb`, else `~/.local/state/repin/state.redb`.
-#[must_use]
-pub fn default_path() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
-        return Some(PathBuf::from(dir).join("repin/state.redb"));
-    }
-    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state/repin/state.redb"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

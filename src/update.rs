@@ -9,9 +9,71 @@
 use std::collections::BTreeMap;
 
 use crate::edit::{self, Edit};
+use crate::job::{self, JobOptions, Outcome};
 use crate::model::Record;
 use crate::policy::ChangeSet;
 use crate::scan::walk::Source;
+
+/// What `update` did: the job's findings and decisions, and each planned file.
+pub struct Updated {
+    pub outcome: Outcome,
+    pub files: Vec<FileOutcome>,
+    /// The store could not record the proposals (a schedule may then propose early).
+    pub warning: Option<String>,
+}
+
+impl Updated {
+    /// Whether a lookup or a file failed (`update`'s exit code 2).
+    #[must_use]
+    pub fn failed(&self) -> bool {
+        self.outcome
+            .records
+            .iter()
+            .any(|r| r.lookup.error().is_some())
+            || self.files.iter().any(|f| f.error.is_some())
+    }
+}
+
+/// `repin update`: runs the job, plans the change sets' edits, applies them (or, with
+/// `dry_run`, only diffs them), and records as proposed every scheduled change set all
+/// of whose files were written.
+///
+/// # Errors
+/// The job's ([`job::Error`]); per-file and per-lookup failures are in the result.
+pub async fn run(
+    opts: &JobOptions,
+    dry_run: bool,
+    tick: &(dyn Fn() + Sync),
+) -> Result<Updated, job::Error> {
+    let outcome = job::run(opts, tick).await?;
+    let plan = plan(&outcome.records, &outcome.change_sets);
+    let files = apply(&plan, &outcome.report.sources, dry_run);
+    let mut warning = None;
+    if !dry_run {
+        let written: Vec<&str> = files
+            .iter()
+            .filter(|o| o.error.is_none())
+            .map(|o| o.path.as_str())
+            .collect();
+        let proposed: Vec<_> = outcome
+            .change_sets
+            .iter()
+            .filter(|s| {
+                s.members
+                    .iter()
+                    .all(|&i| written.contains(&outcome.records[i].found.path.as_str()))
+            })
+            .collect();
+        warning = job::record_proposed(&outcome, &proposed)
+            .err()
+            .map(|e| e.to_string());
+    }
+    Ok(Updated {
+        outcome,
+        files,
+        warning,
+    })
+}
 
 /// What happened to one file.
 #[derive(Debug)]

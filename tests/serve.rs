@@ -14,7 +14,6 @@ use repin::forge::app::App;
 use repin::forge::fleet::Fleet;
 use repin::forge::run::RunOptions;
 use repin::git::Identity;
-use repin::job::JobOptions;
 use repin::secret::Secret;
 use repin::serve::webhook::sign;
 use repin::serve::{ServeOptions, serve};
@@ -36,6 +35,12 @@ fn options(world: &World, config: ServeConfig, secret: Option<&str>) -> ServeOpt
     let work = world.keys.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
     let store = repin::state::Store::open(&world.keys.path().join("state.redb")).unwrap();
+    let lookups = repin::options::Lookups::new(
+        &repin::options::RegistryFlags::default(),
+        &repin::options::Env::default(),
+        None,
+    )
+    .unwrap();
     ServeOptions {
         config,
         fleet: Fleet::app(app, Vec::new(), None).unwrap(),
@@ -48,12 +53,11 @@ fn options(world: &World, config: ServeConfig, secret: Option<&str>) -> ServeOpt
             dry_run: false,
             service: None,
             state: None,
-            insecure: Vec::new(),
             commit_via_api: false,
-            resolver: None,
+            resolver: lookups.resolver().unwrap(),
             store: None,
         },
-        lookups: JobOptions::default(),
+        lookups,
         store: Some(Arc::new(store)),
         webhook_secret: secret.map(Secret::new),
         work_dir: work,
@@ -636,7 +640,7 @@ async fn shutdown_abandons_what_outlives_the_deadline() {
         ..ServeConfig::default()
     };
     let mut opts = options(&world, config, None);
-    opts.lookups.timeout = Some(Duration::from_secs(2));
+    opts.lookups.client.timeout = Duration::from_secs(2);
     let daemon = Daemon::start(opts).await;
     let saw = |route: &str| {
         world

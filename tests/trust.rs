@@ -165,10 +165,17 @@ fn digests_are_checked_data_property_nothing_but_a_digest_reaches_a_file() {
                     .await;
                 let original = format!("FROM {host}/app:1@{OLD}\n");
                 let dir = tree(&[("Dockerfile", original.as_bytes())]);
+                let resolver = repin::options::Lookups::new(
+                    &repin::options::RegistryFlags::default(),
+                    &repin::options::Env::default(),
+                    None,
+                )
+                .unwrap()
+                .resolver()
+                .unwrap();
                 let opts = repin::job::JobOptions {
-                    paths: vec![dir.path().to_path_buf()],
                     state: Some(dir.path().join("state.redb")),
-                    ..repin::job::JobOptions::default()
+                    ..repin::job::JobOptions::new(vec![dir.path().to_path_buf()], resolver)
                 };
                 let outcome = repin::job::run(&opts, &|| {}).await.unwrap();
                 let plan = repin::update::plan(&outcome.records, &outcome.change_sets);

@@ -45,19 +45,19 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
-/// Settings of a run that are not per repository.
+/// Settings of a run that are not per repository (resolved: [`crate::options`]).
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub author: Identity,
     pub max_open: usize,
     pub dry_run: bool,
     pub service: Option<ServiceConfig>,
+    /// The state store's path; `None`: no store.
     pub state: Option<std::path::PathBuf>,
-    pub insecure: Vec<String>,
     /// Make commits through GitHub's Git Data API, so GitHub signs them.
     pub commit_via_api: bool,
     /// Lookups shared by every repository of the run.
-    pub resolver: Option<std::sync::Arc<crate::registry::resolve::Resolver>>,
+    pub resolver: std::sync::Arc<crate::registry::resolve::Resolver>,
     /// A state store kept open across repositories (`serve`); else each job opens it.
     pub store: Option<std::sync::Arc<crate::state::Store>>,
 }
@@ -70,6 +70,72 @@ pub struct RepoSummary {
     pub closed: Vec<u64>,
     /// Human-readable lines for the log (and the dry run's report).
     pub notes: Vec<String>,
+}
+
+/// One repository's part of a fleet run.
+#[derive(Debug)]
+pub struct RepoReport {
+    pub full_name: String,
+    /// What was done, or why the repository failed (one line).
+    pub result: Result<RepoSummary, String>,
+    /// GitHub API calls the repository cost.
+    pub api_calls: usize,
+}
+
+/// What a fleet run did, repository by repository.
+#[derive(Debug, Default)]
+pub struct FleetReport {
+    pub repos: Vec<RepoReport>,
+}
+
+impl FleetReport {
+    /// (opened, updated, closed, failed) over all repositories.
+    #[must_use]
+    pub fn totals(&self) -> (usize, usize, usize, usize) {
+        let mut t = (0, 0, 0, 0);
+        for r in &self.repos {
+            match &r.result {
+                Ok(s) => {
+                    t.0 += s.opened.len();
+                    t.1 += s.updated.len();
+                    t.2 += s.closed.len();
+                }
+                Err(_) => t.3 += 1,
+            }
+        }
+        t
+    }
+}
+
+/// `repin run`: every target in turn (clones under `work`), each reported to `done` as
+/// it finishes. After `stop_at` (`--deadline`), no repository starts: each left is a
+/// failure saying so.
+pub async fn run_fleet(
+    targets: &[crate::forge::fleet::Target],
+    opts: &RunOptions,
+    work: &Path,
+    stop_at: Option<tokio::time::Instant>,
+    done: &mut dyn FnMut(&RepoReport),
+) -> FleetReport {
+    let mut report = FleetReport::default();
+    for target in targets {
+        let before = target.gh.calls();
+        let result = if stop_at.is_some_and(|d| tokio::time::Instant::now() >= d) {
+            Err("not started: the run's deadline (--deadline) passed".to_owned())
+        } else {
+            run_repo(&target.gh, &target.full_name, opts, work)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        let repo = RepoReport {
+            full_name: target.full_name.clone(),
+            result,
+            api_calls: target.gh.calls() - before,
+        };
+        done(&repo);
+        report.repos.push(repo);
+    }
+    report
 }
 
 /// The store key recording that `state`'s digests were declined in `full_name` (a
@@ -85,9 +151,9 @@ pub fn declined_key(full_name: &str, state: &PrState) -> String {
 /// a missing store is not created here).
 fn declined_store(outcome: &Outcome, opts: &RunOptions) -> Option<std::sync::Arc<Store>> {
     outcome.store.clone().or_else(|| {
-        let path = job::state_path(opts.state.as_deref(), opts.service.as_ref())?;
+        let path = opts.state.as_ref()?;
         path.is_file()
-            .then(|| Store::open(&path).ok().map(std::sync::Arc::new))?
+            .then(|| Store::open(path).ok().map(std::sync::Arc::new))?
     })
 }
 
@@ -129,15 +195,11 @@ pub async fn run_repo(
             message: "no HEAD".into(),
         })?;
     let job_opts = JobOptions {
-        paths: vec![dir.clone()],
         service: opts.service.clone(),
         state: opts.state.clone(),
-        pin: false,
-        insecure: opts.insecure.clone(),
-        resolver: opts.resolver.clone(),
         store: opts.store.clone(),
         repository: Some(full_name.to_owned()),
-        ..JobOptions::default()
+        ..JobOptions::new(vec![dir.clone()], std::sync::Arc::clone(&opts.resolver))
     };
     let outcome = job::run(&job_opts, &|| {}).await?;
     let pulls = gh.pulls(full_name).await?;

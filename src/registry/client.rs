@@ -67,7 +67,7 @@ impl Default for Options {
 }
 
 /// Where credentials come from.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub enum Credentials {
     /// None: anonymous access only.
     #[default]

@@ -8,7 +8,7 @@
 //! is an identity token). Docker Hub's entries are keyed `https://index.docker.io/v1/`.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use base64::Engine as _;
 use serde::Deserialize;
@@ -20,7 +20,7 @@ use crate::imageref::DOCKER_HUB;
 use crate::secret::Secret;
 
 /// The parts of `config.json` that hold credentials.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DockerConfig {
     #[serde(default)]
@@ -31,7 +31,7 @@ pub struct DockerConfig {
     creds_store: Option<String>,
 }
 
-#[derive(Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 struct AuthEntry {
     #[serde(default)]
     auth: Option<String>,
@@ -60,16 +60,6 @@ struct HelperAnswer {
 const HUB_KEY: &str = "https://index.docker.io/v1/";
 
 impl DockerConfig {
-    /// The config file Docker would read: `$DOCKER_CONFIG/config.json`, else
-    /// `$HOME/.docker/config.json`.
-    #[must_use]
-    pub fn default_path() -> Option<PathBuf> {
-        if let Some(dir) = std::env::var_os("DOCKER_CONFIG") {
-            return Some(PathBuf::from(dir).join("config.json"));
-        }
-        std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".docker/config.json"))
-    }
-
     /// Loads a config file; a missing file is an empty config.
     ///
     /// # Errors

@@ -36,7 +36,7 @@ use tokio::sync::watch;
 use crate::config::ServeConfig;
 use crate::forge::fleet::{Fleet, Target};
 use crate::forge::run::{RepoSummary, RunOptions, run_repo};
-use crate::job::{self, JobOptions};
+use crate::options::Lookups;
 use crate::registry::resolve::Resolver;
 use crate::secret::Secret;
 use crate::state::Store;
@@ -58,7 +58,7 @@ pub struct ServeOptions {
     pub run: RunOptions,
     /// How to make a fresh set of lookups (registry settings); one per full run, one
     /// per webhook-triggered repository, so a tag is asked about again each time.
-    pub lookups: JobOptions,
+    pub lookups: Lookups,
     pub store: Option<Arc<Store>>,
     /// `None` turns webhooks away (404).
     pub webhook_secret: Option<Secret>,
@@ -92,7 +92,7 @@ impl Service {
     }
 
     fn resolver(&self) -> Option<Arc<Resolver>> {
-        match job::resolver_for(&self.opts.lookups) {
+        match self.opts.lookups.resolver() {
             Ok(r) => Some(r),
             Err(e) => {
                 tracing::error!(error = %e, "registry setup");
@@ -152,8 +152,11 @@ impl Service {
         target: Target,
         resolver: Option<Arc<Resolver>>,
     ) -> Result<RepoSummary, String> {
+        let resolver = resolver
+            .or_else(|| self.resolver())
+            .ok_or_else(|| "the registry lookups could not be set up".to_owned())?;
         let opts = RunOptions {
-            resolver: resolver.or_else(|| self.resolver()),
+            resolver,
             store: self.opts.store.clone(),
             ..self.opts.run.clone()
         };
@@ -210,6 +213,25 @@ impl Service {
     #[must_use]
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT (the `shutdown` the command line passes to [`serve`]).
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let interrupt = signal(SignalKind::interrupt());
+    match (term, interrupt) {
+        (Ok(mut term), Ok(mut interrupt)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        }
+        _ => {
+            tracing::error!("cannot listen for signals; stop with SIGKILL");
+            std::future::pending::<()>().await;
+        }
     }
 }
 

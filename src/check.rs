@@ -28,7 +28,7 @@ pub fn tag_key(found: &Found) -> Option<TagKey> {
     Some(TagKey {
         registry: image.registry.clone(),
         repository: image.repository.clone(),
-        tag: image.tag.clone().unwrap_or_else(|| "latest".to_owned()),
+        tag: image.tag_or_default().to_owned(),
     })
 }
 
@@ -129,9 +129,7 @@ pub async fn digest_of(
 ) -> Result<(Digest, crate::imageref::ImageRef), Arc<crate::registry::Error>> {
     let reference = match (&image.tag, &image.digest) {
         (None, Some(digest)) => digest.to_string(),
-        (tag, _) => tag
-            .clone()
-            .unwrap_or_else(|| crate::edit::DEFAULT_TAG.to_owned()),
+        _ => image.tag_or_default().to_owned(),
     };
     let key = TagKey {
         registry: image.registry.clone(),
@@ -142,7 +140,7 @@ pub async fn digest_of(
     let mut full = image.clone();
     if full.tag.is_none() && full.digest.is_none() {
         // The tag that was looked up, as `update --pin` writes it.
-        full.tag = Some(crate::edit::DEFAULT_TAG.to_owned());
+        full.tag = Some(crate::imageref::DEFAULT_TAG.to_owned());
     }
     full.digest = Some(digest.clone());
     Ok((digest, full))

@@ -16,12 +16,9 @@ use std::io::Write as _;
 use std::ops::Range;
 use std::path::Path;
 
-use crate::imageref::{Digest, ImageRef};
+use crate::imageref::{DEFAULT_TAG, Digest, ImageRef};
 use crate::rooted;
 use crate::scan::{Detected, Found, scan_text};
-
-/// The tag looked up for a reference that names none, and written when it is pinned.
-pub const DEFAULT_TAG: &str = "latest";
 
 /// One replacement: the bytes at `span`, which must still read `original`, become
 /// `text`, which must re-scan as `intended`.

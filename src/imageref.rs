@@ -17,6 +17,10 @@ use std::str::FromStr;
 /// The registry host Docker uses when a reference names none.
 pub const DOCKER_HUB: &str = "docker.io";
 
+/// The tag a reference that names none is looked up by (and written with, when repin
+/// pins it).
+pub const DEFAULT_TAG: &str = "latest";
+
 /// Longest repository name (host included) distribution accepts.
 const MAX_NAME_LEN: usize = 255;
 /// Longest tag distribution accepts.
@@ -164,6 +168,12 @@ impl ImageRef {
             tag: tag.map(str::to_owned),
             digest,
         })
+    }
+
+    /// The tag written, else [`DEFAULT_TAG`]: the tag the reference is looked up by.
+    #[must_use]
+    pub fn tag_or_default(&self) -> &str {
+        self.tag.as_deref().unwrap_or(DEFAULT_TAG)
     }
 
     /// The reference without the Docker Hub defaults a person would leave out

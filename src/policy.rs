@@ -76,7 +76,7 @@ pub fn wants_change(record: &Record, pin_flag: bool) -> bool {
 fn seen_key_of(record: &Record) -> Option<String> {
     let image = record.found.image.as_ref()?;
     let digest = record.new_digest()?;
-    let tag = image.tag.as_deref().unwrap_or("latest");
+    let tag = image.tag_or_default();
     Some(seen_key(
         &image.registry,
         &image.repository,

@@ -698,7 +698,7 @@ impl Policy {
     #[must_use]
     pub fn settings_for(&self, path: &str, image: Option<&ImageRef>) -> Effective {
         let name = image.map(|i| format!("{}/{}", i.registry, i.repository));
-        let tag = image.map(|i| i.tag.as_deref().unwrap_or("latest"));
+        let tag = image.map(ImageRef::tag_or_default);
         // Per kind, which layers match: those without globs of that kind, and those
         // whose globs the one automaton found.
         let hits = |index: &KindIndex, kind: fn(&Rule) -> &Matcher, candidate: Option<&str>| {
@@ -888,7 +888,7 @@ mod tests {
                 let name = image
                     .as_ref()
                     .map(|i| format!("{}/{}", i.registry, i.repository));
-                let tag = image.as_ref().map(|i| i.tag.as_deref().unwrap_or("latest"));
+                let tag = image.as_ref().map(ImageRef::tag_or_default);
                 let mut naive = Settings::default();
                 for layer in &policy.layers {
                     if layer.matches(path, name.as_deref(), tag) {

@@ -94,8 +94,9 @@ pub struct Repo {
     pub clone_url: String,
 }
 
+/// A pull request's head: its branch and the commit at its tip (GitHub's `head`).
 #[derive(Debug, Clone, Deserialize)]
-pub struct Head {
+pub struct PullHead {
     #[serde(rename = "ref")]
     pub branch: String,
     pub sha: String,
@@ -115,7 +116,7 @@ pub struct Pull {
     pub title: String,
     #[serde(default)]
     pub body: Option<String>,
-    pub head: Head,
+    pub head: PullHead,
 }
 
 impl Pull {

@@ -214,7 +214,10 @@ pub fn title(state: &PrState, settings: &Effective) -> String {
     template
         .replace("{group}", settings.group.as_deref().unwrap_or(&state.set))
         .replace("{image}", &familiar(&first.image))
-        .replace("{tag}", first.tag.as_deref().unwrap_or("latest"))
+        .replace(
+            "{tag}",
+            first.tag.as_deref().unwrap_or(crate::imageref::DEFAULT_TAG),
+        )
         .replace("{digest}", short(&first.new))
 }
 
@@ -287,7 +290,7 @@ pub fn body(state: &PrState, facts: &Facts) -> String {
             r.path,
             r.line,
             familiar(&r.image),
-            r.tag.as_deref().unwrap_or("latest"),
+            r.tag.as_deref().unwrap_or(crate::imageref::DEFAULT_TAG),
             short(&r.new),
             r.platform.as_deref().unwrap_or("all (index)"),
         ));

@@ -209,7 +209,7 @@ pub async fn run_repo(
         .filter(|p| p.is_open() && is_repin_pull(p).is_some())
         .count();
 
-    let target = Target {
+    let target = PushTo {
         gh,
         full_name,
         clone: &clone,
@@ -419,7 +419,10 @@ async fn facts(outcome: &Outcome, state: &PrState) -> pr::Facts {
         let key = crate::registry::resolve::TagKey {
             registry: registry.to_owned(),
             repository: repository.to_owned(),
-            tag: r.tag.clone().unwrap_or_else(|| "latest".into()),
+            tag: r
+                .tag
+                .clone()
+                .unwrap_or_else(|| crate::imageref::DEFAULT_TAG.to_owned()),
         };
         for digest in std::iter::once(&r.new).chain(r.old.as_ref()) {
             if !out.contains_key(digest)
@@ -449,7 +452,7 @@ fn with_commit(mut state: PrState, sha: String) -> PrState {
 }
 
 /// Where a change set's commit goes.
-struct Target<'a> {
+struct PushTo<'a> {
     gh: &'a GitHub,
     full_name: &'a str,
     clone: &'a git2::Repository,
@@ -461,7 +464,7 @@ struct Target<'a> {
 /// again through GitHub's Git Data API so that GitHub signs it (`commit_via_api`).
 /// Returns the branch's new commit.
 async fn publish(
-    t: &Target<'_>,
+    t: &PushTo<'_>,
     prepared: &Prepared,
     branch: &OwnBranch,
     lease: Lease,

@@ -53,7 +53,7 @@ pub struct Source {
 
 /// A file chosen for scanning.
 #[derive(Debug, Clone)]
-pub struct Job {
+pub struct FileToScan {
     pub abs: PathBuf,
     /// As [`Source::root`] and [`Source::within`].
     pub root: Arc<cap_std::fs::Dir>,
@@ -68,7 +68,7 @@ pub struct Job {
 /// # Errors
 /// [`Error::NotFound`] for a path that does not exist, [`Error::Unreadable`] for a root
 /// that cannot be read.
-pub fn collect(paths: &[PathBuf]) -> Result<(Vec<Job>, Vec<Warning>), Error> {
+pub fn collect(paths: &[PathBuf]) -> Result<(Vec<FileToScan>, Vec<Warning>), Error> {
     let mut jobs = Vec::new();
     let mut warnings = Vec::new();
     for root in paths {
@@ -91,7 +91,7 @@ pub fn collect(paths: &[PathBuf]) -> Result<(Vec<Job>, Vec<Warning>), Error> {
 
 /// Checks that a root exists and is readable, and opens it (a root that is a file: its
 /// folder) for the writes to come. A root that is a file is its own job.
-fn check_root(root: &Path) -> Result<(Option<Job>, Arc<cap_std::fs::Dir>), Error> {
+fn check_root(root: &Path) -> Result<(Option<FileToScan>, Arc<cap_std::fs::Dir>), Error> {
     let display = root.to_string_lossy().into_owned();
     let meta = std::fs::metadata(root).map_err(|source| match source.kind() {
         std::io::ErrorKind::NotFound => Error::NotFound {
@@ -120,7 +120,7 @@ fn check_root(root: &Path) -> Result<(Option<Job>, Arc<cap_std::fs::Dir>), Error
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         let handle = open(folder)?;
-        let job = Job {
+        let job = FileToScan {
             abs: root.to_path_buf(),
             root: Arc::clone(&handle),
             within: root.file_name().map(PathBuf::from).unwrap_or_default(),
@@ -154,7 +154,7 @@ fn entry_job(
     handle: &Arc<cap_std::fs::Dir>,
     prefix: Option<&str>,
     entry: Result<ignore::DirEntry, ignore::Error>,
-) -> Result<Option<Job>, Warning> {
+) -> Result<Option<FileToScan>, Warning> {
     let entry = entry.map_err(|err| Warning {
         path: slashed(root),
         line: None,
@@ -168,7 +168,7 @@ fn entry_job(
         return Ok(None);
     };
     let rel = path.strip_prefix(root).unwrap_or(path);
-    Ok(Some(Job {
+    Ok(Some(FileToScan {
         abs: path.to_path_buf(),
         root: Arc::clone(handle),
         within: rel.to_path_buf(),
@@ -204,7 +204,7 @@ fn slashed(path: &Path) -> String {
 }
 
 /// Reads and scans one file.
-fn scan_job(job: &Job) -> Outcome {
+fn scan_file(job: &FileToScan) -> Scanned {
     let warn = |message: String| Warning {
         path: job.rel.clone(),
         line: None,
@@ -232,9 +232,9 @@ fn scan_job(job: &Job) -> Outcome {
 }
 
 /// Findings, warnings, and the job when the file was read and scanned.
-type Outcome = (Vec<Found>, Vec<Warning>, Option<Job>);
+type Scanned = (Vec<Found>, Vec<Warning>, Option<FileToScan>);
 
-fn into_report(outcomes: Vec<Outcome>) -> Report {
+fn into_report(outcomes: Vec<Scanned>) -> Report {
     let mut report = Report::default();
     for (found, warnings, scanned) in outcomes {
         report.found.extend(found);
@@ -261,10 +261,10 @@ fn into_report(outcomes: Vec<Outcome>) -> Report {
     report
 }
 
-/// Scans the given jobs, sequentially (for callers that already hold a job list).
+/// Scans the given files, sequentially (for callers that already hold the list).
 #[must_use]
-pub fn scan_jobs(jobs: &[Job]) -> Report {
-    into_report(jobs.iter().map(scan_job).collect())
+pub fn scan_files(files: &[FileToScan]) -> Report {
+    into_report(files.iter().map(scan_file).collect())
 }
 
 /// Walks every path and scans what it finds, on all cores: each walker thread scans the
@@ -277,7 +277,7 @@ pub fn scan_paths(paths: &[PathBuf]) -> Result<Report, Error> {
     let mut dirs = Vec::new();
     for root in paths {
         match check_root(root)? {
-            (Some(job), _) => outcomes.push(scan_job(&job)),
+            (Some(job), _) => outcomes.push(scan_file(&job)),
             (None, handle) => dirs.push((root, handle)),
         }
     }
@@ -289,7 +289,7 @@ pub fn scan_paths(paths: &[PathBuf]) -> Result<Report, Error> {
             let shared = &shared;
             Box::new(move |entry| {
                 let outcome = match entry_job(root, handle, prefix.as_deref(), entry) {
-                    Ok(Some(job)) => scan_job(&job),
+                    Ok(Some(job)) => scan_file(&job),
                     Ok(None) => return ignore::WalkState::Continue,
                     Err(warning) => (Vec::new(), vec![warning], None),
                 };

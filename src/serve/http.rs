@@ -23,7 +23,7 @@ use super::webhook::{self, Event};
 
 /// Deliveries remembered for de-duplication (GitHub redelivers by hand or on timeouts;
 /// a few thousand covers any realistic window).
-const REMEMBERED: usize = 4096;
+pub const REMEMBERED: usize = 4096;
 
 /// Time a client has to send a webhook's whole body once its headers are in.
 pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

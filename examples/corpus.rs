@@ -181,7 +181,9 @@ fn round_trip(report: &walk::Report) -> usize {
             .found
             .iter()
             .filter(|f| &f.path == path)
-            .filter(|f| f.image.as_ref().is_some_and(|i| i.digest.is_some()))
+            .filter(|f| {
+                f.skip_reason.is_none() && f.image.as_ref().is_some_and(|i| i.digest.is_some())
+            })
             .filter_map(|f| Edit::pin(f, &Digest::sha256_of(f.reference.as_bytes())))
             .collect();
         if edits.is_empty() {

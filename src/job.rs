@@ -167,6 +167,19 @@ pub async fn run(opts: &JobOptions, tick: &(dyn Fn() + Sync)) -> Result<Outcome,
     })
 }
 
+impl Outcome {
+    /// Every warning of the job, the scan's (files that could not be read) first.
+    #[must_use]
+    pub fn all_warnings(&self) -> Vec<String> {
+        self.report
+            .warnings
+            .iter()
+            .map(ToString::to_string)
+            .chain(self.warnings.iter().cloned())
+            .collect()
+    }
+}
+
 /// Records that change sets with a schedule were proposed now, so the next proposal
 /// waits for the next tick.
 ///

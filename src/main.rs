@@ -142,14 +142,7 @@ async fn check_command(args: CheckArgs, env: &Env) -> anyhow::Result<ExitCode> {
     let progress = Progress::start("references checked");
     let outcome = job::run(&opts, &|| progress.tick()).await?;
     drop(progress);
-    warn_all(
-        outcome
-            .report
-            .warnings
-            .iter()
-            .map(ToString::to_string)
-            .chain(outcome.warnings.clone()),
-    );
+    warn_all(outcome.all_warnings());
     write_stdout(|out| match args.scan.format {
         OutputFormat::Json => output::check_json(&mut &mut *out, &outcome.records),
         OutputFormat::Text => output::check_text(&mut &mut *out, &outcome.records),
@@ -163,14 +156,7 @@ async fn update_command(args: UpdateArgs, env: &Env) -> anyhow::Result<ExitCode>
     let updated = update::run(&opts, args.dry_run, &|| progress.tick()).await?;
     drop(progress);
     let outcome = &updated.outcome;
-    warn_all(
-        outcome
-            .report
-            .warnings
-            .iter()
-            .map(ToString::to_string)
-            .chain(outcome.warnings.clone()),
-    );
+    warn_all(outcome.all_warnings());
     for r in &outcome.records {
         if let Some(e) = r.lookup.error() {
             let f = &r.found;

@@ -28,6 +28,36 @@ async fn repin_blocking(dir: &Path, args: &[&str]) -> crate::support::Run {
     .unwrap()
 }
 
+/// A registry where tag `app:1` now points at `index` (served under `tag_digest`, as the
+/// header says), and the old pin [`OLD`] is a platform manifest; the index is fetched
+/// by `tag_digest`, answered with or without a `Docker-Content-Digest` header.
+async fn tag_moved_to_index(
+    server: &MockServer,
+    tag_digest: &str,
+    index: String,
+    header_on_get: bool,
+) {
+    Mock::given(method("HEAD"))
+        .and(path("/v2/app/manifests/1"))
+        .respond_with(head_with_digest(tag_digest, OCI_INDEX))
+        .mount(server)
+        .await;
+    Mock::given(method("HEAD"))
+        .and(path(format!("/v2/app/manifests/{OLD}")))
+        .respond_with(head_with_digest(OLD, OCI_MANIFEST))
+        .mount(server)
+        .await;
+    let mut get = ResponseTemplate::new(200).insert_header("Content-Type", OCI_INDEX);
+    if header_on_get {
+        get = get.insert_header("Docker-Content-Digest", tag_digest);
+    }
+    Mock::given(method("GET"))
+        .and(path(format!("/v2/app/manifests/{tag_digest}")))
+        .respond_with(get.set_body_bytes(index.into_bytes()))
+        .mount(server)
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn digests_are_checked_data_head_header() {
     let (server, host) = lying_registry().await;
@@ -82,26 +112,7 @@ async fn digests_are_checked_data_index_child() {
         r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"sha256:ZZZ","size":1,"platform":{{"os":"linux","architecture":"arm64"}}}}]}}"#
     );
     let index_digest = Digest::sha256_of(index.as_bytes()).to_string();
-    Mock::given(method("HEAD"))
-        .and(path("/v2/app/manifests/1"))
-        .respond_with(head_with_digest(&index_digest, OCI_INDEX))
-        .mount(&server)
-        .await;
-    Mock::given(method("HEAD"))
-        .and(path(format!("/v2/app/manifests/{OLD}")))
-        .respond_with(head_with_digest(OLD, OCI_MANIFEST))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(format!("/v2/app/manifests/{index_digest}")))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("Content-Type", OCI_INDEX)
-                .insert_header("Docker-Content-Digest", index_digest.as_str())
-                .set_body_bytes(index.clone()),
-        )
-        .mount(&server)
-        .await;
+    tag_moved_to_index(&server, &index_digest, index, true).await;
     let dockerfile = format!("FROM --platform=linux/arm64 {host}/app:1@{OLD}\n");
     let dir = tree(&[("Dockerfile", dockerfile.as_bytes())]);
     let update = repin_blocking(dir.path(), &["update"]).await;
@@ -895,25 +906,7 @@ async fn digests_are_checked_data_sha512_verified() {
         r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"sha256:{}","size":1,"platform":{{"os":"linux","architecture":"arm64"}}}}]}}"#,
         "b".repeat(64)
     );
-    Mock::given(method("HEAD"))
-        .and(path("/v2/app/manifests/1"))
-        .respond_with(head_with_digest(&claimed, OCI_INDEX))
-        .mount(&server)
-        .await;
-    Mock::given(method("HEAD"))
-        .and(path(format!("/v2/app/manifests/{OLD}")))
-        .respond_with(head_with_digest(OLD, OCI_MANIFEST))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(format!("/v2/app/manifests/{claimed}")))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("Content-Type", OCI_INDEX)
-                .set_body_bytes(index.into_bytes()),
-        )
-        .mount(&server)
-        .await;
+    tag_moved_to_index(&server, &claimed, index, false).await;
     let dockerfile = format!("FROM --platform=linux/arm64 {host}/app:1@{OLD}\n");
     let dir = tree(&[("Dockerfile", dockerfile.as_bytes())]);
     let out = repin_blocking(dir.path(), &["update"]).await;

@@ -89,6 +89,22 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// Why a file under the root could not be opened, as a reason not to rewrite it.
+    #[must_use]
+    pub fn from_rooted(path: &str, e: rooted::Error) -> Self {
+        let path = path.to_owned();
+        match e {
+            rooted::Error::Link => Self::Symlink { path },
+            rooted::Error::Io(source) => Self::Io { path, source },
+            other => Self::Refused {
+                path,
+                why: other.to_string(),
+            },
+        }
+    }
+}
+
 /// Applies edits right to left.
 ///
 /// # Errors
@@ -208,21 +224,8 @@ pub fn write_atomic(
         path: display.to_owned(),
         source,
     };
-    let mut opened = match rooted::open(root, within, u64::MAX) {
-        Ok(opened) => opened,
-        Err(rooted::Error::Link) => {
-            return Err(Error::Symlink {
-                path: display.to_owned(),
-            });
-        }
-        Err(rooted::Error::Io(e)) => return Err(io(e)),
-        Err(other) => {
-            return Err(Error::Refused {
-                path: display.to_owned(),
-                why: other.to_string(),
-            });
-        }
-    };
+    let mut opened =
+        rooted::open(root, within, u64::MAX).map_err(|e| Error::from_rooted(display, e))?;
     let mut current = Vec::new();
     std::io::Read::read_to_end(&mut opened.file, &mut current).map_err(io)?;
     if current != old {

@@ -31,6 +31,17 @@ pub enum Error {
     Io(#[source] std::io::Error),
 }
 
+impl Error {
+    /// As an I/O error, for callers that report one (the reason kept as its message).
+    #[must_use]
+    pub fn into_io(self) -> std::io::Error {
+        match self {
+            Self::Io(e) => e,
+            other => std::io::Error::other(other.to_string()),
+        }
+    }
+}
+
 fn io(e: std::io::Error) -> Error {
     // ELOOP: a link where O_NOFOLLOW was asked; ENOTDIR: a link (or file) where a
     // folder was expected on the way.

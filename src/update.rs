@@ -146,26 +146,8 @@ pub fn edited(
     source: &Source,
     edits: &[Edit],
 ) -> Result<(Vec<u8>, String), edit::Error> {
-    let bytes = match crate::rooted::read(&source.root, &source.within, u64::MAX) {
-        Ok(bytes) => bytes,
-        Err(crate::rooted::Error::Link) => {
-            return Err(edit::Error::Symlink {
-                path: path.to_owned(),
-            });
-        }
-        Err(crate::rooted::Error::Io(e)) => {
-            return Err(edit::Error::Io {
-                path: path.to_owned(),
-                source: e,
-            });
-        }
-        Err(other) => {
-            return Err(edit::Error::Refused {
-                path: path.to_owned(),
-                why: other.to_string(),
-            });
-        }
-    };
+    let bytes = crate::rooted::read(&source.root, &source.within, u64::MAX)
+        .map_err(|e| edit::Error::from_rooted(path, e))?;
     let old = std::str::from_utf8(&bytes).map_err(|_| edit::Error::Stale {
         path: path.to_owned(),
     })?;

@@ -382,10 +382,7 @@ pub fn find_repo_config(root: &Path) -> Result<(Option<RepoConfigFile>, Vec<Stri
     let mut warnings = Vec::new();
     let root = crate::rooted::open_root(root).map_err(|e| Error::Read {
         path: root.display().to_string(),
-        reason: match e {
-            crate::rooted::Error::Io(io) => io,
-            other => std::io::Error::other(other.to_string()),
-        },
+        reason: e.into_io(),
     })?;
     for name in REPO_CONFIG_NAMES {
         let bytes = match crate::rooted::read(&root, Path::new(name), MAX_REPO_CONFIG_BYTES) {

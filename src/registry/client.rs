@@ -163,6 +163,17 @@ pub struct Fetched {
     pub media_type: Option<String>,
 }
 
+/// A manifest read in full stands for a `HEAD` of it, its bytes kept.
+impl From<Fetched> for Head {
+    fn from(fetched: Fetched) -> Self {
+        Self {
+            digest: fetched.digest,
+            media_type: fetched.media_type,
+            body: Some(fetched.bytes.into()),
+        }
+    }
+}
+
 /// The `Docker-Content-Digest` header, checked; `None` when absent.
 fn content_digest(registry: &str, response: &reqwest::Response) -> Result<Option<Digest>, Error> {
     header_str(response, "docker-content-digest")
@@ -397,12 +408,10 @@ impl Client {
         use std::sync::atomic::Ordering;
         let state = self.state(registry);
         if state.no_digest_header.load(Ordering::Relaxed) {
-            let fetched = self.get_manifest(registry, repository, reference).await?;
-            return Ok(Head {
-                digest: fetched.digest,
-                media_type: fetched.media_type,
-                body: Some(fetched.bytes.into()),
-            });
+            return Ok(self
+                .get_manifest(registry, repository, reference)
+                .await?
+                .into());
         }
         let path = format!("/v2/{repository}/manifests/{reference}");
         let response = self
@@ -424,12 +433,10 @@ impl Client {
             }),
             None => {
                 state.no_digest_header.store(true, Ordering::Relaxed);
-                let fetched = self.get_manifest(registry, repository, reference).await?;
-                Ok(Head {
-                    digest: fetched.digest,
-                    media_type: fetched.media_type,
-                    body: Some(fetched.bytes.into()),
-                })
+                Ok(self
+                    .get_manifest(registry, repository, reference)
+                    .await?
+                    .into())
             }
         }
     }
@@ -790,15 +797,9 @@ impl Client {
         let last = attempt >= self.options.max_attempts;
         if e.is_redirect() {
             // The policy's reason is the innermost message.
-            let mut why = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(inner) = source {
-                why = inner.to_string();
-                source = inner.source();
-            }
             return Err(Error::Insecure {
                 registry: registry.to_owned(),
-                why,
+                why: super::error::root_cause(&e),
             });
         }
         if let Some(tls) = tls_failure(&e) {

@@ -116,7 +116,7 @@ fn tls_hint(registry: &str, plain_http: bool, why: &str) -> String {
 
 /// The innermost message of an error chain (`reqwest` says "error sending request";
 /// the reason — a refused connection, a failed name lookup — is at the bottom).
-fn root_cause(e: &reqwest::Error) -> String {
+pub(super) fn root_cause(e: &reqwest::Error) -> String {
     let mut message = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(inner) = source {

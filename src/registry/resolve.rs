@@ -119,27 +119,27 @@ impl Resolver {
 
     /// The tag's current digest and media type: one `HEAD` per tag per run.
     pub async fn tag(&self, key: &TagKey) -> Shared<Head> {
-        let head = self
-            .tags
-            .get(key, || {
-                self.client
+        self.tags
+            .get(key, || async {
+                let head = self
+                    .client
                     .head_manifest(&key.registry, &key.repository, &key.tag)
+                    .await?;
+                if let Some(body) = &head.body
+                    && head.media_type.as_deref().and_then(Kind::of) == Some(Kind::Index)
+                {
+                    self.keep_children(key, &head.digest, body).await;
+                }
+                Ok(head)
             })
-            .await?;
-        self.keep_body(key, &head).await;
-        Ok(head)
+            .await
     }
 
-    /// A manifest read in full to learn its digest (no `Docker-Content-Digest`) is an
-    /// index's children already: kept, so the index is not fetched again.
-    async fn keep_body(&self, key: &TagKey, head: &Head) {
-        let Some(body) = &head.body else {
-            return;
-        };
-        if head.media_type.as_deref().and_then(Kind::of) != Some(Kind::Index) {
-            return;
-        }
-        let dk = Self::digest_key(key, &head.digest);
+    /// An index read in full to learn its digest or kind (no `Docker-Content-Digest`,
+    /// no telling `Content-Type`) is its children already: kept, so it is not fetched
+    /// again.
+    async fn keep_children(&self, key: &TagKey, digest: &Digest, body: &[u8]) {
+        let dk = Self::digest_key(key, digest);
         let _ = self
             .children
             .get(&dk, || async {
@@ -344,27 +344,28 @@ impl Resolver {
                     .client
                     .head_manifest(&dk.registry, &dk.repository, &dk.digest.to_string())
                     .await?;
-                self.keep_body(key, &head).await;
-                if let Some(kind) = head.media_type.as_deref().and_then(Kind::of) {
-                    return Ok(Some(kind));
-                }
-                let body = match head.body {
-                    Some(body) => body,
-                    None => self
-                        .client
-                        .get_manifest(&dk.registry, &dk.repository, &dk.digest.to_string())
-                        .await?
-                        .bytes
-                        .into(),
+                let mut body = head.body;
+                let kind = match head.media_type.as_deref().and_then(Kind::of) {
+                    Some(kind) => Some(kind),
+                    None => {
+                        let bytes = match &body {
+                            Some(bytes) => Arc::clone(bytes),
+                            None => self
+                                .client
+                                .get_manifest(&dk.registry, &dk.repository, &dk.digest.to_string())
+                                .await?
+                                .bytes
+                                .into(),
+                        };
+                        let kind = Kind::of_body(&bytes);
+                        body = Some(bytes);
+                        kind
+                    }
                 };
-                let kind = Kind::of_body(&body);
-                if kind == Some(Kind::Index) {
-                    let typed = Head {
-                        media_type: Some(manifest::OCI_INDEX.to_owned()),
-                        body: Some(body),
-                        ..head
-                    };
-                    self.keep_body(key, &typed).await;
+                if let Some(bytes) = &body
+                    && kind == Some(Kind::Index)
+                {
+                    self.keep_children(key, digest, bytes).await;
                 }
                 Ok(kind)
             })

@@ -107,10 +107,7 @@ fn check_root(root: &Path) -> Result<(Option<FileToScan>, Arc<cap_std::fs::Dir>)
             .map(Arc::new)
             .map_err(|e| Error::Unreadable {
                 path: display.clone(),
-                source: match e {
-                    crate::rooted::Error::Io(io) => io,
-                    other => std::io::Error::other(other.to_string()),
-                },
+                source: e.into_io(),
             })
     };
     if meta.is_file() {

@@ -37,18 +37,19 @@ fn digest(c: char) -> String {
     format!("sha256:{}", c.to_string().repeat(64))
 }
 
+/// `MANIFEST` as a `GET` answers it, without a `Docker-Content-Digest`.
+fn manifest_body() -> ResponseTemplate {
+    ResponseTemplate::new(200)
+        .insert_header("Content-Type", DOCKER_MANIFEST)
+        .set_body_bytes(MANIFEST)
+}
+
 fn ok_head(digest: &str) -> ResponseTemplate {
     crate::support::mock::head_with_digest(digest, DOCKER_MANIFEST)
 }
 
 async fn manifest_requests(server: &MockServer) -> usize {
-    server
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|r| r.url.path().contains("/manifests/"))
-        .count()
+    crate::support::mock::manifest_requests(server).await.len()
 }
 
 #[tokio::test]
@@ -146,11 +147,7 @@ async fn missing_digest_header_falls_back_to_get_and_hashes_the_body() {
         .await;
     Mock::given(method("GET"))
         .and(path("/v2/app/manifests/1"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("Content-Type", DOCKER_MANIFEST)
-                .set_body_bytes(MANIFEST),
-        )
+        .respond_with(manifest_body())
         .mount(&server)
         .await;
     let head = client.head_manifest(&host, "app", "1").await.unwrap();
@@ -158,11 +155,7 @@ async fn missing_digest_header_falls_back_to_get_and_hashes_the_body() {
     // Once is enough: the registry's next manifest is read with one GET, no HEAD.
     Mock::given(method("GET"))
         .and(path("/v2/app/manifests/2"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("Content-Type", DOCKER_MANIFEST)
-                .set_body_bytes(MANIFEST),
-        )
+        .respond_with(manifest_body())
         .mount(&server)
         .await;
     let head = client.head_manifest(&host, "app", "2").await.unwrap();
@@ -417,17 +410,11 @@ async fn registry_wide_backoff_retry_after_is_shared() {
 /// `--deadline` bounds a whole run: a slow registry's lookups fail when it comes.
 #[tokio::test]
 async fn deadline_bounds_the_lookups() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/v2/"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
+    let (server, host) = crate::support::mock::open_registry().await;
     Mock::given(method("HEAD"))
         .respond_with(ok_head(&digest('a')).set_delay(Duration::from_secs(20)))
         .mount(&server)
         .await;
-    let host = server.address().to_string();
     let options = Options {
         timeout: Duration::from_secs(30),
         deadline: Some(tokio::time::Instant::now() + Duration::from_secs(1)),

@@ -566,10 +566,8 @@ async fn writes_only_own_branches_config_naming_the_default_branch() {
     assert_eq!(fake.writes(), 0);
 }
 
-/// Files: a folder swapped for a link to outside the root while the lookups run does
-/// not lead the write outside the root.
-#[tokio::test(flavor = "multi_thread")]
-async fn files_only_the_intended_bytes_folder_swapped_during_lookup() {
+/// A registry whose `app:1` moved to the returned digest, answering after two seconds.
+async fn slow_registry() -> (MockServer, String, String) {
     let (server, host) = lying_registry().await;
     let new = format!("sha256:{}", "b".repeat(64));
     Mock::given(method("HEAD"))
@@ -579,26 +577,48 @@ async fn files_only_the_intended_bytes_folder_swapped_during_lookup() {
         )
         .mount(&server)
         .await;
-    let dockerfile = format!("FROM {host}/app:1@{OLD}\n");
-    let dir = tree(&[("app/Dockerfile", dockerfile.as_bytes())]);
-    let outside = tempfile::tempdir().unwrap();
-    std::fs::write(outside.path().join("Dockerfile"), &dockerfile).unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_repin"))
-        .arg("update")
-        .current_dir(dir.path())
+    (server, host, new)
+}
+
+/// Runs `repin update [root]` in `cwd`, and `during` while its lookups wait on a
+/// [`slow_registry`]; returns the finished process's output.
+async fn update_while(
+    cwd: &Path,
+    root: Option<&Path>,
+    docker_config: &Path,
+    during: impl FnOnce(),
+) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_repin"));
+    command.arg("update").args(root).current_dir(cwd);
+    let child = command
         .env(crate::support::process::MARKER, "1")
-        .env("DOCKER_CONFIG", outside.path())
+        .env("DOCKER_CONFIG", docker_config)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
-    std::fs::rename(dir.path().join("app"), dir.path().join("app-moved")).unwrap();
-    std::os::unix::fs::symlink(outside.path(), dir.path().join("app")).unwrap();
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+    during();
+    tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+}
+
+/// Files: a folder swapped for a link to outside the root while the lookups run does
+/// not lead the write outside the root.
+#[tokio::test(flavor = "multi_thread")]
+async fn files_only_the_intended_bytes_folder_swapped_during_lookup() {
+    let (_server, host, _new) = slow_registry().await;
+    let dockerfile = format!("FROM {host}/app:1@{OLD}\n");
+    let dir = tree(&[("app/Dockerfile", dockerfile.as_bytes())]);
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("Dockerfile"), &dockerfile).unwrap();
+    let out = update_while(dir.path(), None, outside.path(), || {
+        std::fs::rename(dir.path().join("app"), dir.path().join("app-moved")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("app")).unwrap();
+    })
+    .await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("app/Dockerfile"), "{stderr}");
@@ -920,15 +940,7 @@ async fn digests_are_checked_data_sha512_verified() {
 /// never to the link's target.
 #[tokio::test(flavor = "multi_thread")]
 async fn files_only_the_intended_bytes_root_swapped_during_lookup() {
-    let (server, host) = lying_registry().await;
-    let new = format!("sha256:{}", "b".repeat(64));
-    Mock::given(method("HEAD"))
-        .and(path("/v2/app/manifests/1"))
-        .respond_with(
-            head_with_digest(&new, DOCKER_MANIFEST).set_delay(std::time::Duration::from_secs(2)),
-        )
-        .mount(&server)
-        .await;
+    let (_server, host, new) = slow_registry().await;
     let dockerfile = format!("FROM {host}/app:1@{OLD}\n");
     let base = tempfile::tempdir().unwrap();
     let root = base.path().join("repo");
@@ -937,23 +949,11 @@ async fn files_only_the_intended_bytes_root_swapped_during_lookup() {
     let outside = base.path().join("outside");
     std::fs::create_dir_all(outside.join("sub")).unwrap();
     std::fs::write(outside.join("sub/Dockerfile"), &dockerfile).unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_repin"))
-        .arg("update")
-        .arg(&root)
-        .current_dir(base.path())
-        .env(crate::support::process::MARKER, "1")
-        .env("DOCKER_CONFIG", base.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
-    std::fs::rename(&root, base.path().join("moved")).unwrap();
-    std::os::unix::fs::symlink(&outside, &root).unwrap();
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let out = update_while(base.path(), Some(&root), base.path(), || {
+        std::fs::rename(&root, base.path().join("moved")).unwrap();
+        std::os::unix::fs::symlink(&outside, &root).unwrap();
+    })
+    .await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         std::fs::read_to_string(outside.join("sub/Dockerfile")).unwrap(),

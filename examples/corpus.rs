@@ -192,8 +192,11 @@ fn round_trip(report: &walk::Report) -> usize {
         }
         files += 1;
         refs += edits.len();
+        let Some(format) = source.format else {
+            continue;
+        };
         let new = match edit::splice(path, &text, &edits)
-            .and_then(|new| edit::verify(path, source.detected, &text, &new, &edits).map(|()| new))
+            .and_then(|new| edit::verify(path, format, &text, &new, &edits).map(|()| new))
         {
             Ok(new) => new,
             Err(e) => {

@@ -8,8 +8,8 @@
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use repin::config::{Policy, load_repo, parse_repo};
-use repin::scan::{Detected, scan_text};
+use repin::config::{Rules, load_repo, parse_repo};
+use repin::scan::{compose, dockerfile, scan_text};
 
 fn peak_rss_mib() -> f64 {
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
@@ -39,7 +39,7 @@ fn run(case: &str) -> String {
         "config-rules" => {
             let text = config_rules(2_600);
             let repo = parse_repo(".repin.toml", &text).expect("valid");
-            let policy = Policy::new(None, &repo);
+            let policy = Rules::new(None, &repo);
             let image = repin::imageref::ImageRef::parse("ghcr.io/acme7/app:v7.1").unwrap();
             let mut held = 0;
             for i in 0..2_000 {
@@ -65,7 +65,7 @@ fn run(case: &str) -> String {
             for i in 0..200_000 {
                 let _ = writeln!(text, "FROM alpine:3 AS s{i}\nCOPY --from=s{i} /a /b");
             }
-            let (found, _) = scan_text("Dockerfile", Detected::Dockerfile, &text);
+            let (found, _) = scan_text("Dockerfile", dockerfile::FORMAT, &text);
             format!("{} bytes, {} references", text.len(), found.len())
         }
         "compose-aliases" => {
@@ -74,7 +74,7 @@ fn run(case: &str) -> String {
                 let _ = writeln!(text, "x-a{i}: &a{i}\n  <<: *a{}", i - 1);
             }
             text.push_str("services:\n  s:\n    <<: *a19999\n");
-            let (found, warnings) = scan_text("compose.yaml", Detected::Compose, &text);
+            let (found, warnings) = scan_text("compose.yaml", compose::FORMAT, &text);
             format!(
                 "{} bytes, {} references, {} warnings",
                 text.len(),

@@ -219,6 +219,63 @@ pub struct RegistryArgs {
     pub deadline: Option<u64>,
 }
 
+impl CheckArgs {
+    /// The flags as [`crate::options::job`] takes them.
+    #[must_use]
+    pub fn flags(&self) -> crate::options::JobFlags {
+        crate::options::JobFlags {
+            paths: self.scan.paths.clone(),
+            config: self.policy.config.clone(),
+            state: self.policy.state.clone(),
+            pin: false,
+            registry: self.registry.flags(),
+        }
+    }
+}
+
+impl UpdateArgs {
+    /// The flags as [`crate::options::job`] takes them.
+    #[must_use]
+    pub fn flags(&self) -> crate::options::JobFlags {
+        crate::options::JobFlags {
+            paths: self.scan.paths.clone(),
+            config: self.policy.config.clone(),
+            state: self.policy.state.clone(),
+            pin: self.pin,
+            registry: self.registry.flags(),
+        }
+    }
+}
+
+impl RunArgs {
+    /// The flags as [`crate::options::run`] takes them.
+    #[must_use]
+    pub fn flags(&self) -> crate::options::RunFlags {
+        let (fleet, pr) = (&self.fleet, &self.pr);
+        crate::options::RunFlags {
+            fleet: crate::options::FleetFlags {
+                repos: fleet.repos.clone(),
+                app: fleet.app,
+                app_id: fleet.app_id,
+                app_key_file: fleet.app_key_file.clone(),
+                token_env: fleet.token_env.clone(),
+                api_url: fleet.api_url.clone(),
+                shard: fleet.shard.clone(),
+            },
+            pr: crate::options::PrFlags {
+                dry_run: pr.dry_run,
+                commit_via_api: pr.commit_via_api,
+                max_open: pr.max_open,
+                author_name: pr.author_name.clone(),
+                author_email: pr.author_email.clone(),
+            },
+            config: self.policy.config.clone(),
+            state: self.policy.state.clone(),
+            registry: self.registry.flags(),
+        }
+    }
+}
+
 impl RegistryArgs {
     /// The flags as [`crate::options`] takes them.
     #[must_use]

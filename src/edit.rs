@@ -18,7 +18,7 @@ use std::path::Path;
 
 use crate::imageref::{DEFAULT_TAG, Digest, ImageRef};
 use crate::rooted;
-use crate::scan::{Detected, Found, scan_text};
+use crate::scan::{Format, Found, scan_text};
 
 /// One replacement: the bytes at `span`, which must still read `original`, become
 /// `text`, which must re-scan as `intended`.
@@ -28,6 +28,9 @@ pub struct Edit {
     /// What the scan saw at `span`; a file that no longer has it there is stale.
     pub original: String,
     pub text: String,
+    /// Bytes of `text` before the finding's new span: the lead of a digest inserted
+    /// into a reference written across several fields (`@`), else 0.
+    pub lead: usize,
     /// The reference the new text must parse to: the old one with the new digest (and
     /// the tag that was looked up, when the old one had none).
     pub intended: ImageRef,
@@ -37,12 +40,32 @@ impl Edit {
     /// The edit that pins `found` to `digest`: the digest after the `@` replaced, or
     /// `@digest` appended — with `:latest` before it when the reference names no tag,
     /// so the pin keeps the tag it was looked up by (a pin without a tag could never be
-    /// updated again). `None` for a finding that is not a parsed reference.
+    /// updated again). For a reference written across several fields, only its
+    /// digest's slot changes: the digest replaced, or inserted with its lead, as
+    /// `sha256:<hex>` or bare hex as the slot says; such a reference needs a tag.
+    /// `None` for a finding that is not a parsed reference.
     #[must_use]
     pub fn pin(found: &Found, digest: &Digest) -> Option<Self> {
         let image = found.image.as_ref()?;
         let mut intended = image.clone();
         intended.digest = Some(digest.clone());
+        if let Some(fields) = &found.fields {
+            image.tag.as_ref()?;
+            let slot = &fields.digest;
+            let value = if slot.bare {
+                digest.hex().to_owned()
+            } else {
+                digest.to_string()
+            };
+            let lead = if slot.span.is_empty() { slot.lead } else { "" };
+            return Some(Self {
+                span: found.span.clone(),
+                original: found.written().to_owned(),
+                text: format!("{lead}{value}"),
+                lead: lead.len(),
+                intended,
+            });
+        }
         let text = match (found.reference.rfind('@'), &image.tag) {
             (Some(at), _) => format!("{}{digest}", &found.reference[..=at]),
             (None, Some(_)) => format!("{}@{digest}", found.reference),
@@ -55,6 +78,7 @@ impl Edit {
             span: found.span.clone(),
             original: found.reference.clone(),
             text,
+            lead: 0,
             intended,
         })
     }
@@ -142,7 +166,7 @@ pub fn splice(path: &str, text: &str, edits: &[Edit]) -> Result<String, Error> {
 /// [`Error::Verify`] naming the first difference.
 pub fn verify(
     path: &str,
-    detected: Detected,
+    format: Format,
     old: &str,
     new: &str,
     edits: &[Edit],
@@ -151,8 +175,8 @@ pub fn verify(
         path: path.to_owned(),
         why,
     };
-    let (before, _) = scan_text(path, detected, old);
-    let (after, _) = scan_text(path, detected, new);
+    let (before, _) = scan_text(path, format, old);
+    let (after, _) = scan_text(path, format, new);
     if before.len() != after.len() {
         return Err(fail(format!(
             "{} references before, {} after",
@@ -168,15 +192,15 @@ pub fn verify(
         }
     }
     for (b, a) in before.iter().zip(&after) {
+        let edit = sorted.iter().find(|e| e.span == b.span);
         let shift: isize = sorted
             .iter()
-            .filter(|e| e.span.end <= b.span.start)
+            .filter(|e| e.span.end <= b.span.start && e.span != b.span)
             .map(|e| e.text.len() as isize - e.span.len() as isize)
             .sum();
-        let edit = sorted.iter().find(|e| e.span == b.span);
-        let expected_text = edit.map_or(b.reference.as_str(), |e| e.text.as_str());
-        let expected_start = b.span.start as isize + shift;
-        if a.reference != expected_text
+        let expected_text = edit.map_or(b.written(), |e| e.text.get(e.lead..).unwrap_or(""));
+        let expected_start = b.span.start as isize + shift + edit.map_or(0, |e| e.lead as isize);
+        if a.written() != expected_text
             || a.span.start as isize != expected_start
             || a.format != b.format
             || a.platform != b.platform
@@ -280,7 +304,7 @@ mod tests {
     const NEW: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
 
     fn found(text: &str, reference: &str) -> Found {
-        let (found, _) = scan_text("Dockerfile", Detected::Dockerfile, text);
+        let (found, _) = scan_text("Dockerfile", crate::scan::dockerfile::FORMAT, text);
         found
             .into_iter()
             .find(|f| f.reference == reference)
@@ -335,7 +359,117 @@ mod tests {
                 "\u{feff}FROM node:20@{NEW} AS a\r\nFROM \"alpine:3@{NEW}\"  # keep\r\nCOPY --from=busybox:1@{OLD} /a /b\r\n"
             )
         );
-        verify("Dockerfile", Detected::Dockerfile, &text, &new, &edits).unwrap();
+        verify(
+            "Dockerfile",
+            crate::scan::dockerfile::FORMAT,
+            &text,
+            &new,
+            &edits,
+        )
+        .unwrap();
+    }
+
+    /// A reference written across several fields is rewritten in its digest's slot
+    /// only, in the slot's style (replaced, bare hex, inserted after the tag), and the
+    /// re-scan must compose exactly the intended reference.
+    #[test]
+    fn composed_references_rewrite_only_the_digest_slot() {
+        use crate::scan::testing::FIELDS;
+        let hex = |d: &str| d.trim_start_matches("sha256:").to_owned();
+        let cases = [
+            (
+                format!("repository: bitnami/redis\ntag: 7.2\ndigest: {OLD}\n"),
+                format!("repository: bitnami/redis\ntag: 7.2\ndigest: {NEW}\n"),
+            ),
+            (
+                format!(
+                    "repository: bitnami/redis\ntag: 7.2\ndigest: {}\n",
+                    hex(OLD)
+                ),
+                format!(
+                    "repository: bitnami/redis\ntag: 7.2\ndigest: {}\n",
+                    hex(NEW)
+                ),
+            ),
+            (
+                format!("repository: bitnami/redis\ntag: 7.2@{OLD}\n"),
+                format!("repository: bitnami/redis\ntag: 7.2@{NEW}\n"),
+            ),
+            (
+                "repository: bitnami/redis\ntag: 7.2\n".to_owned(),
+                format!("repository: bitnami/redis\ntag: 7.2@{NEW}\n"),
+            ),
+            (
+                "repository: bitnami/redis\ntag: 7.2\ndigest: \n".to_owned(),
+                format!("repository: bitnami/redis\ntag: 7.2\ndigest: {NEW}\n"),
+            ),
+        ];
+        for (text, want) in cases {
+            let (found, _) = crate::scan::testing::found(FIELDS, &text);
+            assert_eq!(found.len(), 1, "{text}");
+            let edit = Edit::pin(&found[0], &digest(NEW)).unwrap();
+            let new = splice("values.yaml", &text, std::slice::from_ref(&edit)).unwrap();
+            assert_eq!(new, want);
+            verify(
+                "values.yaml",
+                FIELDS,
+                &text,
+                &new,
+                std::slice::from_ref(&edit),
+            )
+            .unwrap();
+            let (after, _) = crate::scan::testing::found(FIELDS, &new);
+            assert_eq!(
+                after[0].reference,
+                format!("bitnami/redis:7.2@{NEW}"),
+                "{new}"
+            );
+            // The wrong digest bytes in the slot are refused.
+            let wrong = Edit {
+                text: format!("{}{}", &edit.text[..edit.lead], hex(OLD)),
+                ..edit.clone()
+            };
+            let bad = splice("values.yaml", &text, std::slice::from_ref(&wrong)).unwrap();
+            assert!(
+                verify("values.yaml", FIELDS, &text, &bad, &[wrong]).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    /// The JSON contract for a composed reference: `reference` is the composed one,
+    /// `start`/`end` the digest part's span, and each part's text is the file's bytes
+    /// at its span.
+    #[test]
+    fn composed_references_serialize_their_parts() {
+        use crate::scan::testing::FIELDS;
+        let text = format!("repository: bitnami/redis\ntag: 7.2\ndigest: {OLD}\n");
+        let (found, _) = crate::scan::testing::found(FIELDS, &text);
+        let json = serde_json::to_value(&found[0]).unwrap();
+        assert_eq!(json["reference"], format!("bitnami/redis:7.2@{OLD}"));
+        let (start, end) = (
+            json["start"].as_u64().unwrap() as usize,
+            json["end"].as_u64().unwrap() as usize,
+        );
+        assert_eq!(&text[start..end], OLD);
+        let parts = json["parts"].as_array().unwrap();
+        let names: Vec<&str> = parts.iter().map(|p| p["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["repository", "tag", "digest"]);
+        for part in parts {
+            let (s, e) = (
+                part["start"].as_u64().unwrap() as usize,
+                part["end"].as_u64().unwrap() as usize,
+            );
+            assert_eq!(text[s..e], *part["text"].as_str().unwrap());
+        }
+        // A reference written as one string has no `parts`.
+        let (single, _) = scan_text("Dockerfile", crate::scan::dockerfile::FORMAT, "FROM a:1\n");
+        assert!(
+            serde_json::to_value(&single[0])
+                .unwrap()
+                .get("parts")
+                .is_none()
+        );
     }
 
     #[test]
@@ -347,10 +481,18 @@ mod tests {
             span: start..start + 7,
             original: "redis:7".into(),
             text: "redis:7\n  b:\n    image: extra:1".into(),
+            lead: 0,
             intended: ImageRef::parse(&format!("redis:7@{NEW}")).unwrap(),
         }];
         let new = splice("compose.yaml", text, &edits).unwrap();
-        let err = verify("compose.yaml", Detected::Compose, text, &new, &edits).unwrap_err();
+        let err = verify(
+            "compose.yaml",
+            crate::scan::compose::FORMAT,
+            text,
+            &new,
+            &edits,
+        )
+        .unwrap_err();
         assert!(
             err.to_string().contains("does not re-scan as intended"),
             "{err}"
@@ -377,14 +519,27 @@ mod tests {
                 ..good.clone()
             };
             let new = splice("Dockerfile", &text, std::slice::from_ref(&edit)).unwrap();
-            let err = verify("Dockerfile", Detected::Dockerfile, &text, &new, &[edit]);
+            let err = verify(
+                "Dockerfile",
+                crate::scan::dockerfile::FORMAT,
+                &text,
+                &new,
+                &[edit],
+            );
             assert!(
                 matches!(err, Err(Error::Verify { .. })),
                 "{bad_text:?} was accepted"
             );
         }
         let new = splice("Dockerfile", &text, std::slice::from_ref(&good)).unwrap();
-        verify("Dockerfile", Detected::Dockerfile, &text, &new, &[good]).unwrap();
+        verify(
+            "Dockerfile",
+            crate::scan::dockerfile::FORMAT,
+            &text,
+            &new,
+            &[good],
+        )
+        .unwrap();
     }
 
     #[test]
@@ -395,12 +550,14 @@ mod tests {
                 span: 0..4,
                 original: "abcd".into(),
                 text: "x".into(),
+                lead: 0,
                 intended: any.clone(),
             },
             Edit {
                 span: 2..6,
                 original: "cdef".into(),
                 text: "y".into(),
+                lead: 0,
                 intended: any.clone(),
             },
         ];
@@ -412,6 +569,7 @@ mod tests {
             span: 5..50,
             original: String::new(),
             text: "x".into(),
+            lead: 0,
             intended: any,
         }];
         assert!(matches!(
@@ -427,6 +585,7 @@ mod tests {
             span: 5..5 + 8 + OLD.len(),
             original: format!("node:20@{OLD}"),
             text: format!("node:20@{NEW}"),
+            lead: 0,
             intended: ImageRef::parse(&format!("node:20@{NEW}")).unwrap(),
         }];
         assert!(matches!(

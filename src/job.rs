@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::check;
-use crate::config::{self, Policy, ServiceConfig};
+use crate::config::{self, Rules, ServiceConfig};
 use crate::model::Record;
 use crate::policy::{self, ChangeSet};
 use crate::registry::resolve::Resolver;
@@ -103,7 +103,7 @@ pub async fn run(opts: &JobOptions, tick: &(dyn Fn() + Sync)) -> Result<Outcome,
         .unwrap_or_else(|| PathBuf::from("."));
     let (repo, config_warnings) = config::load_repo(&root)?;
     warnings.extend(config_warnings);
-    let policy = Policy::new(opts.service.as_ref(), &repo);
+    let policy = Rules::new(opts.service.as_ref(), &repo);
 
     let mut report = walk::scan_paths(&paths)?;
     report

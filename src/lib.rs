@@ -30,7 +30,7 @@
 //!   platform-faithful pin decision).
 //! - [`config`]: the repository config (untrusted: rules only) and the service config
 //!   (trusted: registries, credentials by variable name, org rules), with spanned
-//!   diagnostics; [`config::Policy`] layers them.
+//!   diagnostics; [`config::Rules`] layers them.
 //! - [`policy`]: pure: records + rules + time + [`state`] snapshot → why each
 //!   reference is held, and the change sets to propose. [`state`]: the `redb` store of
 //!   first-seen digests and schedule anchors.

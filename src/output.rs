@@ -3,7 +3,8 @@
 
 use std::io::{self, Write};
 
-use crate::config::{Policy, RepoConfig};
+use crate::config::{RepoConfig, Rules};
+use crate::forge::run::{FleetReport, RepoReport};
 use crate::model::{Lookup, Record, Status};
 use crate::scan::Found;
 use crate::update::FileOutcome;
@@ -125,7 +126,7 @@ pub fn update_json(out: &mut impl Write, outcomes: &[FileOutcome]) -> io::Result
 ///
 /// # Errors
 /// Any error writing to `out`.
-pub fn policy_text(out: &mut impl Write, policy: &Policy, repo: &RepoConfig) -> io::Result<()> {
+pub fn policy_text(out: &mut impl Write, policy: &Rules, repo: &RepoConfig) -> io::Result<()> {
     match &repo.file {
         Some(file) => writeln!(out, "{file}: valid")?,
         None => writeln!(out, "no repository config: defaults")?,
@@ -252,5 +253,34 @@ pub fn text(out: &mut impl Write, found: &[Found]) -> io::Result<()> {
         "\n{} references, {pinned} pinned by digest, {} skipped",
         found.len(),
         found.iter().filter(|f| f.skip_reason.is_some()).count()
+    )
+}
+
+/// One repository of `repin run`, as it finishes: its notes and its error on `log`
+/// (`owner/name: note`, `error: owner/name: reason`), its summary on `out`
+/// (`owner/name: opened [PR numbers], updated [..], closed [..] (N GitHub API calls)`).
+pub fn run_repo(out: &mut impl Write, log: &mut impl Write, repo: &RepoReport) -> io::Result<()> {
+    match &repo.result {
+        Ok(s) => {
+            for note in &s.notes {
+                writeln!(log, "{}: {note}", repo.full_name)?;
+            }
+            writeln!(
+                out,
+                "{}: opened {:?}, updated {:?}, closed {:?} ({} GitHub API calls)",
+                repo.full_name, s.opened, s.updated, s.closed, repo.api_calls
+            )
+        }
+        Err(e) => writeln!(log, "error: {}: {e}", repo.full_name),
+    }
+}
+
+/// The last line of `repin run`: repositories and pull requests counted.
+pub fn run_totals(out: &mut impl Write, report: &FleetReport) -> io::Result<()> {
+    let (opened, updated, closed, failed) = report.totals();
+    writeln!(
+        out,
+        "{} repositories, {opened} pull requests opened, {updated} updated, {closed} closed, {failed} failed",
+        report.repos.len()
     )
 }

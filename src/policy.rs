@@ -15,7 +15,7 @@
 //!   Missing state again means waiting for the next tick.
 //! - Change sets: one per `group`, else one per image (`registry/repository`).
 
-use crate::config::{Effective, Policy};
+use crate::config::{Effective, Rules};
 use crate::model::{Held, Record, Status};
 use crate::scan::Found;
 use crate::state::{Snapshot, anchor_key, seen_key};
@@ -32,7 +32,7 @@ pub struct ChangeSet {
 /// One record per finding, with its effective settings and what is held before any
 /// lookup: excluded paths and ignored images (these cost no requests).
 #[must_use]
-pub fn records(found: Vec<Found>, policy: &Policy) -> Vec<Record> {
+pub fn records(found: Vec<Found>, policy: &Rules) -> Vec<Record> {
     found
         .into_iter()
         .map(|f| {
@@ -172,7 +172,7 @@ mod tests {
     use super::*;
     use crate::config::{RepoConfig, parse_repo};
     use crate::model::Lookup;
-    use crate::scan::{Detected, scan_text};
+    use crate::scan::{dockerfile, scan_text};
 
     const OLD: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
     const NEW: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
@@ -187,14 +187,14 @@ mod tests {
             .iter()
             .map(|l| format!("FROM {l}\n"))
             .collect::<String>();
-        scan_text("Dockerfile", Detected::Dockerfile, &text).0
+        scan_text("Dockerfile", dockerfile::FORMAT, &text).0
     }
 
     /// Records under `config`, every one looked up as outdated to NEW (or unpinned
     /// with NEW available) unless the rules held it before lookup.
     fn looked_up(config: &str, found: &[Found]) -> Vec<Record> {
         let repo: RepoConfig = parse_repo(".repin.toml", config).unwrap();
-        let policy = Policy::new(None, &repo);
+        let policy = Rules::new(None, &repo);
         let new: crate::imageref::Digest = NEW.parse().unwrap();
         let mut records = records(found.to_vec(), &policy);
         for r in &mut records {
@@ -358,9 +358,9 @@ mod tests {
     #[test]
     fn excluded_paths_are_held_before_lookups() {
         let text = format!("FROM node:20@{OLD}\n");
-        let (found, _) = scan_text("test/Dockerfile", Detected::Dockerfile, &text);
+        let (found, _) = scan_text("test/Dockerfile", dockerfile::FORMAT, &text);
         let repo = parse_repo(".repin.toml", "[scan]\nexclude = [\"test/**\"]\n").unwrap();
-        let policy = Policy::new(None, &repo);
+        let policy = Rules::new(None, &repo);
         let held: Vec<_> = records(found, &policy).iter().map(|r| r.held).collect();
         assert_eq!(held, vec![Some(Held::ExcludedPath)]);
     }

@@ -32,6 +32,34 @@ impl Updated {
             .any(|r| r.lookup.error().is_some())
             || self.files.iter().any(|f| f.error.is_some())
     }
+
+    /// Every error, one line each: a lookup's (`file:line: reference: reason`), then a
+    /// file's.
+    #[must_use]
+    pub fn errors(&self) -> Vec<String> {
+        let lookups = self.outcome.records.iter().filter_map(|r| {
+            let f = &r.found;
+            r.lookup
+                .error()
+                .map(|e| format!("{}:{}: {}: {e}", f.path, f.line, f.reference))
+        });
+        let files = self
+            .files
+            .iter()
+            .filter_map(|f| f.error.as_ref().map(ToString::to_string));
+        lookups.chain(files).collect()
+    }
+
+    /// Every warning, one line each: the job's, the files', the store's.
+    #[must_use]
+    pub fn warnings(&self) -> Vec<String> {
+        self.outcome
+            .all_warnings()
+            .into_iter()
+            .chain(self.files.iter().filter_map(|f| f.warning.clone()))
+            .chain(self.warning.clone())
+            .collect()
+    }
 }
 
 /// `repin update`: runs the job, plans the change sets' edits, applies them (or, with
@@ -152,7 +180,10 @@ pub fn edited(
         path: path.to_owned(),
     })?;
     let new = edit::splice(path, old, edits)?;
-    edit::verify(path, source.detected, old, &new, edits)?;
+    let format = source.format.ok_or_else(|| edit::Error::BadSpans {
+        path: path.to_owned(),
+    })?;
+    edit::verify(path, format, old, &new, edits)?;
     Ok((bytes, new))
 }
 

@@ -157,7 +157,7 @@ struct RawService {
 
 /// A list of globs; empty matches everything. Checked when the config is read; the
 /// matching automaton is built on first use only, so the globs of many rules can be
-/// compiled once, together, by [`Policy`] instead of one automaton per rule.
+/// compiled once, together, by [`Rules`] instead of one automaton per rule.
 #[derive(Debug, Clone, Default)]
 pub struct Matcher {
     pub patterns: Vec<String>,
@@ -501,12 +501,11 @@ pub fn parse_repo(file: &str, text: &str) -> Result<RepoConfig, Error> {
     };
     let formats = raw.scan.formats.as_ref().map(|list| {
         list.iter()
-            .filter_map(|f| match f.get_ref().as_str() {
-                "dockerfile" => Some(Format::Dockerfile),
-                "compose" => Some(Format::Compose),
-                "kubernetes" => Some(Format::Kubernetes),
-                other => {
-                    let suggestion = diag::closest(other, &["dockerfile", "compose", "kubernetes"]);
+            .filter_map(|f| match Format::named(f.get_ref()) {
+                Some(format) => Some(format),
+                None => {
+                    let other = f.get_ref();
+                    let suggestion = diag::closest(other, &Format::names());
                     diags.error_with(
                         Some(f.span()),
                         format!("unknown format {other:?}"),
@@ -628,9 +627,50 @@ pub fn load_service(path: &Path) -> Result<ServiceConfig, Error> {
     parse_service(&path.display().to_string(), &text)
 }
 
+/// What `repin config check` shows: both configs valid, the rules they make together,
+/// and the repository config's warnings.
+#[derive(Debug)]
+pub struct Checked {
+    pub rules: Rules,
+    pub repo: RepoConfig,
+    pub warnings: Vec<String>,
+}
+
+/// Checks the service config at `service` (an empty path counts as none) and the
+/// repository config at `path` (a repository folder, where it is looked for, or a
+/// config file), and layers them.
+///
+/// # Errors
+/// Every error found, the service config's first.
+pub fn check(service: Option<&Path>, path: &Path) -> Result<Checked, Vec<Error>> {
+    let service = service
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(load_service)
+        .transpose();
+    let repo = if path.is_file() {
+        std::fs::read_to_string(path)
+            .map_err(|reason| Error::Read {
+                path: path.display().to_string(),
+                reason,
+            })
+            .and_then(|text| parse_repo(&path.display().to_string(), &text))
+            .map(|c| (c, Vec::new()))
+    } else {
+        load_repo(path)
+    };
+    match (service, repo) {
+        (Ok(service), Ok((repo, warnings))) => Ok(Checked {
+            rules: Rules::new(service.as_ref(), &repo),
+            repo,
+            warnings,
+        }),
+        (service, repo) => Err(service.err().into_iter().chain(repo.err()).collect()),
+    }
+}
+
 /// The rules in force for one repository: every layer, in precedence order.
 #[derive(Debug, Clone, Default)]
-pub struct Policy {
+pub struct Rules {
     pub scan: ScanRules,
     /// Lowest precedence first.
     pub layers: Vec<Rule>,
@@ -658,7 +698,7 @@ fn serialize_secs<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result
     s.collect_str(&humantime::format_duration(*d))
 }
 
-impl Policy {
+impl Rules {
     #[must_use]
     pub fn new(service: Option<&ServiceConfig>, repo: &RepoConfig) -> Self {
         let mut layers = Vec::new();
@@ -755,7 +795,7 @@ mod tests {
             "[update]\nmin_age = \"1d\"\n[[rule]]\nimages = [\"docker.io/library/node\"]\ngroup = \"node\"\nmin_age = \"2h\"\n[[rule]]\npaths = [\"legacy/**\"]\nignore = true\n[[rule]]\nimages = [\"docker.io/library/node\"]\ntags = [\"18*\"]\nmin_age = \"0s\"\n",
         )
         .unwrap();
-        let policy = Policy::new(Some(&service), &repo);
+        let policy = Rules::new(Some(&service), &repo);
         let node = ImageRef::parse("node:20").unwrap();
         let s = policy.settings_for("Dockerfile", Some(&node));
         assert_eq!(s.min_age, std::time::Duration::from_secs(2 * 3600));
@@ -787,8 +827,8 @@ mod tests {
         assert!(c.scan.path_included("Dockerfile"));
         assert!(!c.scan.path_included("deploy/test/x.yaml"));
         assert!(!c.scan.path_included("src/Dockerfile"));
-        assert!(c.scan.format_enabled(Format::Kubernetes));
-        assert!(!c.scan.format_enabled(Format::Compose));
+        assert!(c.scan.format_enabled(crate::scan::kubernetes::FORMAT));
+        assert!(!c.scan.format_enabled(crate::scan::compose::FORMAT));
     }
 
     #[test]
@@ -868,7 +908,7 @@ mod tests {
             "[[rule]]\nimages = [\"ghcr.io/acme/*\", \"docker.io/library/node\"]\ngroup = \"a\"\n[[rule]]\npaths = [\"deploy/**\"]\ntags = [\"1*\"]\npin = true\n[[rule]]\nimages = [\"**\"]\npaths = [\"*.yaml\"]\nmin_age = \"1d\"\n[[rule]]\ntags = [\"latest\"]\nignore = true\n",
         )
         .unwrap();
-        let policy = Policy::new(None, &repo);
+        let policy = Rules::new(None, &repo);
         for path in [
             "Dockerfile",
             "deploy/a.yaml",

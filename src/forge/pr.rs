@@ -318,15 +318,15 @@ pub fn body(state: &PrState, facts: &Facts) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Policy, RepoConfig, parse_repo};
+    use crate::config::{RepoConfig, Rules, parse_repo};
     use crate::model::Lookup;
-    use crate::scan::{Detected, scan_text};
+    use crate::scan::{dockerfile, scan_text};
 
     const OLD: &str = "sha256:1a2b3c4d5e6f1a2b3c4d5e6f1a2b3c4d5e6f1a2b3c4d5e6f1a2b3c4d5e6f7788";
     const NEW: &str = "sha256:9f8e7d6c5b4a9f8e7d6c5b4a9f8e7d6c5b4a9f8e7d6c5b4a9f8e7d6c5b4a1122";
 
     fn checked(text: &str) -> Vec<Record> {
-        let (found, _) = scan_text("Dockerfile", Detected::Dockerfile, text);
+        let (found, _) = scan_text("Dockerfile", dockerfile::FORMAT, text);
         found
             .into_iter()
             .map(|f| {
@@ -339,7 +339,7 @@ mod tests {
 
     fn effective(config: &str) -> Effective {
         let repo: RepoConfig = parse_repo(".repin.toml", config).unwrap();
-        Policy::new(None, &repo).settings_for("Dockerfile", None)
+        Rules::new(None, &repo).settings_for("Dockerfile", None)
     }
 
     #[test]

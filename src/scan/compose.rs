@@ -11,12 +11,33 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::format::{self, Format, Spec};
 use super::vars::whole_variable;
 use super::yaml::{self, ImageValue, Node, NodeId, UNREADABLE, Yaml};
 use super::{Candidate, Extracted, SkipReason};
 
 /// How many merge-key levels are followed; deeper chains are not real Compose files.
 const MAX_MERGE_DEPTH: usize = 16;
+
+/// The format's row in the table ([`super::format`]).
+pub const FORMAT: Format = Format::new(&Spec {
+    name: "compose",
+    reads,
+    accepts: format::any_text,
+    extract,
+});
+
+/// Compose files by name: YAML named `compose`, `docker-compose*` or `compose.*`
+/// (`compose.yaml`, `docker-compose.prod.yml`, `compose.override.yaml`).
+#[must_use]
+pub fn reads(rel: &str) -> bool {
+    if !format::is_yaml(rel) {
+        return false;
+    }
+    let lower = format::file_name(rel).to_ascii_lowercase();
+    let stem = lower.rsplit_once('.').map_or(lower.as_str(), |(s, _)| s);
+    stem == "compose" || stem.starts_with("docker-compose") || stem.starts_with("compose.")
+}
 
 /// Extracts image references from a Compose file.
 #[must_use]
@@ -152,18 +173,20 @@ fn interpolated(text: &str, span: std::ops::Range<usize>) -> Candidate {
         span,
         platform: None,
         skip: Some(SkipReason::ContainsVariable),
+        composed: None,
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::FORMAT;
+    use crate::scan::scan_text;
     use crate::scan::testing::{Row, rows};
-    use crate::scan::{Detected, scan_text};
 
     const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
     fn refs(text: &str) -> Vec<Row> {
-        let (rows, warnings) = rows(Detected::Compose, text);
+        let (rows, warnings) = rows(FORMAT, text);
         assert!(warnings.is_empty(), "{warnings:?}");
         rows
     }
@@ -247,11 +270,7 @@ mod tests {
 
     #[test]
     fn syntax_error_is_a_warning() {
-        let (found, warnings) = scan_text(
-            "compose.yaml",
-            super::super::Detected::Compose,
-            "services:\n  a: [\n",
-        );
+        let (found, warnings) = scan_text("compose.yaml", FORMAT, "services:\n  a: [\n");
         assert!(found.is_empty());
         assert_eq!(warnings.len(), 1);
         assert!(

@@ -14,9 +14,41 @@
 use std::collections::HashMap;
 use std::ops::Range;
 
+use super::format::{self, Format, Spec};
 use super::vars::whole_variable;
 use super::{Candidate, Extracted, SkipReason};
 use crate::imageref::Platform;
+
+/// The format's row in the table ([`super::format`]).
+pub const FORMAT: Format = Format::new(&Spec {
+    name: "dockerfile",
+    reads,
+    accepts: format::any_text,
+    extract,
+});
+
+/// Dockerfiles and Containerfiles by file name: `Dockerfile`, `api.Dockerfile`,
+/// `Dockerfile.debug`, `Containerfile-dev`, any case; not `Dockerfiles`,
+/// `MyDockerfile`, nor `Dockerfile.<ext>` for the endings in [`NOT_DOCKERFILE`].
+#[must_use]
+pub fn reads(rel: &str) -> bool {
+    const BASES: [&str; 2] = ["dockerfile", "containerfile"];
+    let lower = format::file_name(rel).to_ascii_lowercase();
+    BASES.iter().any(|base| {
+        lower
+            .strip_suffix(base)
+            .is_some_and(|rest| rest.is_empty() || rest.ends_with('.'))
+            || lower.strip_prefix(base).is_some_and(|rest| {
+                rest.starts_with(['.', '-', '_'])
+                    && !NOT_DOCKERFILE.iter().any(|ext| rest.ends_with(ext))
+            })
+    })
+}
+
+/// Endings of names that start like a Dockerfile's (`Dockerfile.*`, `Dockerfile-*`,
+/// `Dockerfile_*`) but are not one (`Dockerfile.dockerignore` is BuildKit's
+/// per-Dockerfile ignore file).
+pub const NOT_DOCKERFILE: [&str; 6] = [".dockerignore", ".md", ".txt", ".json", ".sh", ".orig"];
 
 /// Extracts image references from a Dockerfile's text.
 #[must_use]
@@ -318,6 +350,7 @@ impl<'a> Parser<'a> {
                     span,
                     platform,
                     skip: None,
+                    composed: None,
                 });
             } else {
                 self.out.notes.push((
@@ -350,6 +383,7 @@ impl<'a> Parser<'a> {
                 span,
                 platform,
                 skip,
+                composed: None,
             }),
             None => {
                 let n = self.line_number(line.start);
@@ -545,14 +579,13 @@ fn unquote(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scan::Detected;
     use crate::scan::testing::found;
 
     const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
     /// (reference, line, platform, skip) for each finding in `text`.
     fn scan(text: &str) -> Vec<(String, usize, Option<String>, Option<&'static str>)> {
-        found(Detected::Dockerfile, text)
+        found(FORMAT, text)
             .0
             .into_iter()
             .map(|f| {

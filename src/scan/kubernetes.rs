@@ -12,6 +12,7 @@
 
 use std::collections::HashSet;
 
+use super::format::{self, Format, Spec};
 use super::yaml::{self, ImageValue, Node, NodeId, UNREADABLE, Yaml};
 use super::yaml_lines;
 use super::{Candidate, Extracted};
@@ -20,6 +21,15 @@ use super::{Candidate, Extracted};
 const SKIPPED_KEYS: [&str; 3] = ["metadata", "status", "managedFields"];
 /// Keys of ConfigMaps and Secrets that hold opaque data.
 const DATA_KEYS: [&str; 3] = ["data", "stringData", "binaryData"];
+
+/// The format's row in the table ([`super::format`]): any YAML file; documents that
+/// are not Kubernetes objects yield nothing.
+pub const FORMAT: Format = Format::new(&Spec {
+    name: "kubernetes",
+    reads: format::is_yaml,
+    accepts: format::any_text,
+    extract,
+});
 
 /// Extracts image references from the Kubernetes documents of a YAML file. Documents
 /// that are not Kubernetes objects are ignored, so any YAML file may be passed.
@@ -146,13 +156,13 @@ impl Walk<'_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::scan::Detected;
+    use super::FORMAT;
     use crate::scan::testing::{Row, found, rows};
 
     const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
     fn refs(text: &str) -> Vec<Row> {
-        rows(Detected::Yaml, text).0
+        rows(FORMAT, text).0
     }
 
     fn names(text: &str) -> Vec<String> {
@@ -245,7 +255,7 @@ mod tests {
     #[test]
     fn crlf_bom_and_non_ascii() {
         let text = "\u{feff}apiVersion: v1\r\nkind: Pod\r\nspec:\r\n  containers:\r\n  - name: 한국어\r\n    image: nginx:1 # 주석\r\n";
-        let (found, _) = found(Detected::Yaml, text);
+        let (found, _) = found(FORMAT, text);
         assert_eq!(found[0].reference, "nginx:1");
         assert_eq!((found[0].line, found[0].column), (6, 12));
     }

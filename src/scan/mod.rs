@@ -2,13 +2,45 @@
 //!
 //! A *format* (`dockerfile`, `compose`, `kubernetes`) is a small module with one job:
 //! given a file's text, return [`Candidate`]s, byte ranges where an image reference is
-//! written. This module turns candidates into [`Found`]s in one place: the reference is
+//! written. The format table ([`format::FORMATS`]) lists them with the files each
+//! reads. This module turns candidates into [`Found`]s in one place: the reference is
 //! always cut from the file at the span (so `file[start..end] == reference` by
 //! construction), parsed with [`crate::imageref`], and placed at a line and column.
 //! [`walk`] picks the files and runs the formats over them in parallel.
+//!
+//! A reference written across several fields (`repository`, `tag`, `digest` keys) is
+//! reported as one candidate with its parts ([`Composed`]): each part's text is cut
+//! from the file at its span, the reference is the one they make together, and the
+//! candidate's span is the digest's slot ([`DigestSlot`]: replace the digest's bytes,
+//! or insert one at an offset), the only bytes [`crate::edit`] rewrites for it.
+//!
+//! # Adding a format
+//!
+//! 1. Write `src/scan/<name>.rs` with a `//!` doc saying what it reads, and:
+//!    - `pub fn extract(text: &str) -> Extracted`: a [`Candidate`] per reference (the
+//!      span of the reference as written, without quotes; [`Candidate::composed`] for
+//!      one written across several fields), and a note `(1-based line, why)` for what
+//!      cannot be read. YAML formats build on `yaml.rs` (positioned nodes, anchors,
+//!      the size caps); `vars.rs` decides what `${VAR}` text means. Spans must fall
+//!      on the file's bytes; text is never re-serialized.
+//!    - `pub const FORMAT: Format = Format::new(&Spec { name, reads, accepts, extract })`:
+//!      `reads` is a predicate over the path relative to the root (`/`-separated;
+//!      [`format::file_name`] and [`format::is_yaml`] help), `accepts` a content sniff
+//!      for files the path alone does not settle ([`format::any_text`] otherwise).
+//! 2. Add `pub mod <name>;` here and `<name>::FORMAT` to [`format::FORMATS`], before
+//!    any more general format that would also read its files (formats are tried in
+//!    order; the first whose path predicate and sniff accept a file reads it).
+//!
+//! That is all: the walk, `[scan] formats` in the repository config (names and
+//! suggestions), the webhook's "does this push touch a scanned file", `update`'s
+//! rewrite and verification, and the property tests that feed every format hostile
+//! text all come from the table. Add unit tests of the shapes the format reads (spans
+//! checked by `testing::found`), a fixture under `tests/fixtures/tree` for the
+//! snapshot, and its entry in the README's "What each format reads".
 
 pub mod compose;
 pub mod dockerfile;
+pub mod format;
 pub mod kubernetes;
 mod source;
 mod vars;
@@ -18,12 +50,12 @@ mod yaml_lines;
 
 use std::fmt;
 use std::ops::Range;
-use std::path::Path;
 
 use serde::Serialize;
 
 use crate::imageref::{ImageRef, Platform};
 
+pub use format::{Detected, FORMATS, Format};
 pub use source::LineIndex;
 
 /// Files larger than this are reported and skipped: no real manifest comes close, and
@@ -34,78 +66,6 @@ pub const MAX_FILE_SIZE: u64 = 16 * 1024 * 1024;
 /// corpus's largest holds well under a hundred); the cap keeps a hostile file of
 /// millions of one-line references from costing gigabytes in findings.
 pub const MAX_REFERENCES_PER_FILE: usize = 10_000;
-
-/// The file families repin understands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    Dockerfile,
-    Compose,
-    Kubernetes,
-}
-
-impl Format {
-    /// The name used in output and config (`dockerfile`, `compose`, `kubernetes`).
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Dockerfile => "dockerfile",
-            Self::Compose => "compose",
-            Self::Kubernetes => "kubernetes",
-        }
-    }
-}
-
-impl fmt::Display for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// How a file is scanned, decided from its path alone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Detected {
-    /// A Dockerfile or Containerfile by name.
-    Dockerfile,
-    /// A Compose file by name.
-    Compose,
-    /// Some other YAML file: its documents are Kubernetes objects when they carry
-    /// `apiVersion` and `kind`, which only the content can tell.
-    Yaml,
-}
-
-impl Detected {
-    /// Picks the scanner for a file name, or `None` for files repin does not read.
-    #[must_use]
-    pub fn from_path(path: &Path) -> Option<Self> {
-        let name = path.file_name()?.to_str()?;
-        let lower = name.to_ascii_lowercase();
-        let yaml = lower.ends_with(".yaml") || lower.ends_with(".yml");
-        if yaml {
-            let stem = lower.rsplit_once('.').map_or(lower.as_str(), |(s, _)| s);
-            let compose = stem == "compose"
-                || stem.starts_with("docker-compose")
-                || stem.starts_with("compose.");
-            return Some(if compose { Self::Compose } else { Self::Yaml });
-        }
-        const BASES: [&str; 2] = ["dockerfile", "containerfile"];
-        let is_dockerfile = BASES.iter().any(|base| {
-            lower
-                .strip_suffix(base)
-                .is_some_and(|rest| rest.is_empty() || rest.ends_with('.'))
-                || lower.strip_prefix(base).is_some_and(|rest| {
-                    rest.starts_with(['.', '-', '_'])
-                        && !NOT_DOCKERFILE.iter().any(|ext| rest.ends_with(ext))
-                })
-        });
-        is_dockerfile.then_some(Self::Dockerfile)
-    }
-}
-
-/// Endings of names that start like a Dockerfile's (`Dockerfile.*`, `Dockerfile-*`,
-/// `Dockerfile_*`) but are not one (`Dockerfile.dockerignore` is BuildKit's
-/// per-Dockerfile ignore file).
-const NOT_DOCKERFILE: [&str; 6] = [".dockerignore", ".md", ".txt", ".json", ".sh", ".orig"];
 
 /// Why a reference is reported but cannot be updated. Serialized in kebab-case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -140,12 +100,15 @@ impl SkipReason {
 /// What a format reports: where a reference is written and what the file says about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {
-    /// Byte range of the reference in the file, without surrounding quotes.
+    /// Byte range of the reference in the file, without surrounding quotes; for a
+    /// reference written across several fields, its digest's slot (`composed.digest`).
     pub span: Range<usize>,
     /// A platform the file fixes for this reference (`FROM --platform=linux/arm64`).
     pub platform: Option<Platform>,
     /// Set when the format already knows the text is not a literal reference.
     pub skip: Option<SkipReason>,
+    /// Set for a reference written across several fields.
+    pub composed: Option<Composed>,
 }
 
 impl Candidate {
@@ -154,8 +117,67 @@ impl Candidate {
             span,
             platform: None,
             skip: None,
+            composed: None,
         }
     }
+
+    /// A reference written across several fields: the span is the digest's slot.
+    #[must_use]
+    pub fn composed(composed: Composed) -> Self {
+        Self {
+            span: composed.digest.span.clone(),
+            platform: None,
+            skip: None,
+            composed: Some(composed),
+        }
+    }
+}
+
+/// A reference written across several fields (`repository`, `tag` and `digest` keys,
+/// as Helm values and Kustomize write them), as a format reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Composed {
+    /// The reference the fields make together
+    /// (`docker.io/bitnami/redis:7.2@sha256:<hex>`), as the format composes it.
+    pub reference: String,
+    /// Each field's name and byte range in the file; the digest's field, when it is
+    /// written, among them with the slot's span.
+    pub parts: Vec<(&'static str, Range<usize>)>,
+    /// Where the digest is written or goes.
+    pub digest: DigestSlot,
+}
+
+/// Where the digest of a reference written across several fields goes: the one place
+/// [`crate::edit`] rewrites for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestSlot {
+    /// The digest's bytes in the file; empty when none is written yet and the digest
+    /// is inserted at `span.start`.
+    pub span: Range<usize>,
+    /// Written before an inserted digest (`@` after a tag); empty to replace one.
+    pub lead: &'static str,
+    /// Written as bare hex (a `sha: <hex>` field), not `sha256:<hex>`.
+    pub bare: bool,
+}
+
+/// One field of a reference written across several, as found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Part {
+    /// What the field holds, in the format's words: `registry`, `repository`, `tag`,
+    /// `digest`, ….
+    pub name: &'static str,
+    /// Byte offsets in the file; `file[start..end] == text`.
+    pub start: usize,
+    pub end: usize,
+    pub text: String,
+}
+
+/// How a reference written across several fields is found: its parts and its digest's
+/// slot (the finding's `span`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fields {
+    pub parts: Vec<Part>,
+    pub digest: DigestSlot,
 }
 
 /// A problem in one file that does not stop the scan. Displays as `path:line: why`.
@@ -194,20 +216,38 @@ pub struct Found {
     pub line: usize,
     /// 1-based column of `span.start`, counted in characters.
     pub column: usize,
-    /// Byte range in the file; `file[span] == reference`.
+    /// Byte range in the file; `file[span] == reference` for a reference written as
+    /// one string. For one written across several fields, the digest's slot.
     pub span: Range<usize>,
-    /// The reference exactly as written.
+    /// The reference exactly as written; for one written across several fields, the
+    /// reference they make together.
     pub reference: String,
     /// The parsed reference, when it is one.
     pub image: Option<ImageRef>,
     pub platform: Option<Platform>,
     /// `None` when the reference can be updated.
     pub skip_reason: Option<SkipReason>,
+    /// Set for a reference written across several fields.
+    pub fields: Option<Fields>,
 }
 
 impl Found {
-    /// Number of fields [`Found::serialize_fields`] writes.
-    pub const FIELDS: usize = 13;
+    /// Number of fields [`Found::serialize_fields`] writes (at most).
+    pub const FIELDS: usize = 14;
+
+    /// The text at [`Found::span`]: the reference, or for one written across several
+    /// fields its digest part's text (empty when the digest is still to be inserted).
+    #[must_use]
+    pub fn written(&self) -> &str {
+        match &self.fields {
+            None => &self.reference,
+            Some(fields) => fields
+                .parts
+                .iter()
+                .find(|p| p.start == self.span.start && p.end == self.span.end)
+                .map_or("", |p| p.text.as_str()),
+        }
+    }
 
     /// Writes the JSON contract's fields, in the contract's order, into a struct being
     /// serialized (shared with `check`, which adds its own after these).
@@ -231,7 +271,11 @@ impl Found {
         st.serialize_field("tag", &image.and_then(|i| i.tag.as_ref()))?;
         st.serialize_field("digest", &image.and_then(|i| i.digest.as_ref()))?;
         st.serialize_field("platform", &self.platform.as_ref().map(ToString::to_string))?;
-        st.serialize_field("skip_reason", &self.skip_reason.map(SkipReason::name))
+        st.serialize_field("skip_reason", &self.skip_reason.map(SkipReason::name))?;
+        match &self.fields {
+            Some(fields) => st.serialize_field("parts", &fields.parts),
+            None => st.skip_field("parts"),
+        }
     }
 }
 
@@ -244,7 +288,18 @@ impl Serialize for Found {
     }
 }
 
-/// Scans one file's bytes. `path` is only used for output.
+/// One file's scan: the format that read it (`None`: none did), its findings and its
+/// warnings.
+#[derive(Debug, Default)]
+pub struct FileScan {
+    pub format: Option<Format>,
+    pub found: Vec<Found>,
+    pub warnings: Vec<Warning>,
+}
+
+/// Scans one file's bytes with the first format the path admits that accepts the text
+/// ([`Detected::settle`]); that format, or `None` when none reads the file, comes back
+/// with the findings. `path` is only used for output.
 ///
 /// # Errors
 /// A [`Warning`] when the file cannot be read as text at all (binary, not UTF-8,
@@ -254,7 +309,7 @@ pub fn scan_bytes(
     path: &str,
     detected: Detected,
     bytes: &[u8],
-) -> Result<(Vec<Found>, Vec<Warning>), Warning> {
+) -> Result<FileScan, Warning> {
     let warn = |line, message: String| Warning {
         path: path.to_owned(),
         line,
@@ -276,17 +331,23 @@ pub fn scan_bytes(
             format!("not UTF-8 (invalid byte at offset {})", e.valid_up_to()),
         )
     })?;
-    Ok(scan_text(path, detected, text))
+    Ok(match detected.settle(text) {
+        Some(format) => {
+            let (found, warnings) = scan_text(path, format, text);
+            FileScan {
+                format: Some(format),
+                found,
+                warnings,
+            }
+        }
+        None => FileScan::default(),
+    })
 }
 
 /// Scans one file's text: runs the format, then cuts, parses and places each candidate.
 #[must_use]
-pub fn scan_text(path: &str, detected: Detected, text: &str) -> (Vec<Found>, Vec<Warning>) {
-    let (format, extracted) = match detected {
-        Detected::Dockerfile => (Format::Dockerfile, dockerfile::extract(text)),
-        Detected::Compose => (Format::Compose, compose::extract(text)),
-        Detected::Yaml => (Format::Kubernetes, kubernetes::extract(text)),
-    };
+pub fn scan_text(path: &str, format: Format, text: &str) -> (Vec<Found>, Vec<Warning>) {
+    let extracted = format.extract(text);
     let lines = if extracted.candidates.is_empty() {
         LineIndex::default()
     } else {
@@ -343,7 +404,13 @@ fn place(
     lines: &LineIndex,
     candidate: Candidate,
 ) -> Option<Found> {
-    let reference = text.get(candidate.span.clone())?;
+    let (reference, fields) = match &candidate.composed {
+        None => (text.get(candidate.span.clone())?, None),
+        Some(composed) => (
+            composed.reference.as_str(),
+            Some(fields_of(text, composed)?),
+        ),
+    };
     if reference.is_empty() {
         return None;
     }
@@ -375,6 +442,33 @@ fn place(
         image,
         platform: candidate.platform,
         skip_reason: skip,
+        fields,
+    })
+}
+
+/// The parts of a composed reference, each cut from the file at its span; `None` when a
+/// span is not in the file, or the slot is neither empty nor one of the parts.
+fn fields_of(text: &str, composed: &Composed) -> Option<Fields> {
+    let parts = composed
+        .parts
+        .iter()
+        .map(|(name, span)| {
+            Some(Part {
+                name,
+                start: span.start,
+                end: span.end,
+                text: text.get(span.clone())?.to_owned(),
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let slot = &composed.digest;
+    let placed = slot.span.is_empty() && text.is_char_boundary(slot.span.start)
+        || parts
+            .iter()
+            .any(|p| p.start == slot.span.start && p.end == slot.span.end);
+    placed.then(|| Fields {
+        parts,
+        digest: slot.clone(),
     })
 }
 
@@ -392,23 +486,100 @@ fn skip_for_text(reference: &str) -> Option<SkipReason> {
 /// Helpers for the formats' unit tests.
 #[cfg(test)]
 pub(crate) mod testing {
-    use super::{Detected, Found, Warning, scan_text};
+    use super::{Format, Found, Warning, scan_text};
 
     /// Reference, line and skip reason of a finding.
     pub type Row = (String, usize, Option<&'static str>);
 
     /// Scans `text`, checking that every finding's span holds its reference.
-    pub fn found(detected: Detected, text: &str) -> (Vec<Found>, Vec<Warning>) {
-        let (found, warnings) = scan_text("f", detected, text);
+    pub fn found(format: Format, text: &str) -> (Vec<Found>, Vec<Warning>) {
+        let (found, warnings) = scan_text("f", format, text);
         for f in &found {
-            assert_eq!(&text[f.span.clone()], f.reference);
+            assert_eq!(&text[f.span.clone()], f.written());
+            for part in f.fields.iter().flat_map(|fields| &fields.parts) {
+                assert_eq!(&text[part.start..part.end], part.text);
+            }
         }
         (found, warnings)
     }
 
+    /// A format for tests of references written across several fields: lines
+    /// `repository: X`, `tag: Y` (which may hold `Y@digest`) and an optional
+    /// `digest: D` (`sha256:<hex>`, bare hex, or empty), composed as `X:Y@D`. Without
+    /// a digest, one goes after the tag, with `@`.
+    pub const FIELDS: Format = Format::new(&super::format::Spec {
+        name: "fields-test",
+        reads: |_| true,
+        accepts: super::format::any_text,
+        extract: fields,
+    });
+
+    fn fields(text: &str) -> super::Extracted {
+        use super::{Candidate, Composed, DigestSlot};
+        let value = |key: &str| {
+            let at = text.find(&format!("{key}: "))? + key.len() + 2;
+            let end = text[at..].find('\n').map_or(text.len(), |e| at + e);
+            Some(at..end)
+        };
+        let mut out = super::Extracted::default();
+        let (Some(repo), Some(tag)) = (value("repository"), value("tag")) else {
+            return out;
+        };
+        let mut parts = vec![("repository", repo.clone())];
+        let (tag_span, digest) = match (text[tag.clone()].find('@'), value("digest")) {
+            (Some(at), _) => {
+                let digest = tag.start + at + 1..tag.end;
+                parts.push(("digest", digest.clone()));
+                (
+                    tag.start..tag.start + at,
+                    DigestSlot {
+                        span: digest,
+                        lead: "",
+                        bare: false,
+                    },
+                )
+            }
+            (None, Some(d)) => {
+                let bare = !d.is_empty() && !text[d.clone()].starts_with("sha256:");
+                if !d.is_empty() {
+                    parts.push(("digest", d.clone()));
+                }
+                (
+                    tag.clone(),
+                    DigestSlot {
+                        span: d,
+                        lead: "",
+                        bare,
+                    },
+                )
+            }
+            (None, None) => (
+                tag.clone(),
+                DigestSlot {
+                    span: tag.end..tag.end,
+                    lead: "@",
+                    bare: false,
+                },
+            ),
+        };
+        parts.insert(1, ("tag", tag_span.clone()));
+        let digest_text = &text[digest.span.clone()];
+        let reference = match (digest_text.is_empty(), digest.bare) {
+            (true, _) => format!("{}:{}", &text[repo], &text[tag_span]),
+            (false, true) => format!("{}:{}@sha256:{digest_text}", &text[repo], &text[tag_span]),
+            (false, false) => format!("{}:{}@{digest_text}", &text[repo], &text[tag_span]),
+        };
+        out.candidates.push(Candidate::composed(Composed {
+            reference,
+            parts,
+            digest,
+        }));
+        out
+    }
+
     /// [`found`] as rows.
-    pub fn rows(detected: Detected, text: &str) -> (Vec<Row>, Vec<Warning>) {
-        let (found, warnings) = found(detected, text);
+    pub fn rows(format: Format, text: &str) -> (Vec<Row>, Vec<Warning>) {
+        let (found, warnings) = found(format, text);
         let rows = found
             .into_iter()
             .map(|f| (f.reference, f.line, f.skip_reason.map(|s| s.name())))
@@ -426,7 +597,7 @@ mod caps {
     #[test]
     fn untrusted_input_stays_cheap_references_per_file_capped() {
         let text = "FROM a:1\n".repeat(MAX_REFERENCES_PER_FILE + 5);
-        let (found, warnings) = scan_text("Dockerfile", Detected::Dockerfile, &text);
+        let (found, warnings) = scan_text("Dockerfile", dockerfile::FORMAT, &text);
         assert_eq!(found.len(), MAX_REFERENCES_PER_FILE);
         assert_eq!(warnings.len(), 1);
         assert!(
@@ -438,7 +609,7 @@ mod caps {
             "apiVersion: v1\nkind: List\nitems:\n{}",
             "- image: a\n".repeat(200_000)
         );
-        let (found, warnings) = scan_text("k.yaml", Detected::Yaml, &yaml);
+        let (found, warnings) = scan_text("k.yaml", kubernetes::FORMAT, &yaml);
         assert_eq!(found.len(), MAX_REFERENCES_PER_FILE);
         assert!(!warnings.is_empty());
     }
@@ -449,43 +620,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn detects_by_name() {
-        let cases = [
-            ("Dockerfile", Some(Detected::Dockerfile)),
-            ("Containerfile", Some(Detected::Dockerfile)),
-            ("dockerfile", Some(Detected::Dockerfile)),
-            ("api.Dockerfile", Some(Detected::Dockerfile)),
-            ("api.dockerfile", Some(Detected::Dockerfile)),
-            ("Dockerfile.debug", Some(Detected::Dockerfile)),
-            ("Dockerfile-pinned-as", Some(Detected::Dockerfile)),
-            ("Containerfile_dev", Some(Detected::Dockerfile)),
-            ("Dockerfiles", None),
-            ("Dockerfile.dockerignore", None),
-            ("Dockerfile.md", None),
-            ("MyDockerfile", None),
-            ("compose.yaml", Some(Detected::Compose)),
-            ("compose.yml", Some(Detected::Compose)),
-            ("docker-compose.yml", Some(Detected::Compose)),
-            ("docker-compose.prod.yaml", Some(Detected::Compose)),
-            ("compose.override.yml", Some(Detected::Compose)),
-            ("deploy.yaml", Some(Detected::Yaml)),
-            ("values.YML", Some(Detected::Yaml)),
-            ("composer.yaml", Some(Detected::Yaml)),
-            ("README.md", None),
-            ("compose.json", None),
-        ];
-        for (name, want) in cases {
-            assert_eq!(Detected::from_path(Path::new(name)), want, "{name}");
-        }
-    }
-
-    #[test]
     fn bad_bytes_are_warnings() {
-        let w = scan_bytes("a/Dockerfile", Detected::Dockerfile, b"").unwrap_err();
+        let w = scan_bytes("a/Dockerfile", Detected::only(dockerfile::FORMAT), b"").unwrap_err();
         assert_eq!(w.to_string(), "a/Dockerfile: empty file");
-        let w = scan_bytes("x.yaml", Detected::Yaml, b"a: 1\n\0\0").unwrap_err();
+        let w =
+            scan_bytes("x.yaml", Detected::only(kubernetes::FORMAT), b"a: 1\n\0\0").unwrap_err();
         assert_eq!(w.to_string(), "x.yaml: binary file (contains NUL bytes)");
-        let w = scan_bytes("x.yaml", Detected::Yaml, b"a: 1\nb: \xff\n").unwrap_err();
+        let w = scan_bytes(
+            "x.yaml",
+            Detected::only(kubernetes::FORMAT),
+            b"a: 1\nb: \xff\n",
+        )
+        .unwrap_err();
         assert_eq!(
             w.to_string(),
             "x.yaml:2: not UTF-8 (invalid byte at offset 8)"
@@ -544,15 +690,15 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn no_input_panics_any_format(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
-            for detected in [Detected::Dockerfile, Detected::Compose, Detected::Yaml] {
-                let _ = scan_bytes("f", detected, &bytes);
+            for format in FORMATS {
+                let _ = scan_bytes("f", Detected::only(*format), &bytes);
             }
         }
 
         #[test]
         fn spans_hold_references_on_generated_input(text in soup()) {
-            for detected in [Detected::Dockerfile, Detected::Compose, Detected::Yaml] {
-                let _ = testing::found(detected, &text);
+            for format in FORMATS {
+                let _ = testing::found(*format, &text);
             }
         }
     }
@@ -560,7 +706,7 @@ mod tests {
     #[test]
     fn digest_without_tag_is_no_tag() {
         let text = format!("FROM alpine@sha256:{}\n", "a".repeat(64));
-        let (found, _) = scan_text("Dockerfile", Detected::Dockerfile, &text);
+        let (found, _) = scan_text("Dockerfile", dockerfile::FORMAT, &text);
         assert_eq!(found[0].skip_reason, Some(SkipReason::NoTag));
         assert!(found[0].image.is_some());
     }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::{Detected, Found, MAX_FILE_SIZE, Warning, scan_bytes};
+use super::{Detected, Format, Found, MAX_FILE_SIZE, Warning, dockerfile, scan_bytes};
 
 /// Why a scan could not start.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +48,8 @@ pub struct Source {
     /// path has been swapped for a link since.
     pub root: Arc<cap_std::fs::Dir>,
     pub within: PathBuf,
-    pub detected: Detected,
+    /// The format that read it (`None`: none did; it has no findings).
+    pub format: Option<Format>,
 }
 
 /// A file chosen for scanning.
@@ -60,6 +61,7 @@ pub struct FileToScan {
     pub within: PathBuf,
     /// Path shown in output: relative to its root, `/`-separated.
     pub rel: String,
+    /// The formats its path admits; its content settles which one reads it.
     pub detected: Detected,
 }
 
@@ -111,7 +113,9 @@ fn check_root(root: &Path) -> Result<(Option<FileToScan>, Arc<cap_std::fs::Dir>)
             })
     };
     if meta.is_file() {
-        let detected = Detected::from_path(root).unwrap_or(Detected::Dockerfile);
+        let name = root.file_name().map(Path::new).unwrap_or(root);
+        let detected =
+            Detected::from_path(&slashed(name)).unwrap_or(Detected::only(dockerfile::FORMAT));
         let folder = root
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -161,10 +165,10 @@ fn entry_job(
         return Ok(None);
     }
     let path = entry.path();
-    let Some(detected) = Detected::from_path(path) else {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    let Some(detected) = Detected::from_path(&slashed(rel)) else {
         return Ok(None);
     };
-    let rel = path.strip_prefix(root).unwrap_or(path);
     Ok(Some(FileToScan {
         abs: path.to_path_buf(),
         root: Arc::clone(handle),
@@ -223,20 +227,24 @@ fn scan_file(job: &FileToScan) -> Scanned {
         Err(e) => return (Vec::new(), vec![warn(format!("cannot read: {e}"))], None),
     };
     match scan_bytes(&job.rel, job.detected, &bytes) {
-        Ok((found, warnings)) => (found, warnings, Some(job.clone())),
+        Ok(scan) => (scan.found, scan.warnings, Some((job.clone(), scan.format))),
         Err(warning) => (Vec::new(), vec![warning], None),
     }
 }
 
 /// Findings, warnings, and the job when the file was read and scanned.
-type Scanned = (Vec<Found>, Vec<Warning>, Option<FileToScan>);
+type Scanned = (
+    Vec<Found>,
+    Vec<Warning>,
+    Option<(FileToScan, Option<Format>)>,
+);
 
 fn into_report(outcomes: Vec<Scanned>) -> Report {
     let mut report = Report::default();
     for (found, warnings, scanned) in outcomes {
         report.found.extend(found);
         report.warnings.extend(warnings);
-        if let Some(job) = scanned {
+        if let Some((job, format)) = scanned {
             report.files += 1;
             report.sources.insert(
                 job.rel,
@@ -244,7 +252,7 @@ fn into_report(outcomes: Vec<Scanned>) -> Report {
                     abs: job.abs,
                     root: job.root,
                     within: job.within,
-                    detected: job.detected,
+                    format,
                 },
             );
         }

@@ -154,7 +154,7 @@ fn push(v: &Value, installation: Option<u64>) -> Event {
 /// Whether a changed path may hold references or rules repin reads.
 #[must_use]
 pub fn is_scanned(path: &str) -> bool {
-    REPO_CONFIG_NAMES.contains(&path) || Detected::from_path(std::path::Path::new(path)).is_some()
+    REPO_CONFIG_NAMES.contains(&path) || Detected::from_path(path).is_some()
 }
 
 fn closed(v: &Value) -> Event {

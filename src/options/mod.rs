@@ -13,9 +13,22 @@
 //! | open PR limit ([`max_open`]) | `--max-open` | — | `[github] max_open` | 10 |
 //! | commits through the API ([`commit_via_api`]) | `--commit-via-api` | — | `[github] commit_via_api` | off |
 //! | webhook secret ([`webhook_secret`]) | — | the variable `[serve] webhook_secret_env` names | | none: webhooks are turned away |
+//! | service config ([`service_config`]) | `--config` (or `REPIN_CONFIG`, through the flag) | | | none |
+//! | repositories ([`fleet()`]) | `--repo` | | `[github] repositories` | none (a token needs some; an App covers all its installations) |
+//! | GitHub token ([`fleet()`]) | `--token-env NAME` names the variable | `GITHUB_TOKEN` | | |
+//! | App key ([`fleet()`]) | `--app-key-file` | `REPIN_GITHUB_APP_KEY` | | |
+//! | shard ([`fleet()`]) | `--shard INDEX/COUNT` | `JOB_COMPLETION_INDEX` with `REPIN_SHARD_COUNT` | | all repositories |
+//! | commit author ([`run()`]) | `--author-name`, `--author-email` | | | the fleet's bot; `<name>@users.noreply.github.com` |
+//! | listen address ([`serve()`]) | `--listen` | | `[serve] listen` | `0.0.0.0:8080` |
 //!
 //! A flag's own environment fallback (`GITHUB_API_URL`, `GITHUB_APP_ID`,
 //! `REPIN_CONFIG`, …) is clap's, and counts as the flag. Empty variables count as unset.
+
+mod fleet;
+
+pub use fleet::{
+    FleetFlags, JobFlags, PrFlags, Run, RunFlags, Serve, fleet, job, run, serve, service_config,
+};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -83,6 +96,28 @@ pub enum Error {
     MissingEnv { registry: String, var: String },
     #[error(transparent)]
     Registry(#[from] crate::registry::Error),
+    #[error(transparent)]
+    Config(#[from] crate::config::Error),
+    #[error(transparent)]
+    Shard(#[from] crate::shard::Error),
+    #[error(transparent)]
+    GitHub(#[from] crate::forge::github::Error),
+    #[error("environment variable {0} is not set")]
+    NoToken(String),
+    #[error(
+        "name the repositories: --repo OWNER/NAME, or [github] repositories in the service config"
+    )]
+    NoRepositories,
+    #[error("reading the App key {}", path.display())]
+    AppKey {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("set --app-key-file or REPIN_GITHUB_APP_KEY")]
+    NoAppKey,
+    #[error("--app needs --app-id (or GITHUB_APP_ID)")]
+    NoAppId,
 }
 
 /// The state store: `--state`, `REPIN_STATE`, the service config's `state`, then the

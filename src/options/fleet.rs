@@ -1,0 +1,268 @@
+//! The options of the commands that work on GitHub (`run`, `serve`) and of the local
+//! jobs (`check`, `update`), resolved from their flags, the environment and the
+//! service config: who repin acts as and on which repositories ([`fleet`]), how pull
+//! requests are made ([`run`]), and what the daemon needs ([`serve`]).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{Env, Error, Lookups, RegistryFlags};
+use crate::config::{self, ServiceConfig};
+use crate::forge::app::App;
+use crate::forge::fleet::Fleet;
+use crate::forge::run::RunOptions;
+use crate::git::Identity;
+use crate::job::JobOptions;
+use crate::secret::Secret;
+use crate::serve::ServeOptions;
+use crate::shard::Shard;
+use crate::state::Store;
+
+/// The service config, if a path is given (an empty one, as an unset Action input
+/// passes, counts as none).
+///
+/// # Errors
+/// [`Error::Config`]: the file cannot be read or is not a valid service config.
+pub fn service_config(path: Option<&Path>) -> Result<Option<ServiceConfig>, Error> {
+    Ok(path
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(config::load_service)
+        .transpose()?)
+}
+
+/// The flags of a local job (`check`, `update`).
+#[derive(Debug, Clone, Default)]
+pub struct JobFlags {
+    /// Files or folders to scan; empty: the current folder.
+    pub paths: Vec<PathBuf>,
+    /// `--config`: the service config.
+    pub config: Option<PathBuf>,
+    /// `--state`: the state store.
+    pub state: Option<PathBuf>,
+    /// `update --pin`: also pin references that have only a tag.
+    pub pin: bool,
+    pub registry: RegistryFlags,
+}
+
+/// A job over the flags' paths, with the service config, the state store and the
+/// lookups resolved.
+///
+/// # Errors
+/// The service config; credentials ([`Lookups::new`]); the registry client's setup.
+pub fn job(flags: &JobFlags, env: &Env) -> Result<JobOptions, Error> {
+    let service = service_config(flags.config.as_deref())?;
+    let resolver = Lookups::new(&flags.registry, env, service.as_ref())?.resolver()?;
+    Ok(JobOptions {
+        state: super::state_path(flags.state.as_deref(), env, service.as_ref()),
+        service,
+        pin: flags.pin,
+        ..JobOptions::new(flags.paths.clone(), resolver)
+    })
+}
+
+/// Which repositories, as whom.
+#[derive(Debug, Clone)]
+pub struct FleetFlags {
+    /// `--repo`: repositories (token) or globs over the installations' (App).
+    pub repos: Vec<String>,
+    /// `--app`: act as a GitHub App.
+    pub app: bool,
+    /// `--app-id` (or `GITHUB_APP_ID`).
+    pub app_id: Option<u64>,
+    /// `--app-key-file`: a PEM file; else `REPIN_GITHUB_APP_KEY` holds the key.
+    pub app_key_file: Option<PathBuf>,
+    /// `--token-env`: the variable holding the token.
+    pub token_env: String,
+    /// `--api-url` (or `GITHUB_API_URL`).
+    pub api_url: Option<String>,
+    /// `--shard INDEX/COUNT` (0-based index).
+    pub shard: Option<String>,
+}
+
+/// How pull requests are made.
+#[derive(Debug, Clone, Default)]
+pub struct PrFlags {
+    pub dry_run: bool,
+    pub commit_via_api: bool,
+    pub max_open: Option<usize>,
+    pub author_name: Option<String>,
+    pub author_email: Option<String>,
+}
+
+/// Every flag of `run` (and of `serve`, which runs the same way).
+#[derive(Debug, Clone)]
+pub struct RunFlags {
+    pub fleet: FleetFlags,
+    pub pr: PrFlags,
+    /// `--config`: the service config.
+    pub config: Option<PathBuf>,
+    /// `--state`: the state store.
+    pub state: Option<PathBuf>,
+    pub registry: RegistryFlags,
+}
+
+/// Who repin acts as and on which repositories: a token and the `--repo`s (else the
+/// service config's `[github] repositories`), or the App's installations limited by
+/// the `--repo` globs (else the service config's); either way limited to the shard
+/// (`--shard`, else `JOB_COMPLETION_INDEX` with `REPIN_SHARD_COUNT`).
+///
+/// # Errors
+/// A missing token, key or App ID; no repositories named with a token; an unreadable
+/// key file; a bad shard, glob, URL or key.
+pub fn fleet(
+    flags: &FleetFlags,
+    service: Option<&ServiceConfig>,
+    env: &Env,
+) -> Result<Fleet, Error> {
+    let api_url = super::api_url(flags.api_url.as_deref(), service);
+    let repos = if flags.repos.is_empty() {
+        service
+            .map(|s| s.github.repositories.clone())
+            .unwrap_or_default()
+    } else {
+        flags.repos.clone()
+    };
+    let shard = Shard::choose(flags.shard.as_deref(), |name| {
+        env.get(name).map(str::to_owned)
+    })?;
+    if !flags.app {
+        let token = env
+            .get(&flags.token_env)
+            .ok_or_else(|| Error::NoToken(flags.token_env.clone()))?;
+        if repos.is_empty() {
+            return Err(Error::NoRepositories);
+        }
+        return Ok(Fleet::token(&api_url, Secret::new(token), repos, shard)?);
+    }
+    let key = match &flags.app_key_file {
+        Some(path) => std::fs::read_to_string(path).map_err(|source| Error::AppKey {
+            path: path.clone(),
+            source,
+        })?,
+        None => env
+            .get("REPIN_GITHUB_APP_KEY")
+            .ok_or(Error::NoAppKey)?
+            .to_owned(),
+    };
+    let app_id = flags.app_id.ok_or(Error::NoAppId)?;
+    let app = App::new(&api_url, app_id, &Secret::new(key))?;
+    Ok(Fleet::app(app, repos, shard)?)
+}
+
+/// `run`'s resolved options: the fleet, the lookups and each repository's settings.
+pub struct Run {
+    pub fleet: Fleet,
+    pub lookups: Lookups,
+    pub options: RunOptions,
+    /// When `--deadline` runs out: no repository starts after it.
+    pub stop_at: Option<tokio::time::Instant>,
+}
+
+/// Resolves `run`'s flags. One set of lookups serves the whole run, so a tag shared by
+/// many repositories is asked about once. The author defaults to the fleet's bot (an
+/// App's `<slug>[bot]`, else `repin[bot]`), the email to `<name>@users.noreply.github.com`.
+///
+/// # Errors
+/// As [`service_config`], [`fleet`] and [`Lookups::new`]; asking GitHub for the App's
+/// bot.
+pub async fn run(flags: &RunFlags, env: &Env) -> Result<Run, Error> {
+    let service = service_config(flags.config.as_deref())?;
+    let fleet = fleet(&flags.fleet, service.as_ref(), env)?;
+    let lookups = Lookups::new(&flags.registry, env, service.as_ref())?;
+    let stop_at = lookups.deadline.map(|d| tokio::time::Instant::now() + d);
+    let resolver = lookups.resolver()?;
+    let name = match &flags.pr.author_name {
+        Some(name) => name.clone(),
+        None => fleet.bot().await?.name,
+    };
+    let email = flags
+        .pr
+        .author_email
+        .clone()
+        .unwrap_or_else(|| format!("{name}@users.noreply.github.com"));
+    let options = RunOptions {
+        author: Identity { name, email },
+        max_open: super::max_open(flags.pr.max_open, service.as_ref()),
+        dry_run: flags.pr.dry_run,
+        state: super::state_path(flags.state.as_deref(), env, service.as_ref()),
+        commit_via_api: super::commit_via_api(flags.pr.commit_via_api, service.as_ref()),
+        service,
+        resolver,
+        store: None,
+    };
+    Ok(Run {
+        fleet,
+        lookups,
+        options,
+        stop_at,
+    })
+}
+
+/// `serve`'s resolved options, where it listens, and what the operator should hear
+/// before it starts.
+pub struct Serve {
+    pub options: ServeOptions,
+    /// `--listen`, else the service config's `[serve] listen`, else `0.0.0.0:8080`.
+    pub listen: SocketAddr,
+    pub warnings: Vec<String>,
+}
+
+/// Resolves `serve`'s flags: `run`'s, plus the state store kept open across runs (a
+/// store that cannot be opened is a warning: references under `min_age` or a schedule
+/// wait), and the webhook secret (none: webhooks are turned away, a warning).
+///
+/// # Errors
+/// As [`run`].
+pub async fn serve(
+    flags: &RunFlags,
+    listen: Option<SocketAddr>,
+    env: &Env,
+    work_dir: PathBuf,
+) -> Result<Serve, Error> {
+    let Run {
+        fleet,
+        lookups,
+        options: run,
+        ..
+    } = self::run(flags, env).await?;
+    let config = run
+        .service
+        .as_ref()
+        .map(|s| s.serve.clone())
+        .unwrap_or_default();
+    let mut warnings = Vec::new();
+    let store = match &run.state {
+        Some(path) => match Store::open(path) {
+            Ok(store) => Some(Arc::new(store)),
+            Err(e) => {
+                warnings.push(format!("{e}; references under min_age or a schedule wait"));
+                None
+            }
+        },
+        None => None,
+    };
+    let webhook_secret = super::webhook_secret(env, &config);
+    if webhook_secret.is_none() {
+        warnings.push(format!(
+            "{} is not set; webhooks are turned away",
+            config.webhook_secret_env
+        ));
+        if config.schedule.is_none() && !config.run_at_start {
+            warnings.push("no schedule, no webhooks and no run at start: nothing will run".into());
+        }
+    }
+    Ok(Serve {
+        listen: listen.unwrap_or(config.listen),
+        options: ServeOptions {
+            config,
+            fleet,
+            run,
+            lookups,
+            store,
+            webhook_secret,
+            work_dir,
+        },
+        warnings,
+    })
+}

@@ -9,7 +9,11 @@
 
 use std::path::Path;
 
-use git2::{Cred, FetchOptions, Oid, PushOptions, RemoteCallbacks, Repository};
+use git2::{Cred, FetchOptions, PushOptions, RemoteCallbacks};
+
+/// A commit's (or tree's) id, and a local repository: libgit2's types, named here so
+/// that no other module needs `git2`.
+pub use git2::{Oid, Repository};
 
 use crate::secret::Secret;
 
@@ -37,6 +41,23 @@ pub enum Lease {
     At(Oid),
 }
 
+/// Whether `name` is a valid branch name by git's rules (libgit2's
+/// `git_branch_name_is_valid`: `check-ref-format` for `refs/heads/<name>`).
+#[must_use]
+pub fn branch_name_is_valid(name: &str) -> bool {
+    git2::Branch::name_is_valid(name).unwrap_or(false)
+}
+
+impl Lease {
+    /// A lease on a commit given by its hex id; `Absent` for none or one that is not
+    /// a commit id.
+    #[must_use]
+    pub fn from_commit(sha: Option<&str>) -> Self {
+        sha.and_then(|c| Oid::from_str(c).ok())
+            .map_or(Self::Absent, Self::At)
+    }
+}
+
 /// A branch repin may write to: a valid git branch name (libgit2's
 /// `git_branch_name_is_valid`, git's `check-ref-format` rules) that is not the default
 /// branch, not under it (`main/…`), and not `HEAD`-like. Every push, branch move and
@@ -57,7 +78,7 @@ impl OwnBranch {
                 why: why.to_owned(),
             })
         };
-        if !git2::Branch::name_is_valid(name).unwrap_or(false) {
+        if !branch_name_is_valid(name) {
             return refuse("not a valid git branch name");
         }
         let lower = name.to_ascii_lowercase();
@@ -150,6 +171,44 @@ pub fn clone_shallow(remote: &Remote, branch: &str, dir: &Path) -> Result<Reposi
         .fetch_options(fetch)
         .clone(&remote.url, dir)
         .map_err(git("clone"))
+}
+
+/// The commit a clone's `HEAD` points at.
+///
+/// # Errors
+/// [`Error::Git`] when there is none.
+pub fn head(repo: &Repository) -> Result<Oid, Error> {
+    repo.head()
+        .ok()
+        .and_then(|h| h.target())
+        .ok_or_else(|| Error::Git {
+            op: "clone",
+            message: "no HEAD".into(),
+        })
+}
+
+/// The tree of `commit` (its id, hex) and the file mode of each path in it (octal
+/// `100644` for a path not in it, as a new file gets).
+///
+/// # Errors
+/// [`Error::Git`] when the commit or its tree cannot be read.
+pub fn tree_modes(
+    repo: &Repository,
+    commit: Oid,
+    paths: &[&str],
+) -> Result<(String, Vec<i32>), Error> {
+    let tree = repo
+        .find_commit(commit)
+        .and_then(|c| c.tree())
+        .map_err(git("read tree"))?;
+    let modes = paths
+        .iter()
+        .map(|path| {
+            tree.get_path(Path::new(path))
+                .map_or(0o100_644, |e| e.filemode())
+        })
+        .collect();
+    Ok((tree.id().to_string(), modes))
 }
 
 /// The commit a remote branch points at, `None` when it does not exist.

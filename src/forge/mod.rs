@@ -7,10 +7,14 @@
 //! - [`app`]: GitHub App authentication (JWT, installations, installation tokens).
 //! - [`fleet`]: which repositories a run covers (token list or App installations,
 //!   globs, shard) and the client for each.
-//! - [`run`]: per repository, clone, run the job, and keep the pull requests right.
+//! - [`plan`]: pure: proposals, existing pull requests and their hidden state,
+//!   declined digests, `max_open` → what to do with each (open, update with a lease,
+//!   close, leave alone, skip with a reason).
+//! - [`run`]: per repository, clone, run the job, plan, and execute the plan.
 
 pub mod app;
 pub mod fleet;
 pub mod github;
+pub mod plan;
 pub mod pr;
 pub mod run;

@@ -1,18 +1,9 @@
-//! `repin run`: per repository, clone, run the job, and keep one pull request per change
-//! set right.
-//!
-//! What each run does for a change set (its branch is `<branch_prefix><slug>`):
-//! - an open repin PR proposing exactly these digests: nothing (no writes at all);
-//! - an open repin PR proposing other digests: rebuild the branch from the default
-//!   branch and force-push it with a lease on the commit repin made (recorded in the PR
-//!   state), then update title and body; if the branch moved to a commit repin did not
-//!   make, leave it alone and say so once in a comment;
-//! - a PR closed without merging that proposed these digests: "not this digest", skip;
-//! - otherwise open a PR (up to `max_open` open repin PRs per repository).
-//!
-//! An open repin PR whose change set has nothing pending and whose references are all
-//! current on the default branch (merged elsewhere) is closed with a comment and its
-//! branch deleted (again with a lease).
+//! `repin run`: per repository, clone, run the job, plan the pull requests
+//! ([`super::plan`], pure: the decision for each change set and each open repin pull
+//! request), and execute the plan: commit and push with a lease (or through the Git
+//! Data API), open, update, label, comment, close. A change set's branch is
+//! `<branch_prefix><slug>`; every branch is checked to be repin's own
+//! ([`git::OwnBranch`]) before anything is written.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,6 +11,7 @@ use std::path::Path;
 use crate::config::ServiceConfig;
 use crate::edit;
 use crate::forge::github::{self, GitHub, NewPull, Pull};
+use crate::forge::plan::{self, Action, Proposal, Why};
 use crate::forge::pr::{self, PrState};
 use crate::git::{self, Identity, Lease, OwnBranch, Remote};
 use crate::job::{self, JobOptions, Outcome};
@@ -157,9 +149,9 @@ fn declined_store(outcome: &Outcome, opts: &RunOptions) -> Option<std::sync::Arc
     })
 }
 
-/// Whether `tip` was authored by `author` (one Git Data API call).
-async fn authored_by(gh: &GitHub, full_name: &str, tip: git2::Oid, author: &Identity) -> bool {
-    gh.commit_author(full_name, &tip.to_string())
+/// Whether commit `tip` was authored by `author` (one Git Data API call).
+async fn authored_by(gh: &GitHub, full_name: &str, tip: &str, author: &Identity) -> bool {
+    gh.commit_author(full_name, tip)
         .await
         .is_ok_and(|(name, email)| name == author.name && email == author.email)
 }
@@ -186,14 +178,7 @@ pub async fn run_repo(
     };
     let dir = work.join(pr::slug(full_name));
     let clone = git::clone_shallow(&remote, &repo.default_branch, &dir)?;
-    let base = clone
-        .head()
-        .ok()
-        .and_then(|h| h.target())
-        .ok_or_else(|| git::Error::Git {
-            op: "clone",
-            message: "no HEAD".into(),
-        })?;
+    let base = git::head(&clone)?;
     let job_opts = JobOptions {
         service: opts.service.clone(),
         state: opts.state.clone(),
@@ -203,19 +188,6 @@ pub async fn run_repo(
     };
     let outcome = job::run(&job_opts, &|| {}).await?;
     let pulls = gh.pulls(full_name).await?;
-    let store = declined_store(&outcome, opts);
-    let mut open_count = pulls
-        .iter()
-        .filter(|p| p.is_open() && is_repin_pull(p).is_some())
-        .count();
-
-    let target = PushTo {
-        gh,
-        full_name,
-        clone: &clone,
-        remote: &remote,
-        base,
-    };
     // Every branch is checked before anything is written: a config that names the
     // default branch (or anything but a branch of repin's) stops this repository whole.
     let branches = outcome
@@ -223,189 +195,240 @@ pub async fn run_repo(
         .iter()
         .map(|set| OwnBranch::new(&pr::branch(&set.id, &set.settings), &repo.default_branch))
         .collect::<Result<Vec<_>, _>>()?;
-    for (set, own) in outcome.change_sets.iter().zip(&branches) {
-        let members: Vec<_> = set.members.iter().map(|&i| &outcome.records[i]).collect();
-        let state = PrState::of(&set.id, &members);
-        let branch = own.as_str().to_owned();
-        let open = pulls
-            .iter()
-            .find(|p| p.is_open() && p.head.branch == branch);
-        let declined = pulls.iter().any(|p| {
-            !p.is_open()
-                && !p.is_merged()
-                && p.head.branch == branch
-                && is_repin_pull(p).is_some_and(|s| s.proposal() == state.proposal())
-        }) || store
-            .as_ref()
-            .is_some_and(|s| matches!(s.get(&declined_key(full_name, &state)), Ok(Some(_))));
-        if declined {
-            summary.notes.push(format!(
-                "{branch}: these digests were declined (PR closed unmerged); skipped"
-            ));
-            continue;
-        }
-        match open {
-            Some(pull) => {
-                let Some(old) = is_repin_pull(pull) else {
-                    summary.notes.push(format!(
-                        "{branch}: #{} is not repin's; left alone",
-                        pull.number
-                    ));
-                    continue;
-                };
-                if old.proposal() == state.proposal() {
-                    continue;
-                }
-                if pull.head.sha != old.commit.as_deref().unwrap_or_default() {
-                    hands_off(gh, full_name, pull, &branch, opts, &mut summary).await?;
-                    continue;
-                }
-                let lease = old
-                    .commit
-                    .as_deref()
-                    .and_then(|c| git2::Oid::from_str(c).ok())
-                    .map_or(Lease::Absent, Lease::At);
-                let Some(prepared) = build(&clone, base, &outcome, set, &state, opts)? else {
-                    continue;
-                };
-                if opts.dry_run {
-                    summary
-                        .notes
-                        .push(format!("{branch}: would update #{}", pull.number));
-                    continue;
-                }
-                let sha = publish(&target, &prepared, own, lease, opts).await?;
-                let state = with_commit(state, sha);
-                let facts = facts(&outcome, &state).await;
-                let patch = serde_json::json!({
-                    "title": pr::title(&state, &set.settings),
-                    "body": pr::body(&state, &facts),
-                });
-                gh.update_pull(full_name, pull.number, &patch).await?;
-                summary.updated.push(pull.number);
-                proposed(&outcome, set, &mut summary);
+    let proposals: Vec<Proposal> = outcome
+        .change_sets
+        .iter()
+        .zip(&branches)
+        .map(|(set, own)| {
+            let members: Vec<_> = set.members.iter().map(|&i| &outcome.records[i]).collect();
+            let state = PrState::of(&set.id, &members);
+            Proposal {
+                branch: own.as_str().to_owned(),
+                title: pr::title(&state, &set.settings),
+                state,
             }
-            None => {
-                if open_count >= opts.max_open {
-                    summary.notes.push(format!(
-                        "{branch}: max_open ({}) reached; not opened",
-                        opts.max_open
-                    ));
-                    continue;
-                }
-                let Some(prepared) = build(&clone, base, &outcome, set, &state, opts)? else {
-                    continue;
-                };
-                if opts.dry_run {
-                    summary.notes.push(format!(
-                        "{branch}: would open \"{}\"",
-                        pr::title(&state, &set.settings)
-                    ));
-                    continue;
-                }
-                // A leftover branch from a closed PR of ours may be replaced; anything
-                // else on that name is someone's and stays.
-                // So may the branch of a run stopped between its push and its PR: its tip
-                // is repin's own commit.
-                let lease = match git::remote_tip(&remote, &branch)? {
-                    None => Lease::Absent,
-                    Some(tip) => {
-                        let closed_ours = pulls.iter().any(|p| {
-                            p.head.branch == branch && p.head.sha == tip.to_string() && !p.is_open()
-                        });
-                        if closed_ours || authored_by(gh, full_name, tip, &opts.author).await {
-                            Lease::At(tip)
-                        } else {
-                            summary.notes.push(format!(
-                                "{branch}: the branch exists and is not repin's; not opened"
-                            ));
-                            continue;
-                        }
-                    }
-                };
-                let sha = publish(&target, &prepared, own, lease, opts).await?;
-                let state = with_commit(state, sha);
-                let title = pr::title(&state, &set.settings);
-                let body = pr::body(&state, &facts(&outcome, &state).await);
-                let pr_settings = &set.settings.pr;
-                let created = gh
-                    .create_pull(
-                        full_name,
-                        &NewPull {
-                            title: &title,
-                            head: &branch,
-                            base: &repo.default_branch,
-                            body: &body,
-                            draft: pr_settings.draft.unwrap_or(false),
-                        },
-                    )
-                    .await?;
-                if let Some(labels) = pr_settings.labels.as_ref().filter(|l| !l.is_empty()) {
-                    gh.add_labels(full_name, created.number, labels).await?;
-                }
-                let reviewers = pr_settings.reviewers.clone().unwrap_or_default();
-                let teams = pr_settings.team_reviewers.clone().unwrap_or_default();
-                if !reviewers.is_empty() || !teams.is_empty() {
-                    gh.request_reviewers(full_name, created.number, &reviewers, &teams)
-                        .await?;
-                }
-                if let Some(assignees) = pr_settings.assignees.as_ref().filter(|a| !a.is_empty()) {
-                    gh.add_assignees(full_name, created.number, assignees)
-                        .await?;
-                }
-                if pr_settings.automerge == Some(true) {
-                    // Best effort: a repository may not allow auto-merge; the PR stands.
-                    if let Err(e) = gh.enable_auto_merge(&created.node_id).await {
-                        summary.notes.push(format!("#{}: {e}", created.number));
-                    }
-                }
-                open_count += 1;
-                summary.opened.push(created.number);
-                proposed(&outcome, set, &mut summary);
-            }
-        }
-    }
-
-    // Open repin PRs with nothing pending whose references are current: merged elsewhere.
-    let pending: Vec<String> = outcome.change_sets.iter().map(|s| s.id.clone()).collect();
-    for pull in pulls.iter().filter(|p| p.is_open()) {
-        let Some(state) = is_repin_pull(pull) else {
-            continue;
-        };
-        if pending.contains(&state.set) || !all_current(&outcome, &state) {
-            continue;
-        }
-        if opts.dry_run {
-            summary.notes.push(format!(
-                "would close #{}: the default branch has these digests",
-                pull.number
-            ));
-            continue;
-        }
-        gh.comment(
+        })
+        .collect();
+    let store = declined_store(&outcome, opts);
+    let declined = proposals
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| {
+            store
+                .as_ref()
+                .is_some_and(|s| matches!(s.get(&declined_key(full_name, &p.state)), Ok(Some(_))))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let current = pulls
+        .iter()
+        .filter(|p| p.is_open())
+        .filter(|p| is_repin_pull(p).is_some_and(|s| all_current(&outcome, &s)))
+        .map(|p| p.number)
+        .collect();
+    let actions = plan::plan(&plan::Inputs {
+        proposals: &proposals,
+        pulls: &pulls,
+        declined: &declined,
+        current: &current,
+        max_open: opts.max_open,
+    });
+    let executor = Executor {
+        to: PushTo {
+            gh,
             full_name,
-            pull.number,
-            "The default branch already has these digests; closing.",
-        )
-        .await?;
-        gh.update_pull(
-            full_name,
-            pull.number,
-            &serde_json::json!({ "state": "closed" }),
-        )
-        .await?;
-        if let Some(commit) = state
-            .commit
-            .as_deref()
-            .and_then(|c| git2::Oid::from_str(c).ok())
-            && pull.head.sha == commit.to_string()
-            && let Ok(own) = OwnBranch::new(&pull.head.branch, &repo.default_branch)
-        {
-            git::delete_branch(&clone, &remote, &own, Lease::At(commit))?;
-        }
-        summary.closed.push(pull.number);
+            clone: &clone,
+            remote: &remote,
+            base,
+        },
+        default_branch: &repo.default_branch,
+        outcome: &outcome,
+        opts,
+        pulls: &pulls,
+        proposals: &proposals,
+        branches: &branches,
+    };
+    for action in &actions {
+        executor.apply(action, &mut summary).await?;
     }
     Ok(summary)
+}
+
+/// Carries out one repository's plan.
+struct Executor<'a> {
+    to: PushTo<'a>,
+    default_branch: &'a str,
+    outcome: &'a Outcome,
+    opts: &'a RunOptions,
+    pulls: &'a [Pull],
+    proposals: &'a [Proposal],
+    branches: &'a [OwnBranch],
+}
+
+impl Executor<'_> {
+    /// Performs one action; with `--dry-run`, says what it would do and writes nothing.
+    async fn apply(&self, action: &Action, summary: &mut RepoSummary) -> Result<(), Error> {
+        let (gh, full_name) = (self.to.gh, self.to.full_name);
+        let shown = || {
+            plan::Shown {
+                action,
+                proposals: self.proposals,
+            }
+            .to_string()
+        };
+        match action {
+            Action::Skip {
+                why: Why::UpToDate { .. },
+                ..
+            } => {}
+            Action::Skip { .. } => summary.notes.push(shown()),
+            Action::HandsOff { set, pull } => {
+                summary.notes.push(shown());
+                if !self.opts.dry_run {
+                    hands_off(gh, full_name, *pull, &self.proposals[*set].branch).await?;
+                }
+            }
+            Action::Update { set, pull, lease } => {
+                let change_set = &self.outcome.change_sets[*set];
+                let state = &self.proposals[*set].state;
+                let Some(prepared) = build(&self.to, self.outcome, change_set, state, self.opts)?
+                else {
+                    return Ok(());
+                };
+                if self.opts.dry_run {
+                    summary.notes.push(shown());
+                    return Ok(());
+                }
+                let lease = Lease::from_commit(lease.as_deref());
+                let sha =
+                    publish(&self.to, &prepared, &self.branches[*set], lease, self.opts).await?;
+                let state = with_commit(state.clone(), sha);
+                let facts = facts(self.outcome, &state).await;
+                let patch = serde_json::json!({
+                    "title": pr::title(&state, &change_set.settings),
+                    "body": pr::body(&state, &facts),
+                });
+                gh.update_pull(full_name, *pull, &patch).await?;
+                summary.updated.push(*pull);
+                proposed(self.outcome, change_set, summary);
+            }
+            Action::Open { set } => self.open(*set, summary).await?,
+            Action::Close {
+                pull,
+                branch,
+                delete_at,
+            } => {
+                if self.opts.dry_run {
+                    summary.notes.push(shown());
+                    return Ok(());
+                }
+                gh.comment(
+                    full_name,
+                    *pull,
+                    "The default branch already has these digests; closing.",
+                )
+                .await?;
+                gh.update_pull(full_name, *pull, &serde_json::json!({ "state": "closed" }))
+                    .await?;
+                if let lease @ Lease::At(_) = Lease::from_commit(delete_at.as_deref())
+                    && let Ok(own) = OwnBranch::new(branch, self.default_branch)
+                {
+                    git::delete_branch(self.to.clone, self.to.remote, &own, lease)?;
+                }
+                summary.closed.push(*pull);
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens proposal `set`'s pull request: commit, push (a leftover branch is
+    /// replaced only when it is repin's), then labels, reviewers, assignees, auto-merge.
+    async fn open(&self, set: usize, summary: &mut RepoSummary) -> Result<(), Error> {
+        let (gh, full_name) = (self.to.gh, self.to.full_name);
+        let change_set = &self.outcome.change_sets[set];
+        let proposal = &self.proposals[set];
+        let branch = &proposal.branch;
+        let Some(prepared) = build(
+            &self.to,
+            self.outcome,
+            change_set,
+            &proposal.state,
+            self.opts,
+        )?
+        else {
+            return Ok(());
+        };
+        if self.opts.dry_run {
+            summary.notes.push(
+                plan::Shown {
+                    action: &Action::Open { set },
+                    proposals: self.proposals,
+                }
+                .to_string(),
+            );
+            return Ok(());
+        }
+        // A leftover branch from a closed PR of ours may be replaced; anything else on
+        // that name is someone's and stays. So may the branch of a run stopped between
+        // its push and its PR: its tip is repin's own commit.
+        let lease = match git::remote_tip(self.to.remote, branch)? {
+            None => Lease::Absent,
+            Some(tip) => {
+                let closed_ours = self.pulls.iter().any(|p| {
+                    p.head.branch == *branch && p.head.sha == tip.to_string() && !p.is_open()
+                });
+                if closed_ours
+                    || authored_by(gh, full_name, &tip.to_string(), &self.opts.author).await
+                {
+                    Lease::At(tip)
+                } else {
+                    summary.notes.push(format!(
+                        "{branch}: the branch exists and is not repin's; not opened"
+                    ));
+                    return Ok(());
+                }
+            }
+        };
+        let sha = publish(&self.to, &prepared, &self.branches[set], lease, self.opts).await?;
+        let state = with_commit(proposal.state.clone(), sha);
+        let title = pr::title(&state, &change_set.settings);
+        let body = pr::body(&state, &facts(self.outcome, &state).await);
+        let pr_settings = &change_set.settings.pr;
+        let created = gh
+            .create_pull(
+                full_name,
+                &NewPull {
+                    title: &title,
+                    head: branch,
+                    base: self.default_branch,
+                    body: &body,
+                    draft: pr_settings.draft.unwrap_or(false),
+                },
+            )
+            .await?;
+        if let Some(labels) = pr_settings.labels.as_ref().filter(|l| !l.is_empty()) {
+            gh.add_labels(full_name, created.number, labels).await?;
+        }
+        let reviewers = pr_settings.reviewers.clone().unwrap_or_default();
+        let teams = pr_settings.team_reviewers.clone().unwrap_or_default();
+        if !reviewers.is_empty() || !teams.is_empty() {
+            gh.request_reviewers(full_name, created.number, &reviewers, &teams)
+                .await?;
+        }
+        if let Some(assignees) = pr_settings.assignees.as_ref().filter(|a| !a.is_empty()) {
+            gh.add_assignees(full_name, created.number, assignees)
+                .await?;
+        }
+        if pr_settings.automerge == Some(true) {
+            // Best effort: a repository may not allow auto-merge; the PR stands.
+            if let Err(e) = gh.enable_auto_merge(&created.node_id).await {
+                summary.notes.push(format!("#{}: {e}", created.number));
+            }
+        }
+        summary.opened.push(created.number);
+        proposed(self.outcome, change_set, summary);
+        Ok(())
+    }
 }
 
 /// What the registry says about the old and new images of a state (best effort: a
@@ -455,9 +478,9 @@ fn with_commit(mut state: PrState, sha: String) -> PrState {
 struct PushTo<'a> {
     gh: &'a GitHub,
     full_name: &'a str,
-    clone: &'a git2::Repository,
+    clone: &'a git::Repository,
     remote: &'a Remote,
-    base: git2::Oid,
+    base: git::Oid,
 }
 
 /// Puts the prepared commit on `branch` (if the lease holds): pushed with git, or made
@@ -474,30 +497,19 @@ async fn publish(
         git::push(t.clone, t.remote, prepared.commit, branch, lease)?;
         return Ok(prepared.commit.to_string());
     }
-    let git_err = |e: git2::Error| git::Error::Git {
-        op: "read tree",
-        message: e.message().to_owned(),
-    };
-    let base_tree = t
-        .clone
-        .find_commit(t.base)
-        .and_then(|c| c.tree())
-        .map_err(git_err)?;
+    let paths: Vec<&str> = prepared.files.iter().map(|(p, _)| p.as_str()).collect();
+    let (tree, modes) = git::tree_modes(t.clone, t.base, &paths)?;
     let files: Vec<github::ApiFile> = prepared
         .files
         .iter()
-        .map(|(path, content)| {
-            let mode = base_tree
-                .get_path(Path::new(path))
-                .map_or(0o100_644, |e| e.filemode());
-            (path.clone(), format!("{mode:o}"), content.clone())
-        })
+        .zip(modes)
+        .map(|((path, content), mode)| (path.clone(), format!("{mode:o}"), content.clone()))
         .collect();
     let sha =
         t.gh.commit_via_api(
             t.full_name,
             &t.base.to_string(),
-            &base_tree.id().to_string(),
+            &tree,
             &files,
             &prepared.message,
         )
@@ -525,29 +537,16 @@ fn all_current(outcome: &Outcome, state: &PrState) -> bool {
 }
 
 /// Leaves one comment on a branch a person pushed to, and nothing else.
-async fn hands_off(
-    gh: &GitHub,
-    full_name: &str,
-    pull: &Pull,
-    branch: &str,
-    opts: &RunOptions,
-    summary: &mut RepoSummary,
-) -> Result<(), Error> {
-    summary
-        .notes
-        .push(format!("{branch}: someone else pushed to it; left alone"));
-    if opts.dry_run {
-        return Ok(());
-    }
+async fn hands_off(gh: &GitHub, full_name: &str, pull: u64, branch: &str) -> Result<(), Error> {
     let said = gh
-        .comments(full_name, pull.number)
+        .comments(full_name, pull)
         .await?
         .iter()
         .any(|c| c.contains(HANDS_OFF));
     if !said {
         gh.comment(
             full_name,
-            pull.number,
+            pull,
             &format!("{HANDS_OFF}\nSomeone other than repin pushed to `{branch}`, so repin will not update or close this pull request. Close it to let repin propose again."),
         )
         .await?;
@@ -557,7 +556,7 @@ async fn hands_off(
 
 /// A change set's commit, made locally, and what it holds.
 struct Prepared {
-    commit: git2::Oid,
+    commit: git::Oid,
     files: Vec<(String, Vec<u8>)>,
     message: String,
 }
@@ -565,8 +564,7 @@ struct Prepared {
 /// The commit for a change set: the default branch's tree with the members' files edited
 /// (spliced and verified by re-scanning). `None` when no file changes.
 fn build(
-    clone: &git2::Repository,
-    base: git2::Oid,
+    to: &PushTo<'_>,
     outcome: &Outcome,
     set: &ChangeSet,
     state: &PrState,
@@ -586,7 +584,7 @@ fn build(
         return Ok(None);
     }
     let message = pr::commit_message(state, &set.settings);
-    let commit = git::commit_files(clone, base, &files, &message, &opts.author)?;
+    let commit = git::commit_files(to.clone, to.base, &files, &message, &opts.author)?;
     Ok(Some(Prepared {
         commit,
         files,

@@ -305,11 +305,7 @@ pub struct FileScan {
 /// A [`Warning`] when the file cannot be read as text at all (binary, not UTF-8,
 /// empty). Problems inside a readable file come back in the `Vec<Warning>` beside the
 /// findings, so one bad document does not hide the good ones.
-pub fn scan_bytes(
-    path: &str,
-    detected: Detected,
-    bytes: &[u8],
-) -> Result<FileScan, Warning> {
+pub fn scan_bytes(path: &str, detected: Detected, bytes: &[u8]) -> Result<FileScan, Warning> {
     let warn = |line, message: String| Warning {
         path: path.to_owned(),
         line,

@@ -37,7 +37,8 @@ use std::time::Duration;
 
 use crate::config::{ServeConfig, ServiceConfig};
 use crate::registry::auth::Credential;
-use crate::registry::client::{self, Client, Credentials, registry_env_var};
+use crate::registry::client::{self, Client};
+use crate::registry::credentials::{Credentials, registry_env_var};
 use crate::registry::dockerconfig::DockerConfig;
 use crate::registry::resolve::Resolver;
 use crate::secret::Secret;

@@ -6,7 +6,10 @@
 //! `Bearer` challenge means a token per scope (`repository:<name>:pull`), fetched
 //! anonymously or with the registry's credentials (HTTP Basic, or an identity token as an
 //! OAuth2 refresh token); a `Basic` challenge means credentials on every request.
+//! Tokens are kept per registry in a [`TokenCache`] until they expire.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -61,12 +64,52 @@ pub struct Token {
     pub expires: Instant,
 }
 
+/// Bearer tokens by scope, for one registry: one cell per scope, so concurrent lookups
+/// in a repository share one token fetch.
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    cells: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Token>>>>>,
+}
+
+impl TokenCache {
+    /// The scope's cell: lock it to read the token, or to fetch one while others wait.
+    #[must_use]
+    pub fn cell(&self, scope: &str) -> Arc<tokio::sync::Mutex<Option<Token>>> {
+        let mut cells = self
+            .cells
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cells.entry(scope.to_owned()).or_default().clone()
+    }
+
+    /// Drops the scope's token, unless a fetch holds the cell (its token is new).
+    pub fn forget(&self, scope: &str) {
+        let cell = self
+            .cells
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(scope)
+            .cloned();
+        if let Some(cell) = cell
+            && let Ok(mut slot) = cell.try_lock()
+        {
+            *slot = None;
+        }
+    }
+}
+
 impl Token {
     /// Whether the token is still good for a request starting now (with a margin for the
     /// request's own duration).
     #[must_use]
     pub fn is_fresh(&self) -> bool {
         Instant::now() + Duration::from_secs(5) < self.expires
+    }
+
+    /// The `Authorization` value: `Bearer <token>`.
+    #[must_use]
+    pub fn bearer(&self) -> Secret {
+        Secret::new(format!("Bearer {}", self.value.expose()))
     }
 }
 

@@ -1,0 +1,200 @@
+//! How a request gets its `Authorization`: the registry's challenge, learned once per
+//! registry with `GET /v2/`; its credential, looked up once ([`super::credentials`]);
+//! and for a bearer challenge, a token per repository scope from the realm (only over
+//! HTTPS unless the registry itself is on plain HTTP: [`super::transport::realm_allowed`]),
+//! kept in the registry's [`super::auth::TokenCache`] until it expires.
+
+use std::time::Instant;
+
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+
+use super::auth::{self, Challenge, Credential, Token};
+use super::client::{Client, RegistryState};
+use super::error::Error;
+use super::retry::Attempt;
+use super::transport::{form_body, header_str, read_capped, realm_allowed};
+use crate::secret::Secret;
+
+impl Client {
+    /// The registry's challenge, learned once with `GET /v2/` (retried like any request).
+    pub(super) async fn challenge(
+        &self,
+        registry: &str,
+        state: &RegistryState,
+    ) -> Result<Challenge, Error> {
+        state
+            .challenge
+            .get_or_try_init(|| async {
+                let url = &format!("{}/v2/", self.base_url(registry));
+                let unexpected = |r: &reqwest::Response| Error::Status {
+                    registry: registry.to_owned(),
+                    status: r.status().as_u16(),
+                };
+                self.retrying(registry, state, unexpected, |timeout| async move {
+                    let r = match self.http.get(url).timeout(timeout).send().await {
+                        Ok(r) => r,
+                        Err(e) => return Ok(Attempt::Failed(e)),
+                    };
+                    if r.status() == StatusCode::UNAUTHORIZED {
+                        let header = header_str(&r, WWW_AUTHENTICATE).unwrap_or_default();
+                        return auth::parse_challenge(&header)
+                            .map(Attempt::Done)
+                            .map_err(|why| Error::Invalid {
+                                registry: registry.to_owned(),
+                                what: "auth challenge",
+                                why,
+                            });
+                    }
+                    // Some registries answer 404 on /v2/ but serve manifests openly.
+                    if r.status().is_success() || r.status() == StatusCode::NOT_FOUND {
+                        return Ok(Attempt::Done(Challenge::None));
+                    }
+                    Ok(Attempt::Status(r))
+                })
+                .await
+            })
+            .await
+            .cloned()
+    }
+
+    /// The registry's credential, looked up once per run.
+    pub(super) async fn credential(
+        &self,
+        registry: &str,
+        state: &RegistryState,
+    ) -> Result<Option<Credential>, Error> {
+        state
+            .credential
+            .get_or_try_init(|| self.credentials.get(self.endpoint(registry)))
+            .await
+            .cloned()
+    }
+
+    /// The `Authorization` value for a request, if the registry wants one: Basic with
+    /// the credential, or a bearer token for the repository's pull scope (from the
+    /// cache while fresh; one fetch at a time per scope).
+    pub(super) async fn authorization(
+        &self,
+        registry: &str,
+        repository: &str,
+        state: &RegistryState,
+        challenge: &Challenge,
+    ) -> Result<Option<Secret>, Error> {
+        match challenge {
+            Challenge::None => Ok(None),
+            Challenge::Basic => Ok(self
+                .credential(registry, state)
+                .await?
+                .and_then(|c| c.basic_header())),
+            Challenge::Bearer { realm, service } => {
+                let scope = auth::pull_scope(repository);
+                let cell = state.tokens.cell(&scope);
+                let mut slot = cell.lock().await;
+                if let Some(token) = slot.as_ref().filter(|t| t.is_fresh()) {
+                    return Ok(Some(token.bearer()));
+                }
+                let token = self
+                    .fetch_token(registry, state, realm, service.as_deref(), &scope)
+                    .await?;
+                let header = token.bearer();
+                *slot = Some(token);
+                Ok(Some(header))
+            }
+        }
+    }
+
+    /// Drops the repository's cached token (the registry refused it).
+    pub(super) fn forget_token(&self, state: &RegistryState, repository: &str) {
+        state.tokens.forget(&auth::pull_scope(repository));
+    }
+
+    /// A token for `scope` from the realm: with a refresh token (an identity token in
+    /// Docker's config) by `POST`, else by `GET` with Basic credentials or none.
+    async fn fetch_token(
+        &self,
+        registry: &str,
+        state: &RegistryState,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+    ) -> Result<Token, Error> {
+        let bad = |why: String| Error::Invalid {
+            registry: registry.to_owned(),
+            what: "token response",
+            why,
+        };
+        let base = reqwest::Url::parse(&self.base_url(registry)).map_err(|_| Error::Invalid {
+            registry: registry.to_owned(),
+            what: "registry URL",
+            why: crate::imageref::shorten(registry),
+        })?;
+        let realm =
+            realm_allowed(&base, realm, &self.options.insecure).map_err(|why| Error::Insecure {
+                registry: registry.to_owned(),
+                why,
+            })?;
+        let realm = realm.as_str();
+        let credential = &self.credential(registry, state).await?;
+        let bad = &bad;
+        let unexpected = |r: &reqwest::Response| {
+            bad(format!(
+                "token endpoint answered HTTP {}",
+                r.status().as_u16()
+            ))
+        };
+        self.retrying(registry, state, unexpected, |timeout| async move {
+            let request = match credential {
+                Some(Credential::IdentityToken(refresh)) => {
+                    let mut form = vec![
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", refresh.expose()),
+                        ("scope", scope),
+                        ("client_id", "repin"),
+                    ];
+                    if let Some(service) = service {
+                        form.push(("service", service));
+                    }
+                    self.http
+                        .post(realm)
+                        .body(form_body(&form))
+                        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                }
+                other => {
+                    let mut query = vec![("scope", scope)];
+                    if let Some(service) = service {
+                        query.push(("service", service));
+                    }
+                    let url = format!(
+                        "{realm}{}{}",
+                        if realm.contains('?') { '&' } else { '?' },
+                        form_body(&query)
+                    );
+                    let mut request = self.http.get(url);
+                    if let Some(header) = other.as_ref().and_then(Credential::basic_header) {
+                        request = request.header(AUTHORIZATION, header.expose());
+                    }
+                    request
+                }
+            };
+            let r = match request.timeout(timeout).send().await {
+                Ok(r) => r,
+                Err(e) => return Ok(Attempt::Failed(e)),
+            };
+            if r.status().is_success() {
+                let body = read_capped(registry, r, "token response", self.options.timeout).await?;
+                return auth::parse_token(&body, Instant::now())
+                    .map(Attempt::Done)
+                    .map_err(bad);
+            }
+            if matches!(r.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+                return Err(Error::Unauthorized {
+                    registry: registry.to_owned(),
+                    status: r.status().as_u16(),
+                });
+            }
+            Ok(Attempt::Status(r))
+        })
+        .await
+    }
+}

@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 
 use crate::imageref::Digest;
 use crate::model::{Lookup, Record, Status};
-use crate::registry::resolve::{PinUpdate, Resolver, TagKey};
+use crate::registry::resolve::{ManifestKey, PinUpdate, Reference, Resolver, TagKey};
 use crate::scan::Found;
 
 /// The tag a finding is looked up by, if it can be updated at all.
@@ -26,8 +26,7 @@ pub fn tag_key(found: &Found) -> Option<TagKey> {
     }
     let image = found.image.as_ref()?;
     Some(TagKey {
-        registry: image.registry.clone(),
-        repository: image.repository.clone(),
+        name: image.name(),
         tag: image.tag_or_default().to_owned(),
     })
 }
@@ -53,7 +52,10 @@ pub async fn check(resolver: &Arc<Resolver>, records: &mut [Record], tick: &(dyn
         let resolver = Arc::clone(resolver);
         let old = record.found.image.as_ref().and_then(|i| i.digest.clone());
         let platform = record.found.platform.clone();
-        let failed = format!("{}: the lookup of {key} failed unexpectedly", key.registry);
+        let failed = format!(
+            "{}: the lookup of {key} failed unexpectedly",
+            key.name.registry
+        );
         tasks.push((i, failed, async move {
             lookup(&resolver, &key, old.as_ref(), platform.as_ref()).await
         }));
@@ -128,13 +130,12 @@ pub async fn digest_of(
     platform: Option<&crate::imageref::Platform>,
 ) -> Result<(Digest, crate::imageref::ImageRef), Arc<crate::registry::Error>> {
     let reference = match (&image.tag, &image.digest) {
-        (None, Some(digest)) => digest.to_string(),
-        _ => image.tag_or_default().to_owned(),
+        (None, Some(digest)) => Reference::Digest(digest.clone()),
+        _ => Reference::Tag(image.tag_or_default().to_owned()),
     };
-    let key = TagKey {
-        registry: image.registry.clone(),
-        repository: image.repository.clone(),
-        tag: reference,
+    let key = ManifestKey {
+        name: image.name(),
+        reference,
     };
     let digest = resolver.digest_for(&key, platform).await?;
     let mut full = image.clone();

@@ -110,7 +110,39 @@ pub enum ParseError {
     InvalidPlatform { platform: String },
 }
 
+/// A repository in a registry (`ghcr.io` + `acme/app`), the distribution spec's
+/// `<name>` with its registry. Displays as `ghcr.io/acme/app`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RepositoryName {
+    /// Normalized host (`docker.io`, `ghcr.io`, `localhost:5000`).
+    pub registry: String,
+    /// The path in the registry (`library/nginx`, `acme/app`).
+    pub repository: String,
+}
+
+impl RepositoryName {
+    #[must_use]
+    pub fn new(registry: &str, repository: &str) -> Self {
+        Self {
+            registry: registry.to_owned(),
+            repository: repository.to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for RepositoryName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.registry, self.repository)
+    }
+}
+
 impl ImageRef {
+    /// The repository this reference names, with its registry.
+    #[must_use]
+    pub fn name(&self) -> RepositoryName {
+        RepositoryName::new(&self.registry, &self.repository)
+    }
+
     /// Parses and normalizes a reference.
     ///
     /// # Errors
@@ -187,7 +219,7 @@ impl ImageRef {
                 .unwrap_or(&self.repository)
                 .to_owned()
         } else {
-            format!("{}/{}", self.registry, self.repository)
+            self.name().to_string()
         };
         self.push_suffix(&mut out);
         out
@@ -209,7 +241,7 @@ impl ImageRef {
 /// same [`ImageRef`] back.
 impl fmt::Display for ImageRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut out = format!("{}/{}", self.registry, self.repository);
+        let mut out = self.name().to_string();
         self.push_suffix(&mut out);
         f.write_str(&out)
     }

@@ -55,10 +55,10 @@ pub fn records(found: Vec<Found>, policy: &Rules) -> Vec<Record> {
 #[must_use]
 pub fn change_set_id(found: &Found, effective: &Effective) -> String {
     effective.group.clone().unwrap_or_else(|| {
-        found.image.as_ref().map_or_else(
-            || found.reference.clone(),
-            |i| format!("{}/{}", i.registry, i.repository),
-        )
+        found
+            .image
+            .as_ref()
+            .map_or_else(|| found.reference.clone(), |i| i.name().to_string())
     })
 }
 

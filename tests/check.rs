@@ -326,6 +326,21 @@ async fn digest_command() {
     assert_eq!(out.stdout.trim(), index.child("linux/arm/v7"));
     let out = run(here, &["digest", &image, "--full-ref"], None);
     assert_eq!(out.stdout.trim(), format!("{image}@{}", index.digest));
+    // A manifest asked for by digest: the digest itself, or its platform's child.
+    let by_digest = format!("{}/app@{}", reg.host, index.digest);
+    let out = run(here, &["digest", &by_digest], None);
+    assert_eq!(out.stdout.trim(), index.digest.as_str(), "{}", out.stderr);
+    let out = run(
+        here,
+        &["digest", &by_digest, "--platform", "linux/arm/v7"],
+        None,
+    );
+    assert_eq!(
+        out.stdout.trim(),
+        index.child("linux/arm/v7"),
+        "{}",
+        out.stderr
+    );
     let out = run(here, &["digest", &format!("{}/app:nope", reg.host)], None);
     assert_eq!(out.code, 2);
     assert_eq!(

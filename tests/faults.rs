@@ -345,11 +345,7 @@ async fn lookup_tags(
     use repin::registry::resolve::{Resolver, TagKey};
     let resolver = Resolver::new(client);
     let keys: std::collections::HashSet<TagKey> = (0..count)
-        .map(|i| TagKey {
-            registry: host.to_owned(),
-            repository: "app".into(),
-            tag: format!("t{i}"),
-        })
+        .map(|i| TagKey::new(host, "app", &format!("t{i}")))
         .collect();
     resolver.tags(keys).await.into_values().collect()
 }

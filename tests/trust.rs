@@ -104,6 +104,29 @@ async fn digests_are_checked_data_head_header() {
     }
 }
 
+/// A manifest asked for by digest must come back as that digest: a registry that
+/// answers with another is an error, and nothing is printed.
+#[tokio::test(flavor = "multi_thread")]
+async fn digests_are_checked_data_digest_asked_for_comes_back_as_itself() {
+    let (server, host) = lying_registry().await;
+    let other = format!("sha256:{}", "b".repeat(64));
+    Mock::given(method("HEAD"))
+        .and(path(format!("/v2/app/manifests/{OLD}")))
+        .respond_with(head_with_digest(&other, DOCKER_MANIFEST))
+        .mount(&server)
+        .await;
+    let dir = tree(&[]);
+    let image = format!("{host}/app@{OLD}");
+    let digest = repin_blocking(dir.path(), &["digest", &image]).await;
+    assert_eq!(digest.code, 2, "{}", digest.stdout);
+    assert!(digest.stdout.is_empty(), "{}", digest.stdout);
+    assert!(
+        digest.stderr.contains(&host) && digest.stderr.contains(&other[..20]),
+        "{}",
+        digest.stderr
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn digests_are_checked_data_index_child() {
     let (server, host) = lying_registry().await;

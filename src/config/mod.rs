@@ -734,7 +734,7 @@ impl Rules {
     /// The settings for a reference: defaults overlaid by every matching layer in order.
     #[must_use]
     pub fn settings_for(&self, path: &str, image: Option<&ImageRef>) -> Effective {
-        let name = image.map(|i| format!("{}/{}", i.registry, i.repository));
+        let name = image.map(|i| i.name().to_string());
         let tag = image.map(ImageRef::tag_or_default);
         // Per kind, which layers match: those without globs of that kind, and those
         // whose globs the one automaton found.
@@ -922,9 +922,7 @@ mod tests {
                 Some("redis"),
             ] {
                 let image = image.map(|i| ImageRef::parse(i).unwrap());
-                let name = image
-                    .as_ref()
-                    .map(|i| format!("{}/{}", i.registry, i.repository));
+                let name = image.as_ref().map(|i| i.name().to_string());
                 let tag = image.as_ref().map(ImageRef::tag_or_default);
                 let mut naive = Settings::default();
                 for layer in &policy.layers {

@@ -59,7 +59,7 @@ impl PrState {
                 Some(RefState {
                     path: c.found.path.clone(),
                     line: c.found.line,
-                    image: format!("{}/{}", image.registry, image.repository),
+                    image: image.name().to_string(),
                     tag: image.tag.clone(),
                     old: image.digest.clone(),
                     new: c.new_digest()?.clone(),

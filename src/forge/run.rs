@@ -439,17 +439,10 @@ async fn facts(outcome: &Outcome, state: &PrState) -> pr::Facts {
         let Some((registry, repository)) = r.image.split_once('/') else {
             continue;
         };
-        let key = crate::registry::resolve::TagKey {
-            registry: registry.to_owned(),
-            repository: repository.to_owned(),
-            tag: r
-                .tag
-                .clone()
-                .unwrap_or_else(|| crate::imageref::DEFAULT_TAG.to_owned()),
-        };
+        let name = crate::imageref::RepositoryName::new(registry, repository);
         for digest in std::iter::once(&r.new).chain(r.old.as_ref()) {
             if !out.contains_key(digest)
-                && let Ok(f) = outcome.resolver.facts(&key, digest).await
+                && let Ok(f) = outcome.resolver.facts(&name, digest).await
             {
                 out.insert(digest.clone(), f);
             }
@@ -529,9 +522,10 @@ fn all_current(outcome: &Outcome, state: &PrState) -> bool {
         outcome.records.iter().any(|c| {
             c.found.path == r.path
                 && c.status() == Status::Current
-                && c.found.image.as_ref().is_some_and(|i| {
-                    format!("{}/{}", i.registry, i.repository) == r.image && i.tag == r.tag
-                })
+                && c.found
+                    .image
+                    .as_ref()
+                    .is_some_and(|i| i.name().to_string() == r.image && i.tag == r.tag)
         })
     })
 }

@@ -1,8 +1,8 @@
 //! The registry HTTP client: manifests and blobs by tag or digest, done right —
 //! digests checked against the bytes, bodies capped, a concurrency limit per registry.
 //! Around it, one concern per module: [`super::transport`] (endpoint and scheme,
-//! redirects, reading answers), [`super::retry`] (the one retry policy),
-//! [`super::authorize`] (challenge, credentials, tokens) with the token cache in
+//! redirects, reading answers), `retry` (the one retry policy),
+//! `authorize` (challenge, credentials, tokens) with the token cache in
 //! [`super::auth`], and [`super::credentials`] (where credentials come from).
 //! Deduplication and caching of lookups live in [`super::resolve`].
 //!

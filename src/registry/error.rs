@@ -49,6 +49,13 @@ pub enum Error {
         expected: String,
         computed: String,
     },
+    /// A manifest asked for by digest came back named by another.
+    #[error("{registry}: asked for manifest {asked}, the registry answered with {answered}")]
+    OtherManifest {
+        registry: String,
+        asked: String,
+        answered: String,
+    },
     /// An earlier request gave up on this registry (it did not answer, or its rate
     /// limit did not lift); the rest of the run does not ask it again.
     #[error("{registry}: not asked again in this run: {why}")]

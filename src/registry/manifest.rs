@@ -1,5 +1,5 @@
-//! Manifests as far as repin needs them: media types, index children with their
-//! platforms, an image manifest's config descriptor, and a config's platform.
+//! Manifests as far as repin needs them, in the OCI spec's words: media types, an
+//! index's descriptors of platform manifests ([`PlatformDescriptor`]), an image manifest's config descriptor, and a config's platform.
 //!
 //! Why not `oci-spec` types: Docker manifest lists and v2 manifests are not OCI types,
 //! `oci-spec` brings builder and getter machinery for every field, and repin reads five
@@ -21,11 +21,12 @@ pub const ACCEPT_ANY: &str = "application/vnd.oci.image.index.v1+json, applicati
 /// Largest manifest or config repin reads.
 pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 
-/// Whether a digest names a multi-platform index or one platform's manifest.
+/// Whether a digest names an index (multi-platform) or a platform manifest (an image
+/// manifest for one platform).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Index,
-    Manifest,
+    PlatformManifest,
 }
 
 impl Kind {
@@ -42,7 +43,7 @@ impl Kind {
             .to_ascii_lowercase();
         match media_type.as_str() {
             OCI_INDEX | DOCKER_LIST => Some(Self::Index),
-            OCI_MANIFEST | DOCKER_MANIFEST => Some(Self::Manifest),
+            OCI_MANIFEST | DOCKER_MANIFEST => Some(Self::PlatformManifest),
             _ => None,
         }
     }
@@ -68,7 +69,7 @@ impl Kind {
         }
         match (shape.manifests.is_some(), shape.config.is_some()) {
             (true, false) => Some(Self::Index),
-            (false, true) => Some(Self::Manifest),
+            (false, true) => Some(Self::PlatformManifest),
             _ => None,
         }
     }
@@ -130,18 +131,18 @@ struct RawManifest {
 
 /// One platform's entry in an index: a descriptor with a platform.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Child {
+pub struct PlatformDescriptor {
     pub digest: Digest,
     pub platform: Platform,
 }
 
-/// The children of an index that are images for a real platform (attestation
+/// The descriptors in an index of platform manifests for a real platform (attestation
 /// manifests, `unknown/unknown`, are left out).
 ///
 /// # Errors
 /// A message when the bytes are not an index, or when any descriptor's digest is not a
 /// digest (an index that lies about one child is trusted about none).
-pub fn index_children(bytes: &[u8]) -> Result<Vec<Child>, String> {
+pub fn platform_descriptors(bytes: &[u8]) -> Result<Vec<PlatformDescriptor>, String> {
     let index: RawIndex = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     let mut children = Vec::new();
     for d in index.manifests {
@@ -153,7 +154,7 @@ pub fn index_children(bytes: &[u8]) -> Result<Vec<Child>, String> {
             continue;
         };
         if platform.os != "unknown" {
-            children.push(Child { digest, platform });
+            children.push(PlatformDescriptor { digest, platform });
         }
     }
     Ok(children)
@@ -258,9 +259,12 @@ pub fn same_platform(a: &Platform, b: &Platform) -> bool {
     a.os == b.os && a.architecture == b.architecture && variant(a) == variant(b)
 }
 
-/// The child of `children` for `platform`.
+/// The descriptor among `children` (an index's) for `platform`.
 #[must_use]
-pub fn select<'a>(children: &'a [Child], platform: &Platform) -> Option<&'a Child> {
+pub fn select<'a>(
+    children: &'a [PlatformDescriptor],
+    platform: &Platform,
+) -> Option<&'a PlatformDescriptor> {
     children
         .iter()
         .find(|c| same_platform(&c.platform, platform))
@@ -277,14 +281,17 @@ mod tests {
             Kind::of("application/vnd.docker.distribution.manifest.list.v2+json; charset=utf-8"),
             Some(Kind::Index)
         );
-        assert_eq!(Kind::of(DOCKER_MANIFEST), Some(Kind::Manifest));
+        assert_eq!(Kind::of(DOCKER_MANIFEST), Some(Kind::PlatformManifest));
         assert_eq!(Kind::of("text/html"), None);
         assert_eq!(
             Kind::of("Application/VND.OCI.image.index.v1+json"),
             Some(Kind::Index)
         );
         assert_eq!(Kind::of_body(br#"{"manifests":[]}"#), Some(Kind::Index));
-        assert_eq!(Kind::of_body(br#"{"config":{}}"#), Some(Kind::Manifest));
+        assert_eq!(
+            Kind::of_body(br#"{"config":{}}"#),
+            Some(Kind::PlatformManifest)
+        );
         assert_eq!(
             Kind::of_body(format!(r#"{{"mediaType":"{DOCKER_LIST}","manifests":[]}}"#).as_bytes()),
             Some(Kind::Index)
@@ -294,12 +301,12 @@ mod tests {
     }
 
     #[test]
-    fn index_children_skip_attestations() {
+    fn platform_descriptors_skip_attestations() {
         let index = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
             {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","size":1,"platform":{"os":"linux","architecture":"amd64"}},
             {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","size":1,"platform":{"os":"linux","architecture":"arm64","variant":"v8"}},
             {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc","size":1,"platform":{"os":"unknown","architecture":"unknown"}}]}"#;
-        let children = index_children(index).unwrap();
+        let children = platform_descriptors(index).unwrap();
         assert_eq!(children.len(), 2);
         let arm: Platform = "linux/arm64".parse().unwrap();
         assert_eq!(
@@ -362,7 +369,7 @@ mod tests {
             let index = format!(
                 r#"{{"manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{bad}","platform":{{"os":"linux","architecture":"amd64"}}}}]}}"#
             );
-            let err = index_children(index.as_bytes()).unwrap_err();
+            let err = platform_descriptors(index.as_bytes()).unwrap_err();
             assert!(err.starts_with("descriptor digest \""), "{bad}: {err}");
             let manifest = format!(r#"{{"config":{{"digest":"{bad}"}}}}"#);
             let err = config_digest(manifest.as_bytes()).unwrap_err();

@@ -21,28 +21,60 @@ use tokio::task::JoinSet;
 
 use super::client::{Client, Head};
 use super::error::Error;
-use super::manifest::{self, Child, ImageFacts, Kind};
-use crate::imageref::{Digest, Platform};
+use super::manifest::{self, ImageFacts, Kind, PlatformDescriptor};
+use crate::imageref::{Digest, Platform, RepositoryName};
 
-/// A tag to look up.
+/// A tag to look up: the repository and the tag. Displays as `registry/repository:tag`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TagKey {
-    pub registry: String,
-    pub repository: String,
+    pub name: RepositoryName,
     pub tag: String,
+}
+
+impl TagKey {
+    #[must_use]
+    pub fn new(registry: &str, repository: &str, tag: &str) -> Self {
+        Self {
+            name: RepositoryName::new(registry, repository),
+            tag: tag.to_owned(),
+        }
+    }
 }
 
 impl std::fmt::Display for TagKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}:{}", self.registry, self.repository, self.tag)
+        write!(f, "{}:{}", self.name, self.tag)
     }
+}
+
+/// What a manifest is asked for by, as the distribution spec's `<reference>`: a tag
+/// (mutable: looked up) or a digest (immutable: checked).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Reference {
+    Tag(String),
+    Digest(Digest),
+}
+
+impl std::fmt::Display for Reference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Tag(tag) => f.write_str(tag),
+            Self::Digest(digest) => write!(f, "{digest}"),
+        }
+    }
+}
+
+/// A manifest to resolve: the repository and a tag or digest.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ManifestKey {
+    pub name: RepositoryName,
+    pub reference: Reference,
 }
 
 /// A digest in a repository: the key for immutable facts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct DigestKey {
-    registry: String,
-    repository: String,
+    name: RepositoryName,
     digest: Digest,
 }
 
@@ -94,7 +126,7 @@ pub struct Resolver {
     tags: Memo<TagKey, Head>,
     kinds: Memo<DigestKey, Option<Kind>>,
     platforms: Memo<DigestKey, Platform>,
-    children: Memo<DigestKey, Vec<Child>>,
+    descriptors: Memo<DigestKey, Vec<PlatformDescriptor>>,
     facts: Memo<DigestKey, ImageFacts>,
 }
 
@@ -112,7 +144,7 @@ impl Resolver {
             tags: Memo::new(),
             kinds: Memo::new(),
             platforms: Memo::new(),
-            children: Memo::new(),
+            descriptors: Memo::new(),
             facts: Memo::new(),
         })
     }
@@ -123,12 +155,12 @@ impl Resolver {
             .get(key, || async {
                 let head = self
                     .client
-                    .head_manifest(&key.registry, &key.repository, &key.tag)
+                    .head_manifest(&key.name.registry, &key.name.repository, &key.tag)
                     .await?;
                 if let Some(body) = &head.body
                     && head.media_type.as_deref().and_then(Kind::of) == Some(Kind::Index)
                 {
-                    self.keep_children(key, &head.digest, body).await;
+                    self.keep_descriptors(&key.name, &head.digest, body).await;
                 }
                 Ok(head)
             })
@@ -138,13 +170,13 @@ impl Resolver {
     /// An index read in full to learn its digest or kind (no `Docker-Content-Digest`,
     /// no telling `Content-Type`) is its children already: kept, so it is not fetched
     /// again.
-    async fn keep_children(&self, key: &TagKey, digest: &Digest, body: &[u8]) {
-        let dk = Self::digest_key(key, digest);
+    async fn keep_descriptors(&self, name: &RepositoryName, digest: &Digest, body: &[u8]) {
+        let dk = Self::digest_key(name, digest);
         let _ = self
-            .children
+            .descriptors
             .get(&dk, || async {
-                manifest::index_children(body).map_err(|why| Error::Invalid {
-                    registry: dk.registry.clone(),
+                manifest::platform_descriptors(body).map_err(|why| Error::Invalid {
+                    registry: dk.name.registry.clone(),
                     what: "index",
                     why,
                 })
@@ -187,15 +219,16 @@ impl Resolver {
         if head.digest == *old {
             return Ok(PinUpdate::Current);
         }
-        if self.tag_kind(key, &head).await? != Kind::Index {
+        let name = &key.name;
+        if self.tag_kind(name, &head).await? != Kind::Index {
             return Ok(PinUpdate::Outdated(head.digest));
         }
-        let old_kind = match self.kind(key, old).await {
+        let old_kind = match self.kind(name, old).await {
             Ok(Some(kind)) => kind,
             // A manifest of a type repin does not know: its kind cannot be kept.
             Ok(None) => {
                 return Err(Arc::new(self.pin_unknown(
-                    key,
+                    name,
                     old,
                     "has a media type repin does not know",
                 )));
@@ -204,10 +237,10 @@ impl Resolver {
             // file's platform, if it fixes one, says which child to take; without one
             // the pin's kind cannot be learned, and guessing could change it.
             Err(e) if e.is_not_found() => match platform {
-                Some(_) => Kind::Manifest,
+                Some(_) => Kind::PlatformManifest,
                 None => {
                     return Err(Arc::new(self.pin_unknown(
-                        key,
+                        name,
                         old,
                         "is gone from the registry, so whether it was the index or one platform's manifest cannot be learned; fix the platform in the file (FROM --platform=…) or re-pin by hand",
                     )));
@@ -220,42 +253,82 @@ impl Resolver {
         }
         let platform = match platform {
             Some(p) => p.clone(),
-            None => self.platform(key, old).await?,
+            None => self.platform(name, old).await?,
         };
-        let children = self.children(key, &head.digest).await?;
-        match manifest::select(&children, &platform) {
-            Some(child) if child.digest == *old => Ok(PinUpdate::Current),
-            Some(child) => Ok(PinUpdate::Outdated(child.digest.clone())),
-            None => Err(Arc::new(Error::PlatformNotOffered {
-                registry: key.registry.clone(),
-                repository: key.repository.clone(),
-                tag: key.tag.clone(),
-                platform: platform.to_string(),
-            })),
-        }
+        let child = self
+            .platform_child(name, &key.tag, &head.digest, &platform)
+            .await?;
+        Ok(if child == *old {
+            PinUpdate::Current
+        } else {
+            PinUpdate::Outdated(child)
+        })
     }
 
-    /// The digest a reference resolves to for `platform` (like `crane digest
-    /// --platform`): the tag's own digest, or its index's child for the platform.
+    /// The digest a manifest key resolves to for `platform` (like `crane digest
+    /// --platform`): the tag's (or digest's) own manifest, or its index's child for the
+    /// platform. A tag is looked up as in [`Resolver::tag`]; a digest is asked for with
+    /// `HEAD` and must come back as itself.
     ///
     /// # Errors
-    /// As [`Resolver::update_pin`].
-    pub async fn digest_for(&self, key: &TagKey, platform: Option<&Platform>) -> Shared<Digest> {
-        let head = self.tag(key).await?;
+    /// As [`Resolver::update_pin`]; [`Error::OtherManifest`] when a registry answers a
+    /// digest with another.
+    pub async fn digest_for(
+        &self,
+        key: &ManifestKey,
+        platform: Option<&Platform>,
+    ) -> Shared<Digest> {
+        let name = &key.name;
+        let head = match &key.reference {
+            Reference::Tag(tag) => {
+                self.tag(&TagKey {
+                    name: name.clone(),
+                    tag: tag.clone(),
+                })
+                .await?
+            }
+            Reference::Digest(digest) => {
+                let head = self
+                    .client
+                    .head_manifest(&name.registry, &name.repository, &digest.to_string())
+                    .await?;
+                if head.digest != *digest {
+                    return Err(Arc::new(Error::OtherManifest {
+                        registry: name.registry.clone(),
+                        asked: digest.to_string(),
+                        answered: head.digest.to_string(),
+                    }));
+                }
+                head
+            }
+        };
         let Some(platform) = platform else {
             return Ok(head.digest);
         };
-        if self.tag_kind(key, &head).await? != Kind::Index {
+        if self.tag_kind(name, &head).await? != Kind::Index {
             return Ok(head.digest);
         }
-        let children = self.children(key, &head.digest).await?;
+        self.platform_child(name, &key.reference.to_string(), &head.digest, platform)
+            .await
+    }
+
+    /// The child of index `index` for `platform`; `shown` names what the index was
+    /// asked for by (a tag or digest), for the error.
+    async fn platform_child(
+        &self,
+        name: &RepositoryName,
+        shown: &str,
+        index: &Digest,
+        platform: &Platform,
+    ) -> Shared<Digest> {
+        let children = self.descriptors(name, index).await?;
         manifest::select(&children, platform)
             .map(|c| c.digest.clone())
             .ok_or_else(|| {
                 Arc::new(Error::PlatformNotOffered {
-                    registry: key.registry.clone(),
-                    repository: key.repository.clone(),
-                    tag: key.tag.clone(),
+                    registry: name.registry.clone(),
+                    repository: name.repository.clone(),
+                    tag: shown.to_owned(),
                     platform: platform.to_string(),
                 })
             })
@@ -267,31 +340,39 @@ impl Resolver {
     ///
     /// # Errors
     /// The registry's.
-    pub async fn facts(&self, key: &TagKey, digest: &Digest) -> Shared<ImageFacts> {
-        let dk = Self::digest_key(key, digest);
+    pub async fn facts(&self, name: &RepositoryName, digest: &Digest) -> Shared<ImageFacts> {
+        let dk = Self::digest_key(name, digest);
         self.facts
             .get(&dk, || async {
                 let mut facts = ImageFacts::default();
                 let mut fetched = self
                     .client
-                    .get_manifest(&dk.registry, &dk.repository, &dk.digest.to_string())
+                    .get_manifest(
+                        &dk.name.registry,
+                        &dk.name.repository,
+                        &dk.digest.to_string(),
+                    )
                     .await?;
                 facts.add_annotations(&fetched.bytes);
                 if fetched.media_type.as_deref().and_then(Kind::of) == Some(Kind::Index)
-                    && let Some(child) = manifest::index_children(&fetched.bytes)
+                    && let Some(child) = manifest::platform_descriptors(&fetched.bytes)
                         .ok()
                         .and_then(|c| c.into_iter().next())
                 {
                     fetched = self
                         .client
-                        .get_manifest(&dk.registry, &dk.repository, &child.digest.to_string())
+                        .get_manifest(
+                            &dk.name.registry,
+                            &dk.name.repository,
+                            &child.digest.to_string(),
+                        )
                         .await?;
                     facts.add_annotations(&fetched.bytes);
                 }
                 if let Ok(config) = manifest::config_digest(&fetched.bytes) {
                     let blob = self
                         .client
-                        .get_blob(&dk.registry, &dk.repository, &config)
+                        .get_blob(&dk.name.registry, &dk.name.repository, &config)
                         .await?;
                     facts.add_config(&blob);
                 }
@@ -300,18 +381,17 @@ impl Resolver {
             .await
     }
 
-    fn digest_key(key: &TagKey, digest: &Digest) -> DigestKey {
+    fn digest_key(name: &RepositoryName, digest: &Digest) -> DigestKey {
         DigestKey {
-            registry: key.registry.clone(),
-            repository: key.repository.clone(),
+            name: name.clone(),
             digest: digest.clone(),
         }
     }
 
-    fn pin_unknown(&self, key: &TagKey, old: &Digest, why: &str) -> Error {
+    fn pin_unknown(&self, name: &RepositoryName, old: &Digest, why: &str) -> Error {
         Error::PinUnknown {
-            registry: key.registry.clone(),
-            repository: key.repository.clone(),
+            registry: name.registry.clone(),
+            repository: name.repository.clone(),
             digest: format!("{}:{}", old.algorithm().name(), old.short(12)),
             why: why.to_owned(),
         }
@@ -320,14 +400,14 @@ impl Resolver {
     /// Whether the tag points at an index or a manifest. A kind that cannot be learned
     /// is an error: taking the tag's digest then could change a platform pin into an
     /// index pin.
-    async fn tag_kind(&self, key: &TagKey, head: &Head) -> Shared<Kind> {
+    async fn tag_kind(&self, name: &RepositoryName, head: &Head) -> Shared<Kind> {
         let known = match head.media_type.as_deref().and_then(Kind::of) {
             Some(kind) => Some(kind),
-            None => self.kind(key, &head.digest).await?,
+            None => self.kind(name, &head.digest).await?,
         };
         known.ok_or_else(|| {
             Arc::new(self.pin_unknown(
-                key,
+                name,
                 &head.digest,
                 "(the tag's manifest) has a media type repin does not know, so whether the tag is an index cannot be learned",
             ))
@@ -336,13 +416,17 @@ impl Resolver {
 
     /// Index or manifest, by `HEAD` on the digest; when the registry's `Content-Type`
     /// does not say, by the manifest's own bytes (immutable, cached).
-    async fn kind(&self, key: &TagKey, digest: &Digest) -> Shared<Option<Kind>> {
-        let dk = Self::digest_key(key, digest);
+    async fn kind(&self, name: &RepositoryName, digest: &Digest) -> Shared<Option<Kind>> {
+        let dk = Self::digest_key(name, digest);
         self.kinds
             .get(&dk, || async {
                 let head = self
                     .client
-                    .head_manifest(&dk.registry, &dk.repository, &dk.digest.to_string())
+                    .head_manifest(
+                        &dk.name.registry,
+                        &dk.name.repository,
+                        &dk.digest.to_string(),
+                    )
                     .await?;
                 let mut body = head.body;
                 let kind = match head.media_type.as_deref().and_then(Kind::of) {
@@ -352,7 +436,11 @@ impl Resolver {
                             Some(bytes) => Arc::clone(bytes),
                             None => self
                                 .client
-                                .get_manifest(&dk.registry, &dk.repository, &dk.digest.to_string())
+                                .get_manifest(
+                                    &dk.name.registry,
+                                    &dk.name.repository,
+                                    &dk.digest.to_string(),
+                                )
                                 .await?
                                 .bytes
                                 .into(),
@@ -365,7 +453,7 @@ impl Resolver {
                 if let Some(bytes) = &body
                     && kind == Some(Kind::Index)
                 {
-                    self.keep_children(key, digest, bytes).await;
+                    self.keep_descriptors(name, digest, bytes).await;
                 }
                 Ok(kind)
             })
@@ -373,26 +461,30 @@ impl Resolver {
     }
 
     /// A platform manifest's platform, from its config blob (immutable, cached).
-    async fn platform(&self, key: &TagKey, digest: &Digest) -> Shared<Platform> {
-        let dk = Self::digest_key(key, digest);
+    async fn platform(&self, name: &RepositoryName, digest: &Digest) -> Shared<Platform> {
+        let dk = Self::digest_key(name, digest);
         self.platforms
             .get(&dk, || async {
                 let invalid = |why: String| Error::Invalid {
-                    registry: dk.registry.clone(),
+                    registry: dk.name.registry.clone(),
                     what: "image manifest",
                     why,
                 };
                 let fetched = self
                     .client
-                    .get_manifest(&dk.registry, &dk.repository, &dk.digest.to_string())
+                    .get_manifest(
+                        &dk.name.registry,
+                        &dk.name.repository,
+                        &dk.digest.to_string(),
+                    )
                     .await?;
                 let config = manifest::config_digest(&fetched.bytes).map_err(invalid)?;
                 let blob = self
                     .client
-                    .get_blob(&dk.registry, &dk.repository, &config)
+                    .get_blob(&dk.name.registry, &dk.name.repository, &config)
                     .await?;
                 manifest::config_platform(&blob).map_err(|why| Error::Invalid {
-                    registry: dk.registry.clone(),
+                    registry: dk.name.registry.clone(),
                     what: "image config",
                     why,
                 })
@@ -401,16 +493,24 @@ impl Resolver {
     }
 
     /// An index's platform children, by `GET` on its digest (immutable, cached).
-    async fn children(&self, key: &TagKey, digest: &Digest) -> Shared<Vec<Child>> {
-        let dk = Self::digest_key(key, digest);
-        self.children
+    async fn descriptors(
+        &self,
+        name: &RepositoryName,
+        digest: &Digest,
+    ) -> Shared<Vec<PlatformDescriptor>> {
+        let dk = Self::digest_key(name, digest);
+        self.descriptors
             .get(&dk, || async {
                 let fetched = self
                     .client
-                    .get_manifest(&dk.registry, &dk.repository, &dk.digest.to_string())
+                    .get_manifest(
+                        &dk.name.registry,
+                        &dk.name.repository,
+                        &dk.digest.to_string(),
+                    )
                     .await?;
-                manifest::index_children(&fetched.bytes).map_err(|why| Error::Invalid {
-                    registry: dk.registry.clone(),
+                manifest::platform_descriptors(&fetched.bytes).map_err(|why| Error::Invalid {
+                    registry: dk.name.registry.clone(),
                     what: "index",
                     why,
                 })

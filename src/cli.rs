@@ -220,7 +220,7 @@ pub struct RegistryArgs {
 }
 
 impl CheckArgs {
-    /// The flags as [`crate::options::job`] takes them.
+    /// The flags as [`crate::options::for_job`] takes them.
     #[must_use]
     pub fn flags(&self) -> crate::options::JobFlags {
         crate::options::JobFlags {
@@ -234,7 +234,7 @@ impl CheckArgs {
 }
 
 impl UpdateArgs {
-    /// The flags as [`crate::options::job`] takes them.
+    /// The flags as [`crate::options::for_job`] takes them.
     #[must_use]
     pub fn flags(&self) -> crate::options::JobFlags {
         crate::options::JobFlags {
@@ -248,7 +248,7 @@ impl UpdateArgs {
 }
 
 impl RunArgs {
-    /// The flags as [`crate::options::run`] takes them.
+    /// The flags as [`crate::options::for_run`] takes them.
     #[must_use]
     pub fn flags(&self) -> crate::options::RunFlags {
         let (fleet, pr) = (&self.fleet, &self.pr);

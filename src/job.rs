@@ -32,7 +32,7 @@ pub struct JobOptions {
     pub service: Option<ServiceConfig>,
     /// The state store's path, resolved ([`crate::options::state_path`]); `None`: no
     /// store (references under `min_age` or a schedule wait).
-    pub state: Option<PathBuf>,
+    pub store_path: Option<PathBuf>,
     /// `--pin`: pin tag-only references whatever the rules say.
     pub pin: bool,
     /// The lookups to use (`run` shares one set across its repositories).
@@ -52,7 +52,7 @@ impl JobOptions {
         Self {
             paths,
             service: None,
-            state: None,
+            store_path: None,
             pin: false,
             resolver,
             store: None,
@@ -89,7 +89,7 @@ fn now_secs() -> u64 {
 /// # Errors
 /// [`Error`] for an invalid config, a missing path, or unusable credentials; lookup
 /// failures are per reference, in the outcome.
-pub async fn run(opts: &JobOptions, tick: &(dyn Fn() + Sync)) -> Result<Outcome, Error> {
+pub async fn check_tree(opts: &JobOptions, tick: &(dyn Fn() + Sync)) -> Result<Outcome, Error> {
     let paths = if opts.paths.is_empty() {
         vec![PathBuf::from(".")]
     } else {
@@ -135,7 +135,7 @@ pub async fn run(opts: &JobOptions, tick: &(dyn Fn() + Sync)) -> Result<Outcome,
             }
         }
     } else {
-        match opts.state.clone() {
+        match opts.store_path.clone() {
             None => {
                 warnings.push("no state store path (set --state or REPIN_STATE); references under min_age or a schedule wait".into());
                 None

@@ -106,9 +106,9 @@ fn scan_command(args: &ScanArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn check_command(args: CheckArgs, env: &Env) -> anyhow::Result<ExitCode> {
-    let opts = options::job(&args.flags(), env)?;
+    let opts = options::for_job(&args.flags(), env)?;
     let progress = Progress::start("references checked");
-    let outcome = job::run(&opts, &|| progress.tick()).await?;
+    let outcome = job::check_tree(&opts, &|| progress.tick()).await?;
     drop(progress);
     warn_all(outcome.all_warnings());
     write_stdout(|out| match args.scan.format {
@@ -119,9 +119,9 @@ async fn check_command(args: CheckArgs, env: &Env) -> anyhow::Result<ExitCode> {
 }
 
 async fn update_command(args: UpdateArgs, env: &Env) -> anyhow::Result<ExitCode> {
-    let opts = options::job(&args.flags(), env)?;
+    let opts = options::for_job(&args.flags(), env)?;
     let progress = Progress::start("references checked");
-    let updated = update::run(&opts, args.dry_run, &|| progress.tick()).await?;
+    let updated = update::update_tree(&opts, args.dry_run, &|| progress.tick()).await?;
     drop(progress);
     warn_all(updated.warnings());
     for error in updated.errors() {
@@ -156,7 +156,7 @@ async fn digest_command(args: DigestArgs, env: &Env) -> anyhow::Result<ExitCode>
 }
 
 async fn run_command(args: RunArgs, env: &Env) -> anyhow::Result<ExitCode> {
-    let run = options::run(&args.flags(), env).await?;
+    let run = options::for_run(&args.flags(), env).await?;
     let targets = run.fleet.targets().await?;
     let work = tempfile::tempdir().context("creating a work folder")?;
     let report = run_fleet(
@@ -177,7 +177,7 @@ async fn run_command(args: RunArgs, env: &Env) -> anyhow::Result<ExitCode> {
 
 async fn serve_command(args: ServeArgs, env: &Env) -> anyhow::Result<ExitCode> {
     let work = tempfile::tempdir().context("creating a work folder")?;
-    let serve = options::serve(&args.run.flags(), args.listen, env, work.path().into()).await?;
+    let serve = options::for_serve(&args.run.flags(), args.listen, env, work.path().into()).await?;
     warn_all(&serve.warnings);
     let listener = tokio::net::TcpListener::bind(serve.listen)
         .await

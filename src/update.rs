@@ -68,12 +68,12 @@ impl Updated {
 ///
 /// # Errors
 /// The job's ([`job::Error`]); per-file and per-lookup failures are in the result.
-pub async fn run(
+pub async fn update_tree(
     opts: &JobOptions,
     dry_run: bool,
     tick: &(dyn Fn() + Sync),
 ) -> Result<Updated, job::Error> {
-    let outcome = job::run(opts, tick).await?;
+    let outcome = job::check_tree(opts, tick).await?;
     let plan = plan(&outcome.records, &outcome.change_sets);
     let files = apply(&plan, &outcome.report.sources, dry_run);
     let mut warning = None;

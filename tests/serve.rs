@@ -52,7 +52,7 @@ fn options(world: &World, config: ServeConfig, secret: Option<&str>) -> ServeOpt
             max_open: 10,
             dry_run: false,
             service: None,
-            state: None,
+            store_path: None,
             commit_via_api: false,
             resolver: lookups.resolver().unwrap(),
             store: None,

@@ -208,10 +208,10 @@ fn digests_are_checked_data_property_nothing_but_a_digest_reaches_a_file() {
                 .resolver()
                 .unwrap();
                 let opts = repin::job::JobOptions {
-                    state: Some(dir.path().join("state.redb")),
+                    store_path: Some(dir.path().join("state.redb")),
                     ..repin::job::JobOptions::new(vec![dir.path().to_path_buf()], resolver)
                 };
-                let outcome = repin::job::run(&opts, &|| {}).await.unwrap();
+                let outcome = repin::job::check_tree(&opts, &|| {}).await.unwrap();
                 let plan = repin::update::plan(&outcome.records, &outcome.change_sets);
                 let _ = repin::update::apply(&plan, &outcome.report.sources, false);
                 let now = read(dir.path(), "Dockerfile");

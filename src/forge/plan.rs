@@ -26,7 +26,7 @@ use std::collections::HashSet;
 use std::fmt;
 
 use super::github::Pull;
-use super::pr::PrState;
+use super::pr::Proposed;
 
 /// What this run proposes for one change set.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +35,7 @@ pub struct Proposal {
     pub branch: String,
     /// The pull request's title.
     pub title: String,
-    pub state: PrState,
+    pub proposed: Proposed,
 }
 
 /// What the planner reads.
@@ -95,8 +95,8 @@ pub enum Why {
 }
 
 /// A proposal's repin state read from a pull request's body.
-fn repin_state(pull: &Pull) -> Option<PrState> {
-    pull.body.as_deref().and_then(PrState::parse)
+fn proposed_in(pull: &Pull) -> Option<Proposed> {
+    pull.body.as_deref().and_then(Proposed::parse)
 }
 
 /// Plans one repository's pull requests.
@@ -111,7 +111,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Vec<Action> {
     } = *inputs;
     let mut open_count = pulls
         .iter()
-        .filter(|p| p.is_open() && repin_state(p).is_some())
+        .filter(|p| p.is_open() && proposed_in(p).is_some())
         .count();
     let mut actions = Vec::new();
     for (set, proposal) in proposals.iter().enumerate() {
@@ -119,7 +119,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Vec<Action> {
         let closed_unmerged = pulls.iter().filter(on_branch).any(|p| {
             !p.is_open()
                 && !p.is_merged()
-                && repin_state(p).is_some_and(|s| s.proposal() == proposal.state.proposal())
+                && proposed_in(p).is_some_and(|s| s.proposal() == proposal.proposed.proposal())
         });
         if closed_unmerged || declined.contains(&set) {
             actions.push(Action::Skip {
@@ -129,12 +129,12 @@ pub fn plan(inputs: &Inputs<'_>) -> Vec<Action> {
             continue;
         }
         let action = match pulls.iter().filter(on_branch).find(|p| p.is_open()) {
-            Some(pull) => match repin_state(pull) {
+            Some(pull) => match proposed_in(pull) {
                 None => Action::Skip {
                     set,
                     why: Why::NotRepins { pull: pull.number },
                 },
-                Some(old) if old.proposal() == proposal.state.proposal() => Action::Skip {
+                Some(old) if old.proposal() == proposal.proposed.proposal() => Action::Skip {
                     set,
                     why: Why::UpToDate { pull: pull.number },
                 },
@@ -161,9 +161,9 @@ pub fn plan(inputs: &Inputs<'_>) -> Vec<Action> {
         };
         actions.push(action);
     }
-    let pending: HashSet<&str> = proposals.iter().map(|p| p.state.set.as_str()).collect();
+    let pending: HashSet<&str> = proposals.iter().map(|p| p.proposed.set.as_str()).collect();
     for pull in pulls.iter().filter(|p| p.is_open()) {
-        let Some(state) = repin_state(pull) else {
+        let Some(state) = proposed_in(pull) else {
             continue;
         };
         if pending.contains(state.set.as_str()) || !current.contains(&pull.number) {
@@ -228,8 +228,8 @@ mod tests {
     use crate::forge::pr::RefState;
     use crate::imageref::Digest;
 
-    fn state(set: &str, digest: &str, commit: Option<&str>) -> PrState {
-        PrState {
+    fn state(set: &str, digest: &str, commit: Option<&str>) -> Proposed {
+        Proposed {
             v: 1,
             set: set.into(),
             refs: vec![RefState {
@@ -249,13 +249,13 @@ mod tests {
         Proposal {
             branch: format!("repin/{set}"),
             title: format!("Update {set}"),
-            state: state(set, digest, None),
+            proposed: state(set, digest, None),
         }
     }
 
     /// A pull request on `set`'s branch: `open`, `merged`, with repin's state (or a
     /// foreign body), its head at `head`.
-    fn pull(number: u64, set: &str, open: bool, body: Option<PrState>, head: &str) -> Pull {
+    fn pull(number: u64, set: &str, open: bool, body: Option<Proposed>, head: &str) -> Pull {
         Pull {
             number,
             node_id: String::new(),

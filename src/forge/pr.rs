@@ -37,7 +37,7 @@ pub struct RefState {
 
 /// The state a PR carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PrState {
+pub struct Proposed {
     /// Format version.
     pub v: u32,
     /// The change set's id (group, or image).
@@ -48,7 +48,7 @@ pub struct PrState {
     pub commit: Option<String>,
 }
 
-impl PrState {
+impl Proposed {
     /// The state of a change set's members.
     #[must_use]
     pub fn of(id: &str, members: &[&Record]) -> Self {
@@ -171,7 +171,7 @@ fn label(r: &RefState) -> String {
 /// The commit message (and default title): `Update node:20 digest to 1a2b3c4` for one
 /// image and tag, `Update <group> digests` otherwise.
 #[must_use]
-pub fn commit_message(state: &PrState, settings: &Effective) -> String {
+pub fn commit_message(state: &Proposed, settings: &Effective) -> String {
     let distinct = state.proposal();
     let subject = match distinct.as_slice() {
         [(_, _, new)] => format!(
@@ -204,7 +204,7 @@ pub fn commit_message(state: &PrState, settings: &Effective) -> String {
 /// The PR title: the rules' template (`{group}`, `{image}`, `{tag}`, `{digest}`), else the
 /// commit subject.
 #[must_use]
-pub fn title(state: &PrState, settings: &Effective) -> String {
+pub fn title(state: &Proposed, settings: &Effective) -> String {
     let message = commit_message(state, settings);
     let subject = message.lines().next().unwrap_or_default().to_owned();
     let Some(template) = &settings.pr.title else {
@@ -226,7 +226,7 @@ pub type Facts = std::collections::BTreeMap<Digest, crate::registry::manifest::I
 
 /// For each distinct new digest: when it was built, its source, and what changed since
 /// the old digest's revision (a compare link for GitHub sources).
-fn images_section(state: &PrState, facts: &Facts) -> String {
+fn images_section(state: &Proposed, facts: &Facts) -> String {
     let mut out = String::new();
     let mut seen = Vec::new();
     for r in &state.refs {
@@ -277,7 +277,7 @@ fn images_section(state: &PrState, facts: &Facts) -> String {
 /// The PR body: a table per reference, what is known about the new images, full digests
 /// in a `<details>`, and the state.
 #[must_use]
-pub fn body(state: &PrState, facts: &Facts) -> String {
+pub fn body(state: &Proposed, facts: &Facts) -> String {
     let mut out = String::from("This pull request updates pinned container image digests.\n\n");
     out.push_str("| File | Image | Tag | Digest | Platform |\n| --- | --- | --- | --- | --- |\n");
     for r in &state.refs {
@@ -348,7 +348,7 @@ mod tests {
             "FROM node:20@{OLD}\nFROM --platform=linux/arm64 node:20@{OLD}\n"
         ));
         let members: Vec<&Record> = c.iter().collect();
-        let state = PrState::of("docker.io/library/node", &members);
+        let state = Proposed::of("docker.io/library/node", &members);
         let settings = effective("");
         assert_eq!(
             branch(&state.set, &settings),
@@ -357,7 +357,7 @@ mod tests {
         assert_eq!(title(&state, &settings), "Update node:20 digest to 9f8e7d6");
         insta::assert_snapshot!("commit_message_single", commit_message(&state, &settings));
         insta::assert_snapshot!("body_single", body(&state, &Facts::new()));
-        assert_eq!(PrState::parse(&body(&state, &Facts::new())), Some(state));
+        assert_eq!(Proposed::parse(&body(&state, &Facts::new())), Some(state));
     }
 
     #[test]
@@ -365,7 +365,7 @@ mod tests {
         use crate::registry::manifest::ImageFacts;
         let c = checked(&format!("FROM node:20@{OLD}\n"));
         let members: Vec<&Record> = c.iter().collect();
-        let state = PrState::of("docker.io/library/node", &members);
+        let state = Proposed::of("docker.io/library/node", &members);
         let mut facts = Facts::new();
         facts.insert(
             NEW.parse().unwrap(),
@@ -392,7 +392,7 @@ mod tests {
             "FROM node:20@{OLD}\nFROM ghcr.io/acme/app:v1@{OLD}\n"
         ));
         let members: Vec<&Record> = c.iter().collect();
-        let state = PrState::of("runtimes", &members);
+        let state = Proposed::of("runtimes", &members);
         let settings = effective(
             "[update]\ngroup = \"runtimes\"\nbranch_prefix = \"deps/\"\ntitle = \"chore: {group} images ({digest})\"\n",
         );
@@ -406,7 +406,7 @@ mod tests {
 
     #[test]
     fn state_survives_hostile_paths_and_missing_state_is_none() {
-        let state = PrState {
+        let state = Proposed {
             v: 1,
             set: "x".into(),
             refs: vec![RefState {
@@ -421,9 +421,9 @@ mod tests {
             commit: Some("0123abc".into()),
         };
         let body = format!("text\n{}\nmore", state.comment());
-        assert_eq!(PrState::parse(&body), Some(state));
-        assert_eq!(PrState::parse("a human's PR"), None);
-        assert_eq!(PrState::parse("<!-- repin-state: {broken -->"), None);
+        assert_eq!(Proposed::parse(&body), Some(state));
+        assert_eq!(Proposed::parse("a human's PR"), None);
+        assert_eq!(Proposed::parse("<!-- repin-state: {broken -->"), None);
     }
 
     #[test]

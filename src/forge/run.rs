@@ -12,7 +12,7 @@ use crate::config::ServiceConfig;
 use crate::edit;
 use crate::forge::github::{self, GitHub, NewPull, Pull};
 use crate::forge::plan::{self, Action, Proposal, Why};
-use crate::forge::pr::{self, PrState};
+use crate::forge::pr::{self, Proposed};
 use crate::git::{self, Identity, Lease, OwnBranch, Remote};
 use crate::job::{self, JobOptions, Outcome};
 use crate::model::Status;
@@ -45,7 +45,7 @@ pub struct RunOptions {
     pub dry_run: bool,
     pub service: Option<ServiceConfig>,
     /// The state store's path; `None`: no store.
-    pub state: Option<std::path::PathBuf>,
+    pub store_path: Option<std::path::PathBuf>,
     /// Make commits through GitHub's Git Data API, so GitHub signs them.
     pub commit_via_api: bool,
     /// Lookups shared by every repository of the run.
@@ -133,7 +133,7 @@ pub async fn run_fleet(
 /// The store key recording that `state`'s digests were declined in `full_name` (a
 /// webhook saw its PR closed unmerged; the PR list only reaches the last 100 PRs).
 #[must_use]
-pub fn declined_key(full_name: &str, state: &PrState) -> String {
+pub fn declined_key(full_name: &str, state: &Proposed) -> String {
     let proposal = serde_json::to_string(&state.proposal()).unwrap_or_default();
     crate::state::declined_key(full_name, &proposal)
 }
@@ -143,7 +143,7 @@ pub fn declined_key(full_name: &str, state: &PrState) -> String {
 /// a missing store is not created here).
 fn declined_store(outcome: &Outcome, opts: &RunOptions) -> Option<std::sync::Arc<Store>> {
     outcome.store.clone().or_else(|| {
-        let path = opts.state.as_ref()?;
+        let path = opts.store_path.as_ref()?;
         path.is_file()
             .then(|| Store::open(path).ok().map(std::sync::Arc::new))?
     })
@@ -156,8 +156,8 @@ async fn authored_by(gh: &GitHub, full_name: &str, tip: &str, author: &Identity)
         .is_ok_and(|(name, email)| name == author.name && email == author.email)
 }
 
-fn is_repin_pull(pull: &Pull) -> Option<PrState> {
-    pull.body.as_deref().and_then(PrState::parse)
+fn is_repin_pull(pull: &Pull) -> Option<Proposed> {
+    pull.body.as_deref().and_then(Proposed::parse)
 }
 
 /// Runs one repository.
@@ -181,12 +181,12 @@ pub async fn run_repo(
     let base = git::head(&clone)?;
     let job_opts = JobOptions {
         service: opts.service.clone(),
-        state: opts.state.clone(),
+        store_path: opts.store_path.clone(),
         store: opts.store.clone(),
         repository: Some(full_name.to_owned()),
         ..JobOptions::new(vec![dir.clone()], std::sync::Arc::clone(&opts.resolver))
     };
-    let outcome = job::run(&job_opts, &|| {}).await?;
+    let outcome = job::check_tree(&job_opts, &|| {}).await?;
     let pulls = gh.pulls(full_name).await?;
     // Every branch is checked before anything is written: a config that names the
     // default branch (or anything but a branch of repin's) stops this repository whole.
@@ -201,11 +201,11 @@ pub async fn run_repo(
         .zip(&branches)
         .map(|(set, own)| {
             let members: Vec<_> = set.members.iter().map(|&i| &outcome.records[i]).collect();
-            let state = PrState::of(&set.id, &members);
+            let state = Proposed::of(&set.id, &members);
             Proposal {
                 branch: own.as_str().to_owned(),
                 title: pr::title(&state, &set.settings),
-                state,
+                proposed: state,
             }
         })
         .collect();
@@ -214,9 +214,9 @@ pub async fn run_repo(
         .iter()
         .enumerate()
         .filter(|(_, p)| {
-            store
-                .as_ref()
-                .is_some_and(|s| matches!(s.get(&declined_key(full_name, &p.state)), Ok(Some(_))))
+            store.as_ref().is_some_and(|s| {
+                matches!(s.get(&declined_key(full_name, &p.proposed)), Ok(Some(_)))
+            })
         })
         .map(|(i, _)| i)
         .collect();
@@ -290,7 +290,7 @@ impl Executor<'_> {
             }
             Action::Update { set, pull, lease } => {
                 let change_set = &self.outcome.change_sets[*set];
-                let state = &self.proposals[*set].state;
+                let state = &self.proposals[*set].proposed;
                 let Some(prepared) = build(&self.to, self.outcome, change_set, state, self.opts)?
                 else {
                     return Ok(());
@@ -352,7 +352,7 @@ impl Executor<'_> {
             &self.to,
             self.outcome,
             change_set,
-            &proposal.state,
+            &proposal.proposed,
             self.opts,
         )?
         else {
@@ -390,7 +390,7 @@ impl Executor<'_> {
             }
         };
         let sha = publish(&self.to, &prepared, &self.branches[set], lease, self.opts).await?;
-        let state = with_commit(proposal.state.clone(), sha);
+        let state = with_commit(proposal.proposed.clone(), sha);
         let title = pr::title(&state, &change_set.settings);
         let body = pr::body(&state, &facts(self.outcome, &state).await);
         let pr_settings = &change_set.settings.pr;
@@ -433,7 +433,7 @@ impl Executor<'_> {
 
 /// What the registry says about the old and new images of a state (best effort: a
 /// failed lookup just leaves the body without that line).
-async fn facts(outcome: &Outcome, state: &PrState) -> pr::Facts {
+async fn facts(outcome: &Outcome, state: &Proposed) -> pr::Facts {
     let mut out = pr::Facts::new();
     for r in &state.refs {
         let Some((registry, repository)) = r.image.split_once('/') else {
@@ -462,7 +462,7 @@ fn proposed(outcome: &Outcome, set: &ChangeSet, summary: &mut RepoSummary) {
     }
 }
 
-fn with_commit(mut state: PrState, sha: String) -> PrState {
+fn with_commit(mut state: Proposed, sha: String) -> Proposed {
     state.commit = Some(sha);
     state
 }
@@ -517,7 +517,7 @@ async fn publish(
 }
 
 /// Whether every reference a PR proposed is current in this run's check.
-fn all_current(outcome: &Outcome, state: &PrState) -> bool {
+fn all_current(outcome: &Outcome, state: &Proposed) -> bool {
     state.refs.iter().all(|r| {
         outcome.records.iter().any(|c| {
             c.found.path == r.path
@@ -561,7 +561,7 @@ fn build(
     to: &PushTo<'_>,
     outcome: &Outcome,
     set: &ChangeSet,
-    state: &PrState,
+    state: &Proposed,
     opts: &RunOptions,
 ) -> Result<Option<Prepared>, Error> {
     let plan: BTreeMap<String, Vec<edit::Edit>> =

@@ -1,7 +1,7 @@
 //! The options of the commands that work on GitHub (`run`, `serve`) and of the local
 //! jobs (`check`, `update`), resolved from their flags, the environment and the
 //! service config: who repin acts as and on which repositories ([`fleet`]), how pull
-//! requests are made ([`run`]), and what the daemon needs ([`serve`]).
+//! requests are made ([`for_run`]), and what the daemon needs ([`for_serve`]).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -50,11 +50,11 @@ pub struct JobFlags {
 ///
 /// # Errors
 /// The service config; credentials ([`Lookups::new`]); the registry client's setup.
-pub fn job(flags: &JobFlags, env: &Env) -> Result<JobOptions, Error> {
+pub fn for_job(flags: &JobFlags, env: &Env) -> Result<JobOptions, Error> {
     let service = service_config(flags.config.as_deref())?;
     let resolver = Lookups::new(&flags.registry, env, service.as_ref())?.resolver()?;
     Ok(JobOptions {
-        state: super::state_path(flags.state.as_deref(), env, service.as_ref()),
+        store_path: super::state_path(flags.state.as_deref(), env, service.as_ref()),
         service,
         pin: flags.pin,
         ..JobOptions::new(flags.paths.clone(), resolver)
@@ -151,7 +151,7 @@ pub fn fleet(
 }
 
 /// `run`'s resolved options: the fleet, the lookups and each repository's settings.
-pub struct Run {
+pub struct RunSetup {
     pub fleet: Fleet,
     pub lookups: Lookups,
     pub options: RunOptions,
@@ -166,7 +166,7 @@ pub struct Run {
 /// # Errors
 /// As [`service_config`], [`fleet`] and [`Lookups::new`]; asking GitHub for the App's
 /// bot.
-pub async fn run(flags: &RunFlags, env: &Env) -> Result<Run, Error> {
+pub async fn for_run(flags: &RunFlags, env: &Env) -> Result<RunSetup, Error> {
     let service = service_config(flags.config.as_deref())?;
     let fleet = fleet(&flags.fleet, service.as_ref(), env)?;
     let lookups = Lookups::new(&flags.registry, env, service.as_ref())?;
@@ -185,13 +185,13 @@ pub async fn run(flags: &RunFlags, env: &Env) -> Result<Run, Error> {
         author: Identity { name, email },
         max_open: super::max_open(flags.pr.max_open, service.as_ref()),
         dry_run: flags.pr.dry_run,
-        state: super::state_path(flags.state.as_deref(), env, service.as_ref()),
+        store_path: super::state_path(flags.state.as_deref(), env, service.as_ref()),
         commit_via_api: super::commit_via_api(flags.pr.commit_via_api, service.as_ref()),
         service,
         resolver,
         store: None,
     };
-    Ok(Run {
+    Ok(RunSetup {
         fleet,
         lookups,
         options,
@@ -201,7 +201,7 @@ pub async fn run(flags: &RunFlags, env: &Env) -> Result<Run, Error> {
 
 /// `serve`'s resolved options, where it listens, and what the operator should hear
 /// before it starts.
-pub struct Serve {
+pub struct ServeSetup {
     pub options: ServeOptions,
     /// `--listen`, else the service config's `[serve] listen`, else `0.0.0.0:8080`.
     pub listen: SocketAddr,
@@ -213,26 +213,26 @@ pub struct Serve {
 /// wait), and the webhook secret (none: webhooks are turned away, a warning).
 ///
 /// # Errors
-/// As [`run`].
-pub async fn serve(
+/// As [`for_run`].
+pub async fn for_serve(
     flags: &RunFlags,
     listen: Option<SocketAddr>,
     env: &Env,
     work_dir: PathBuf,
-) -> Result<Serve, Error> {
-    let Run {
+) -> Result<ServeSetup, Error> {
+    let RunSetup {
         fleet,
         lookups,
         options: run,
         ..
-    } = self::run(flags, env).await?;
+    } = for_run(flags, env).await?;
     let config = run
         .service
         .as_ref()
         .map(|s| s.serve.clone())
         .unwrap_or_default();
     let mut warnings = Vec::new();
-    let store = match &run.state {
+    let store = match &run.store_path {
         Some(path) => match Store::open(path) {
             Ok(store) => Some(Arc::new(store)),
             Err(e) => {
@@ -252,7 +252,7 @@ pub async fn serve(
             warnings.push("no schedule, no webhooks and no run at start: nothing will run".into());
         }
     }
-    Ok(Serve {
+    Ok(ServeSetup {
         listen: listen.unwrap_or(config.listen),
         options: ServeOptions {
             config,

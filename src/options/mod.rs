@@ -18,8 +18,8 @@
 //! | GitHub token ([`fleet()`]) | `--token-env NAME` names the variable | `GITHUB_TOKEN` | | |
 //! | App key ([`fleet()`]) | `--app-key-file` | `REPIN_GITHUB_APP_KEY` | | |
 //! | shard ([`fleet()`]) | `--shard INDEX/COUNT` | `JOB_COMPLETION_INDEX` with `REPIN_SHARD_COUNT` | | all repositories |
-//! | commit author ([`run()`]) | `--author-name`, `--author-email` | | | the fleet's bot; `<name>@users.noreply.github.com` |
-//! | listen address ([`serve()`]) | `--listen` | | `[serve] listen` | `0.0.0.0:8080` |
+//! | commit author ([`for_run`]) | `--author-name`, `--author-email` | | | the fleet's bot; `<name>@users.noreply.github.com` |
+//! | listen address ([`for_serve`]) | `--listen` | | `[serve] listen` | `0.0.0.0:8080` |
 //!
 //! A flag's own environment fallback (`GITHUB_API_URL`, `GITHUB_APP_ID`,
 //! `REPIN_CONFIG`, …) is clap's, and counts as the flag. Empty variables count as unset.
@@ -27,7 +27,8 @@
 mod fleet;
 
 pub use fleet::{
-    FleetFlags, JobFlags, PrFlags, Run, RunFlags, Serve, fleet, job, run, serve, service_config,
+    FleetFlags, JobFlags, PrFlags, RunFlags, RunSetup, ServeSetup, fleet, for_job, for_run,
+    for_serve, service_config,
 };
 
 use std::collections::HashMap;

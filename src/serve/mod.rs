@@ -107,7 +107,7 @@ impl Service {
         let this = Arc::clone(self);
         let ran = self
             .queue
-            .run(&key, || async move {
+            .admit(&key, || async move {
                 let started = Instant::now();
                 let result = this.run_blocking(target, resolver).await;
                 this.metrics
@@ -265,7 +265,7 @@ pub async fn serve(
         background.spawn(async move {
             let clock = schedule::Clock::System;
             let run = Arc::clone(&this);
-            schedule::run(
+            schedule::keep(
                 &cron,
                 clock,
                 Arc::clone(&this.running),

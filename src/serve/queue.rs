@@ -66,7 +66,7 @@ impl Queue {
     }
 
     /// Runs `work` for `key` when the key is free and a permit is available.
-    pub async fn run<T, Fut: Future<Output = T>>(
+    pub async fn admit<T, Fut: Future<Output = T>>(
         &self,
         key: &str,
         work: impl FnOnce() -> Fut,
@@ -132,7 +132,7 @@ mod tests {
             let (queue, now, peak) = (Arc::clone(&queue), Arc::clone(&now), Arc::clone(&peak));
             tasks.spawn(async move {
                 queue
-                    .run(key, || async {
+                    .admit(key, || async {
                         let n = now.fetch_add(1, Ordering::SeqCst) + 1;
                         peak.fetch_max(n, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_secs(10)).await;
@@ -160,7 +160,7 @@ mod tests {
             let (queue, runs) = (Arc::clone(queue), Arc::clone(runs));
             tokio::spawn(async move {
                 queue
-                    .run("Acme/App", || async {
+                    .admit("Acme/App", || async {
                         runs.fetch_add(1, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_secs(10)).await;
                     })
@@ -185,7 +185,7 @@ mod tests {
             let queue = Arc::clone(&queue);
             tokio::spawn(async move {
                 queue
-                    .run(key, || tokio::time::sleep(Duration::from_secs(30)))
+                    .admit(key, || tokio::time::sleep(Duration::from_secs(30)))
                     .await
             })
         };
@@ -198,6 +198,6 @@ mod tests {
         queue.idle().await;
         assert_eq!(running.await.unwrap(), Ran::Done(()));
         assert_eq!(waiting.await.unwrap(), Ran::Abandoned);
-        assert_eq!(queue.run("a/3", || async {}).await, Ran::Abandoned);
+        assert_eq!(queue.admit("a/3", || async {}).await, Ran::Abandoned);
     }
 }

@@ -71,10 +71,10 @@ pub struct Ticks {
     pub skipped: u64,
 }
 
-/// Runs the schedule until `stop` turns true, then waits for a run in progress to
+/// Keeps the schedule until `stop` turns true, then waits for a run in progress to
 /// finish (bound it with a timeout) and returns. A tick starts a run only when it can
 /// take `running` (which other triggers of full runs hold too).
-pub async fn run<F, Fut>(
+pub async fn keep<F, Fut>(
     schedule: &Schedule,
     clock: Clock,
     running: Arc<tokio::sync::Mutex<()>>,
@@ -141,7 +141,7 @@ mod tests {
         let (stop_tx, stop) = watch::channel(false);
         let record = Arc::clone(&seen);
         let looped = tokio::spawn(async move {
-            run(
+            keep(
                 &schedule,
                 clock,
                 Arc::default(),
@@ -190,7 +190,7 @@ mod tests {
             Arc::clone(&skips),
         );
         let looped = tokio::spawn(async move {
-            run(
+            keep(
                 &schedule,
                 clock,
                 Arc::default(),

@@ -10,7 +10,7 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use crate::config::REPO_CONFIG_NAMES;
-use crate::forge::pr::PrState;
+use crate::forge::pr::Proposed;
 use crate::scan::Detected;
 
 /// Why a signature was refused.
@@ -80,7 +80,7 @@ pub enum Event {
     /// repin's PR was closed without merging: its digests are declined in `repo`.
     Declined {
         repo: String,
-        state: Box<PrState>,
+        state: Box<Proposed>,
     },
     /// Nothing to do, and why.
     Ignored(String),
@@ -169,7 +169,7 @@ fn closed(v: &Value) -> Event {
     // can write a state comment into a PR from a fork.
     let same_repo = pull["head"]["repo"]["full_name"].as_str() == Some(repo);
     let by_bot = pull["user"]["type"].as_str() == Some("Bot");
-    let state = pull["body"].as_str().and_then(PrState::parse);
+    let state = pull["body"].as_str().and_then(Proposed::parse);
     match state {
         Some(state) if same_repo && by_bot => Event::Declined {
             repo: repo.to_owned(),

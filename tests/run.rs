@@ -577,3 +577,43 @@ async fn a_run_stopped_between_push_and_pull_request_is_finished_next_time() {
     );
     let _ = new;
 }
+
+/// Lists are read page by page: an open repin pull request older than the 100 newest
+/// pull requests is still seen (else the next run would try to open it again).
+#[tokio::test(flavor = "multi_thread")]
+async fn pull_requests_past_the_first_page_are_seen() {
+    let reg = Registry::start(Auth::Open);
+    let mut pusher = Pusher::new(&reg);
+    let host = reg.host.clone();
+    let a = pusher.index("app", "1", &PLATFORMS, Flavor::Oci, "a").await;
+    let _b = pusher.index("app", "1", &PLATFORMS, Flavor::Oci, "b").await;
+    let git_server = GitServer::start();
+    let dockerfile = format!("FROM {host}/app:1@{}\n", a.digest);
+    git_server.repo("acme/web", &[("Dockerfile", &dockerfile)]);
+    let fake = FakeGitHub::start().await;
+    fake.add_repo(&git_server, "acme/web");
+    let state_dir = tempfile::tempdir().unwrap();
+    let state = state_dir.path().join("state.redb");
+
+    let out = run(&fake, &state, "acme/web");
+    assert!(
+        out.stdout.contains("acme/web: opened [1]"),
+        "{}",
+        out.stdout
+    );
+    fake.add_closed_pulls("acme/web", 150);
+    let before = fake.calls().len();
+    let out = run(&fake, &state, "acme/web");
+    assert!(
+        out.stdout
+            .contains("acme/web: opened [], updated [], closed []"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(fake.pulls().len(), 151, "no second pull request");
+    let lists = fake.calls()[before..]
+        .iter()
+        .filter(|(m, p)| m == "GET" && p == "/repos/acme/web/pulls")
+        .count();
+    assert_eq!(lists, 2, "two pages of 100");
+}

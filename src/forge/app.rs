@@ -44,28 +44,30 @@ impl App {
     /// Every installation of the App.
     ///
     /// # Errors
-    /// [`Error::Api`].
+    /// [`Error`].
     pub async fn installations(&self) -> Result<Vec<Installation>, Error> {
-        self.client
-            .get("/app/installations", Some(&[("per_page", "100")]))
+        GitHub::for_app(self.client.clone())
+            .pages(
+                "list installations",
+                "/app/installations",
+                super::github::MAX_REPOSITORY_PAGES,
+                |page: Vec<Installation>| page,
+            )
             .await
-            .map_err(super::github::api("list installations"))
     }
 
     /// The App's bot identity, the default commit author: `<slug>[bot]`.
     ///
     /// # Errors
-    /// [`Error::Api`].
+    /// [`Error`].
     pub async fn bot_identity(&self) -> Result<crate::git::Identity, Error> {
         #[derive(Deserialize)]
         struct Me {
             slug: String,
         }
-        let me: Me = self
-            .client
-            .get("/app", None::<&()>)
-            .await
-            .map_err(super::github::api("get the App"))?;
+        let me: Me = GitHub::for_app(self.client.clone())
+            .call("get the App", http::Method::GET, "/app", None)
+            .await?;
         let name = format!("{}[bot]", me.slug);
         Ok(crate::git::Identity {
             email: format!("{name}@users.noreply.github.com"),

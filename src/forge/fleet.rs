@@ -103,7 +103,7 @@ impl Fleet {
     /// The commit author by default: the App's `<slug>[bot]`, or `repin[bot]`.
     ///
     /// # Errors
-    /// [`Error::Api`] when the App cannot be read.
+    /// [`Error`] when the App cannot be read.
     pub async fn bot(&self) -> Result<Identity, Error> {
         match &self.access {
             Access::App(app) => app.bot_identity().await,

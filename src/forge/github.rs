@@ -3,7 +3,12 @@
 //! model cannot break a run). Every call is counted, for the API budget.
 //!
 //! GitHub Enterprise Server works through the base URL (`https://ghe.example.com/api/v3`).
-//! Rate limits (primary and secondary) are waited out, bounded; see [`rate_limit_wait`].
+//! Rate limits (primary and secondary) are waited out on every call, bounded; see
+//! [`rate_limit_wait`]. Lists follow GitHub's `Link: <…>; rel="next"` pages up to a
+//! bound ([`MAX_PAGES`] of 100 items: the 1,000 most recent pull requests, comments;
+//! installations' repositories up to [`MAX_REPOSITORY_PAGES`]). Failures are typed
+//! ([`Error`]): not found, rate limited, another status, a lease that does not hold,
+//! GraphQL, transport, an answer that does not parse.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
@@ -11,25 +16,115 @@ use serde::{Deserialize, Serialize};
 
 use crate::secret::Secret;
 
-/// A GitHub failure.
+/// A GitHub failure. `what` names the call (`list pull requests`, `create branch`).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("GitHub {what}: {message} (404)")]
+    NotFound { what: &'static str, message: String },
+    #[error(
+        "GitHub {what}: rate limited (HTTP {status}), reset in {reset_secs}s; gave up after {attempts} attempts"
+    )]
+    RateLimited {
+        what: &'static str,
+        status: u16,
+        reset_secs: u64,
+        attempts: u32,
+    },
+    #[error("GitHub {what}: {message} ({status})")]
+    Status {
+        what: &'static str,
+        status: u16,
+        message: String,
+    },
+    /// A branch is not where the lease says: someone else moved it.
+    #[error("GitHub update branch: refusing to move {branch}: it is at {at}, not {expected}")]
+    LeaseMismatch {
+        branch: String,
+        at: String,
+        expected: String,
+    },
     #[error("GitHub {what}: {message}")]
-    Api { what: &'static str, message: String },
+    GraphQl { what: &'static str, message: String },
+    /// No answer (connection, TLS, timeout) or one octocrab could not read.
+    #[error("GitHub {what}: {message}")]
+    Transport { what: &'static str, message: String },
+    #[error("GitHub {what}: unexpected response: {message}")]
+    Decode { what: &'static str, message: String },
     #[error("GitHub client setup: {0}")]
     Setup(String),
 }
 
-pub(crate) fn api(what: &'static str) -> impl Fn(octocrab::Error) -> Error {
-    move |e| {
-        let message = match &e {
-            octocrab::Error::GitHub { source, .. } => {
-                format!("{} ({})", source.message, source.status_code)
-            }
-            other => other.to_string(),
-        };
-        Error::Api { what, message }
+impl Error {
+    /// Whether GitHub answered 404.
+    #[must_use]
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::NotFound { .. })
     }
+
+    /// An error status with GitHub's message.
+    fn status(what: &'static str, status: u16, message: String) -> Self {
+        if status == 404 {
+            Self::NotFound { what, message }
+        } else {
+            Self::Status {
+                what,
+                status,
+                message,
+            }
+        }
+    }
+}
+
+/// Maps an octocrab error: GitHub's own answers by status, everything else transport.
+fn api(what: &'static str) -> impl Fn(octocrab::Error) -> Error {
+    move |e| match &e {
+        octocrab::Error::GitHub { source, .. } => {
+            Error::status(what, source.status_code.as_u16(), source.message.clone())
+        }
+        other => Error::Transport {
+            what,
+            message: other.to_string(),
+        },
+    }
+}
+
+/// Pages of 100 followed for a list (the 1,000 most recent items).
+pub const MAX_PAGES: usize = 10;
+/// Pages of 100 followed for an installation's repositories (10,000 repositories).
+pub const MAX_REPOSITORY_PAGES: usize = 100;
+
+/// Whether a `Link` header names a next page.
+fn has_next_page(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(http::header::LINK)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|link| {
+            link.split(';')
+                .skip(1)
+                .any(|param| param.trim().replace(' ', "") == "rel=\"next\"")
+        })
+}
+
+/// GitHub's message in an error answer (`message`, `detail`, validation errors), else
+/// the first 300 characters of the body.
+fn message_of(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| {
+            let message = v["message"].as_str().or(v["title"].as_str())?.to_owned();
+            let detail = v["detail"].as_str().map(|d| format!(": {d}"));
+            let errors = v.get("validation").map(|e| format!(" {e}"));
+            Some(message + &detail.unwrap_or_default() + &errors.unwrap_or_default())
+        })
+        .unwrap_or_else(|| text.chars().take(300).collect())
+}
+
+/// `route` asking for page `page` (1-based) of 100.
+fn paged(route: &str, page: usize) -> String {
+    let sep = if route.contains('?') { '&' } else { '?' };
+    format!("{route}{sep}per_page=100&page={page}")
 }
 
 /// API calls made by every client of this process (for `/metrics`).
@@ -146,6 +241,8 @@ enum GitToken {
     Fixed(Secret),
     /// An App installation's token, which octocrab fetches and refreshes.
     Installation,
+    /// The App itself (a JWT): no git access.
+    App,
 }
 
 /// A GitHub client for one token or App installation.
@@ -184,14 +281,27 @@ impl GitHub {
         }
     }
 
+    /// A client acting as the App itself (its JWT), for the App's own routes.
+    #[must_use]
+    pub fn for_app(client: octocrab::Octocrab) -> Self {
+        Self {
+            client,
+            calls: AtomicUsize::new(0),
+            git_token: GitToken::App,
+        }
+    }
+
     /// The token for git over HTTPS: the fixed token, or the installation's, refreshed
     /// when it has less than five minutes left.
     ///
     /// # Errors
-    /// [`Error::Api`] when an installation token cannot be had.
+    /// [`Error`] when an installation token cannot be had.
     pub async fn git_token(&self) -> Result<Secret, Error> {
         match &self.git_token {
             GitToken::Fixed(token) => Ok(token.clone()),
+            GitToken::App => Err(Error::Setup(
+                "the App itself has no git access; use an installation".into(),
+            )),
             GitToken::Installation => {
                 use secrecy::ExposeSecret as _;
                 self.count();
@@ -208,7 +318,7 @@ impl GitHub {
     /// The repositories an App installation can reach (`owner/name`).
     ///
     /// # Errors
-    /// [`Error::Api`].
+    /// [`Error`].
     pub async fn installation_repositories(&self) -> Result<Vec<String>, Error> {
         #[derive(Deserialize)]
         struct Page {
@@ -218,15 +328,13 @@ impl GitHub {
         struct Named {
             full_name: String,
         }
-        let page: Page = self
-            .call(
-                "list installation repositories",
-                http::Method::GET,
-                "/installation/repositories?per_page=100",
-                None,
-            )
-            .await?;
-        Ok(page.repositories.into_iter().map(|r| r.full_name).collect())
+        self.pages(
+            "list installation repositories",
+            "/installation/repositories",
+            MAX_REPOSITORY_PAGES,
+            |page: Page| page.repositories.into_iter().map(|r| r.full_name).collect(),
+        )
+        .await
     }
 
     /// API calls made so far.
@@ -243,15 +351,15 @@ impl GitHub {
     /// One REST call, with GitHub's rate limits honoured: a 429, or a 403 that says the
     /// primary or secondary limit was hit, waits for `Retry-After` or until
     /// `x-ratelimit-reset`, up to [`MAX_RATE_LIMIT_WAIT`] (longer fails at once), then
-    /// tries again (at most [`RATE_LIMIT_ATTEMPTS`] times).
-    async fn call<T: serde::de::DeserializeOwned>(
+    /// tries again (at most [`RATE_LIMIT_ATTEMPTS`] times). Returns the answer's
+    /// headers and body.
+    async fn exchange(
         &self,
         what: &'static str,
         method: http::Method,
         route: &str,
         body: Option<&serde_json::Value>,
-    ) -> Result<T, Error> {
-        let fail = |message: String| Error::Api { what, message };
+    ) -> Result<(http::HeaderMap, String), Error> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -263,8 +371,8 @@ impl GitHub {
             }
             .map_err(api(what))?;
             let status = response.status();
-            if let Some(remaining) = response
-                .headers()
+            let headers = response.headers().clone();
+            if let Some(remaining) = headers
                 .get("x-ratelimit-remaining")
                 .and_then(|v| v.to_str().ok()?.trim().parse::<i64>().ok())
             {
@@ -276,24 +384,14 @@ impl GitHub {
                     .body_to_string(response)
                     .await
                     .map_err(api(what))?;
-                return serde_json::from_str(&text)
-                    .map_err(|e| fail(format!("unexpected response: {e}")));
+                return Ok((headers, text));
             }
-            let wait = rate_limit_wait(status, response.headers(), chrono::Utc::now().timestamp());
+            let wait = rate_limit_wait(status, &headers, chrono::Utc::now().timestamp());
             let text = self
                 .client
                 .body_to_string(response)
                 .await
                 .unwrap_or_default();
-            let message = serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|v| {
-                    let message = v["message"].as_str().or(v["title"].as_str())?.to_owned();
-                    let detail = v["detail"].as_str().map(|d| format!(": {d}"));
-                    let errors = v.get("validation").map(|e| format!(" {e}"));
-                    Some(message + &detail.unwrap_or_default() + &errors.unwrap_or_default())
-                })
-                .unwrap_or_else(|| text.chars().take(300).collect());
             match wait {
                 Some(wait) if wait <= MAX_RATE_LIMIT_WAIT && attempt < RATE_LIMIT_ATTEMPTS => {
                     tracing::warn!(
@@ -304,19 +402,68 @@ impl GitHub {
                     tokio::time::sleep(wait).await;
                 }
                 Some(wait) => {
-                    return Err(fail(format!(
-                        "rate limited (HTTP {}), reset in {}s; gave up after {attempt} attempts",
-                        status.as_u16(),
-                        wait.as_secs()
-                    )));
+                    return Err(Error::RateLimited {
+                        what,
+                        status: status.as_u16(),
+                        reset_secs: wait.as_secs(),
+                        attempts: attempt,
+                    });
                 }
-                None => return Err(fail(format!("{message} ({})", status.as_u16()))),
+                None => return Err(Error::status(what, status.as_u16(), message_of(&text))),
             }
         }
     }
 
+    /// One REST call ([`GitHub::exchange`]), its answer parsed.
+    pub(crate) async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &'static str,
+        method: http::Method,
+        route: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<T, Error> {
+        let (_, text) = self.exchange(what, method, route, body).await?;
+        serde_json::from_str(&text).map_err(|e| Error::Decode {
+            what,
+            message: e.to_string(),
+        })
+    }
+
+    /// Every page of a list (`GET`, 100 a page, at most `max_pages`), each page's
+    /// items taken out by `items`.
+    pub(crate) async fn pages<T, P: serde::de::DeserializeOwned>(
+        &self,
+        what: &'static str,
+        route: &str,
+        max_pages: usize,
+        items: impl Fn(P) -> Vec<T>,
+    ) -> Result<Vec<T>, Error> {
+        let mut out = Vec::new();
+        for page in 1..=max_pages {
+            let (headers, text) = self
+                .exchange(what, http::Method::GET, &paged(route, page), None)
+                .await?;
+            let parsed: P = serde_json::from_str(&text).map_err(|e| Error::Decode {
+                what,
+                message: e.to_string(),
+            })?;
+            out.extend(items(parsed));
+            if !has_next_page(&headers) {
+                break;
+            }
+            if page == max_pages {
+                tracing::warn!(
+                    what,
+                    max_pages,
+                    "more pages than read; the rest is not seen"
+                );
+            }
+        }
+        Ok(out)
+    }
+
     /// # Errors
-    /// [`Error::Api`].
+    /// [`Error`].
     pub async fn repo(&self, full_name: &str) -> Result<Repo, Error> {
         self.call(
             "get repository",
@@ -327,18 +474,25 @@ impl GitHub {
         .await
     }
 
-    /// Every pull request of the repository (open and closed), newest first.
+    /// The repository's pull requests (open and closed), newest first: the
+    /// [`MAX_PAGES`] × 100 most recent (older closed ones are in the state store's
+    /// declined records when a webhook saw them close).
     ///
     /// # Errors
-    /// [`Error::Api`].
+    /// [`Error`] of any page.
     pub async fn pulls(&self, full_name: &str) -> Result<Vec<Pull>, Error> {
-        let route = format!("/repos/{full_name}/pulls?state=all&per_page=100");
-        self.call("list pull requests", http::Method::GET, &route, None)
-            .await
+        let route = format!("/repos/{full_name}/pulls?state=all");
+        self.pages(
+            "list pull requests",
+            &route,
+            MAX_PAGES,
+            |page: Vec<Pull>| page,
+        )
+        .await
     }
 
     /// # Errors
-    /// [`Error::Api`].
+    /// [`Error`].
     pub async fn create_pull(&self, full_name: &str, new: &NewPull<'_>) -> Result<Pull, Error> {
         let body = serde_json::to_value(new).unwrap_or_default();
         self.call(
@@ -353,7 +507,7 @@ impl GitHub {
     /// Sets a pull request's title and body, or closes it (`state: "closed"`).
     ///
     /// # Errors
-    /// [`Error::Api`].
+    /// [`Error`].
     pub async fn update_pull(
         &self,
         full_name: &str,
@@ -371,7 +525,7 @@ impl GitHub {
     }
 
     /// # Errors
-    /// [`Error::Api`].
+    /// [`Error`].
     pub async fn comment(&self, full_name: &str, number: u64, body: &str) -> Result<(), Error> {
         let route = format!("/repos/{full_name}/issues/{number}/comments");
         let body = serde_json::json!({ "body": body });
@@ -384,27 +538,22 @@ impl GitHub {
     /// The bodies of a pull request's comments.
     ///
     /// # Errors
-    /// [`Error::Api`].
+    /// [`Error`].
     pub async fn comments(&self, full_name: &str, number: u64) -> Result<Vec<String>, Error> {
         #[derive(Deserialize)]
         struct Comment {
             #[serde(default)]
             body: String,
         }
-        self.count();
-        let comments: Vec<Comment> = self
-            .client
-            .get(
-                format!("/repos/{full_name}/issues/{number}/comments"),
-                None::<&()>,
-            )
-            .await
-            .map_err(api("list comments"))?;
-        Ok(comments.into_iter().map(|c| c.body).collect())
+        let route = format!("/repos/{full_name}/issues/{number}/comments");
+        self.pages("list comments", &route, MAX_PAGES, |page: Vec<Comment>| {
+            page.into_iter().map(|c| c.body).collect()
+        })
+        .await
     }
 
     /// # Errors
-    /// [`Error::Api`].
+    /// [`Error`].
     pub async fn add_labels(
         &self,
         full_name: &str,
@@ -420,7 +569,7 @@ impl GitHub {
     }
 
     /// # Errors
-    /// [`Error::Api`].
+    /// [`Error`].
     pub async fn request_reviewers(
         &self,
         full_name: &str,
@@ -437,7 +586,7 @@ impl GitHub {
     }
 
     /// # Errors
-    /// [`Error::Api`].
+    /// [`Error`].
     pub async fn add_assignees(
         &self,
         full_name: &str,
@@ -458,7 +607,7 @@ impl GitHub {
     /// its checks and reviews pass. GraphQL only; the repository must allow auto-merge.
     ///
     /// # Errors
-    /// [`Error::Api`], including GraphQL errors (`auto-merge is not allowed`).
+    /// [`Error`], including GraphQL errors (`auto-merge is not allowed`).
     pub async fn enable_auto_merge(&self, node_id: &str) -> Result<(), Error> {
         let body = serde_json::json!({
             "query": "mutation($id: ID!) { enablePullRequestAutoMerge(input: {pullRequestId: $id, mergeMethod: SQUASH}) { pullRequest { number } } }",
@@ -477,7 +626,7 @@ impl GitHub {
             .and_then(|e| e.as_array())
             .and_then(|e| e.first())
         {
-            Some(error) => Err(Error::Api {
+            Some(error) => Err(Error::GraphQl {
                 what: "enable auto-merge",
                 message: error["message"]
                     .as_str()
@@ -503,7 +652,7 @@ impl GitHub {
     /// Returns the commit's SHA; no branch moves.
     ///
     /// # Errors
-    /// [`Error::Api`].
+    /// [`Error`].
     pub async fn commit_via_api(
         &self,
         full_name: &str,
@@ -557,7 +706,7 @@ impl GitHub {
     /// read and the write is the price of API commits.
     ///
     /// # Errors
-    /// [`Error::Api`], and a lease that does not hold.
+    /// [`Error`], and a lease that does not hold.
     pub async fn set_branch(
         &self,
         full_name: &str,
@@ -568,13 +717,10 @@ impl GitHub {
         let branch = branch.as_str();
         let current = self.branch_sha(full_name, branch).await?;
         if current.as_deref() != lease {
-            return Err(Error::Api {
-                what: "update branch",
-                message: format!(
-                    "refusing to move {branch}: it is at {}, not {}",
-                    current.as_deref().unwrap_or("(absent)"),
-                    lease.unwrap_or("(absent)")
-                ),
+            return Err(Error::LeaseMismatch {
+                branch: branch.to_owned(),
+                at: current.as_deref().unwrap_or("(absent)").to_owned(),
+                expected: lease.unwrap_or("(absent)").to_owned(),
             });
         }
         let _: serde_json::Value = match current {
@@ -601,7 +747,7 @@ impl GitHub {
     /// The SHA a branch points at, `None` when it does not exist.
     ///
     /// # Errors
-    /// [`Error::Api`] other than "not found".
+    /// [`Error`] other than "not found".
     pub async fn branch_sha(&self, full_name: &str, branch: &str) -> Result<Option<String>, Error> {
         #[derive(Deserialize)]
         struct Ref {
@@ -613,7 +759,7 @@ impl GitHub {
             .await
         {
             Ok(r) => Ok(Some(r.object.sha)),
-            Err(Error::Api { message, .. }) if message.ends_with("(404)") => Ok(None),
+            Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -621,7 +767,7 @@ impl GitHub {
     /// A commit's author (name, email), through the Git Data API.
     ///
     /// # Errors
-    /// [`Error::Api`].
+    /// [`Error`].
     pub async fn commit_author(
         &self,
         full_name: &str,
@@ -654,6 +800,43 @@ mod tests {
             h.insert(*k, v.parse().unwrap());
         }
         h
+    }
+
+    #[test]
+    fn next_pages_from_link_headers() {
+        let next = r#"<https://api.github.com/repositories/1/pulls?page=2>; rel="next", <https://api.github.com/repositories/1/pulls?page=5>; rel="last""#;
+        let last = r#"<https://api.github.com/repositories/1/pulls?page=1>; rel="prev", <https://api.github.com/repositories/1/pulls?page=1>; rel="first""#;
+        for (value, want) in [(next, true), (last, false), ("", false)] {
+            let mut h = http::HeaderMap::new();
+            if !value.is_empty() {
+                h.insert(http::header::LINK, value.parse().unwrap());
+            }
+            assert_eq!(has_next_page(&h), want, "{value}");
+        }
+        assert_eq!(
+            paged("/r/pulls?state=all", 2),
+            "/r/pulls?state=all&per_page=100&page=2"
+        );
+        assert_eq!(
+            paged("/app/installations", 1),
+            "/app/installations?per_page=100&page=1"
+        );
+    }
+
+    #[test]
+    fn errors_are_typed_by_status() {
+        assert!(Error::status("get branch", 404, "Not Found".into()).is_not_found());
+        let e = Error::status("create pull request", 422, "Validation Failed".into());
+        assert!(!e.is_not_found());
+        assert_eq!(
+            e.to_string(),
+            "GitHub create pull request: Validation Failed (422)"
+        );
+        assert_eq!(
+            message_of(r#"{"message": "Bad", "detail": "why"}"#),
+            "Bad: why"
+        );
+        assert_eq!(message_of("<html>oops</html>"), "<html>oops</html>");
     }
 
     #[test]

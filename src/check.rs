@@ -94,7 +94,8 @@ where
     out
 }
 
-/// One reference's lookup.
+/// One reference's lookup, in a span naming the image (`registry/repository:tag`).
+#[tracing::instrument(level = "debug", skip_all, fields(image = %key))]
 async fn lookup(
     resolver: &Resolver,
     key: &TagKey,

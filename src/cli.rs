@@ -219,17 +219,27 @@ pub struct RegistryArgs {
     pub deadline: Option<u64>,
 }
 
+/// A local job's flags as [`crate::options::for_job`] takes them.
+fn job_flags(
+    scan: &ScanArgs,
+    policy: &PolicyArgs,
+    registry: &RegistryArgs,
+    pin: bool,
+) -> crate::options::JobFlags {
+    crate::options::JobFlags {
+        paths: scan.paths.clone(),
+        config: policy.config.clone(),
+        state: policy.state.clone(),
+        pin,
+        registry: registry.flags(),
+    }
+}
+
 impl CheckArgs {
     /// The flags as [`crate::options::for_job`] takes them.
     #[must_use]
     pub fn flags(&self) -> crate::options::JobFlags {
-        crate::options::JobFlags {
-            paths: self.scan.paths.clone(),
-            config: self.policy.config.clone(),
-            state: self.policy.state.clone(),
-            pin: false,
-            registry: self.registry.flags(),
-        }
+        job_flags(&self.scan, &self.policy, &self.registry, false)
     }
 }
 
@@ -237,13 +247,7 @@ impl UpdateArgs {
     /// The flags as [`crate::options::for_job`] takes them.
     #[must_use]
     pub fn flags(&self) -> crate::options::JobFlags {
-        crate::options::JobFlags {
-            paths: self.scan.paths.clone(),
-            config: self.policy.config.clone(),
-            state: self.policy.state.clone(),
-            pin: self.pin,
-            registry: self.registry.flags(),
-        }
+        job_flags(&self.scan, &self.policy, &self.registry, self.pin)
     }
 }
 

@@ -89,6 +89,7 @@ fn now_secs() -> u64 {
 /// # Errors
 /// [`Error`] for an invalid config, a missing path, or unusable credentials; lookup
 /// failures are per reference, in the outcome.
+#[tracing::instrument(level = "debug", skip_all, fields(repository = opts.repository.as_deref().unwrap_or("(local)")))]
 pub async fn check_tree(opts: &JobOptions, tick: &(dyn Fn() + Sync)) -> Result<Outcome, Error> {
     let paths = if opts.paths.is_empty() {
         vec![PathBuf::from(".")]

@@ -164,6 +164,7 @@ fn is_repin_pull(pull: &Pull) -> Option<Proposed> {
 ///
 /// # Errors
 /// [`Error`]; the caller reports it and goes on with the next repository.
+#[tracing::instrument(level = "info", skip_all, fields(repository = %full_name))]
 pub async fn run_repo(
     gh: &GitHub,
     full_name: &str,

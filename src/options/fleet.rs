@@ -266,3 +266,96 @@ pub async fn for_serve(
         warnings,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(repos: &[&str]) -> FleetFlags {
+        FleetFlags {
+            repos: repos.iter().map(|r| (*r).to_owned()).collect(),
+            app: false,
+            app_id: None,
+            app_key_file: None,
+            token_env: "GITHUB_TOKEN".into(),
+            api_url: None,
+            shard: None,
+        }
+    }
+
+    /// Which repositories, as whom: flag > service config, and every way it can fail.
+    /// (A runtime is needed: GitHub clients are made for the repositories.)
+    #[tokio::test]
+    async fn fleet_precedence_and_failures() {
+        let service =
+            crate::config::parse_service("repin.toml", "[github]\nrepositories = [\"svc/repo\"]\n")
+                .unwrap();
+        let token = Env::from_pairs(&[("GITHUB_TOKEN", "t"), ("MY_TOKEN", "m")]);
+        let covers = |flags: &FleetFlags, svc: Option<&ServiceConfig>, env: &Env| {
+            let fleet = fleet(flags, svc, env).unwrap();
+            ["flag/repo", "svc/repo"].map(|r| fleet.covers(r))
+        };
+        assert_eq!(
+            covers(&flags(&["flag/repo"]), Some(&service), &token),
+            [true, false]
+        );
+        assert_eq!(covers(&flags(&[]), Some(&service), &token), [false, true]);
+        let mine = FleetFlags {
+            token_env: "MY_TOKEN".into(),
+            ..flags(&["flag/repo"])
+        };
+        assert_eq!(covers(&mine, None, &token), [true, false]);
+
+        let app = FleetFlags {
+            app: true,
+            ..flags(&[])
+        };
+        let failures: [(FleetFlags, &Env, &str); 6] = [
+            (
+                flags(&["a/b"]),
+                &Env::default(),
+                "environment variable GITHUB_TOKEN is not set",
+            ),
+            (flags(&[]), &token, "name the repositories"),
+            (
+                FleetFlags {
+                    shard: Some("2/2".into()),
+                    ..flags(&["a/b"])
+                },
+                &token,
+                "invalid shard",
+            ),
+            (
+                app.clone(),
+                &Env::default(),
+                "set --app-key-file or REPIN_GITHUB_APP_KEY",
+            ),
+            (
+                app.clone(),
+                &Env::from_pairs(&[("REPIN_GITHUB_APP_KEY", "pem")]),
+                "--app needs --app-id",
+            ),
+            (
+                FleetFlags {
+                    app_key_file: Some("/nonexistent/app.pem".into()),
+                    app_id: Some(1),
+                    ..app
+                },
+                &Env::default(),
+                "reading the App key /nonexistent/app.pem",
+            ),
+        ];
+        for (flags, env, want) in failures {
+            let err = fleet(&flags, None, env).err().map(|e| e.to_string());
+            assert!(
+                err.as_deref().is_some_and(|e| e.starts_with(want)),
+                "{flags:?}: {err:?}"
+            );
+        }
+        let indexed = Env::from_pairs(&[("GITHUB_TOKEN", "t"), ("JOB_COMPLETION_INDEX", "0")]);
+        assert!(
+            fleet(&flags(&["a/b"]), None, &indexed).is_err(),
+            "index without a count"
+        );
+    }
+}

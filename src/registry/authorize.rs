@@ -31,28 +31,29 @@ impl Client {
                     registry: registry.to_owned(),
                     status: r.status().as_u16(),
                 };
-                self.retrying(registry, state, unexpected, |timeout| async move {
-                    let r = match self.http.get(url).timeout(timeout).send().await {
-                        Ok(r) => r,
-                        Err(e) => return Ok(Attempt::Failed(e)),
-                    };
-                    if r.status() == StatusCode::UNAUTHORIZED {
-                        let header = header_str(&r, WWW_AUTHENTICATE).unwrap_or_default();
-                        return auth::parse_challenge(&header)
-                            .map(Attempt::Done)
-                            .map_err(|why| Error::Invalid {
-                                registry: registry.to_owned(),
-                                what: "auth challenge",
-                                why,
-                            });
-                    }
-                    // Some registries answer 404 on /v2/ but serve manifests openly.
-                    if r.status().is_success() || r.status() == StatusCode::NOT_FOUND {
-                        return Ok(Attempt::Done(Challenge::None));
-                    }
-                    Ok(Attempt::Status(r))
-                })
-                .await
+                self.retry(registry, state)
+                    .run(unexpected, |timeout| async move {
+                        let r = match self.http.get(url).timeout(timeout).send().await {
+                            Ok(r) => r,
+                            Err(e) => return Ok(Attempt::Failed(e)),
+                        };
+                        if r.status() == StatusCode::UNAUTHORIZED {
+                            let header = header_str(&r, WWW_AUTHENTICATE).unwrap_or_default();
+                            return auth::parse_challenge(&header).map(Attempt::Done).map_err(
+                                |why| Error::Invalid {
+                                    registry: registry.to_owned(),
+                                    what: "auth challenge",
+                                    why,
+                                },
+                            );
+                        }
+                        // Some registries answer 404 on /v2/ but serve manifests openly.
+                        if r.status().is_success() || r.status() == StatusCode::NOT_FOUND {
+                            return Ok(Attempt::Done(Challenge::None));
+                        }
+                        Ok(Attempt::Status(r))
+                    })
+                    .await
             })
             .await
             .cloned()
@@ -143,58 +144,60 @@ impl Client {
                 r.status().as_u16()
             ))
         };
-        self.retrying(registry, state, unexpected, |timeout| async move {
-            let request = match credential {
-                Some(Credential::IdentityToken(refresh)) => {
-                    let mut form = vec![
-                        ("grant_type", "refresh_token"),
-                        ("refresh_token", refresh.expose()),
-                        ("scope", scope),
-                        ("client_id", "repin"),
-                    ];
-                    if let Some(service) = service {
-                        form.push(("service", service));
+        self.retry(registry, state)
+            .run(unexpected, |timeout| async move {
+                let request = match credential {
+                    Some(Credential::IdentityToken(refresh)) => {
+                        let mut form = vec![
+                            ("grant_type", "refresh_token"),
+                            ("refresh_token", refresh.expose()),
+                            ("scope", scope),
+                            ("client_id", "repin"),
+                        ];
+                        if let Some(service) = service {
+                            form.push(("service", service));
+                        }
+                        self.http
+                            .post(realm)
+                            .body(form_body(&form))
+                            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
                     }
-                    self.http
-                        .post(realm)
-                        .body(form_body(&form))
-                        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    other => {
+                        let mut query = vec![("scope", scope)];
+                        if let Some(service) = service {
+                            query.push(("service", service));
+                        }
+                        let url = format!(
+                            "{realm}{}{}",
+                            if realm.contains('?') { '&' } else { '?' },
+                            form_body(&query)
+                        );
+                        let mut request = self.http.get(url);
+                        if let Some(header) = other.as_ref().and_then(Credential::basic_header) {
+                            request = request.header(AUTHORIZATION, header.expose());
+                        }
+                        request
+                    }
+                };
+                let r = match request.timeout(timeout).send().await {
+                    Ok(r) => r,
+                    Err(e) => return Ok(Attempt::Failed(e)),
+                };
+                if r.status().is_success() {
+                    let body =
+                        read_capped(registry, r, "token response", self.options.timeout).await?;
+                    return auth::parse_token(&body, Instant::now())
+                        .map(Attempt::Done)
+                        .map_err(bad);
                 }
-                other => {
-                    let mut query = vec![("scope", scope)];
-                    if let Some(service) = service {
-                        query.push(("service", service));
-                    }
-                    let url = format!(
-                        "{realm}{}{}",
-                        if realm.contains('?') { '&' } else { '?' },
-                        form_body(&query)
-                    );
-                    let mut request = self.http.get(url);
-                    if let Some(header) = other.as_ref().and_then(Credential::basic_header) {
-                        request = request.header(AUTHORIZATION, header.expose());
-                    }
-                    request
+                if matches!(r.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+                    return Err(Error::Unauthorized {
+                        registry: registry.to_owned(),
+                        status: r.status().as_u16(),
+                    });
                 }
-            };
-            let r = match request.timeout(timeout).send().await {
-                Ok(r) => r,
-                Err(e) => return Ok(Attempt::Failed(e)),
-            };
-            if r.status().is_success() {
-                let body = read_capped(registry, r, "token response", self.options.timeout).await?;
-                return auth::parse_token(&body, Instant::now())
-                    .map(Attempt::Done)
-                    .map_err(bad);
-            }
-            if matches!(r.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
-                return Err(Error::Unauthorized {
-                    registry: registry.to_owned(),
-                    status: r.status().as_u16(),
-                });
-            }
-            Ok(Attempt::Status(r))
-        })
-        .await
+                Ok(Attempt::Status(r))
+            })
+            .await
     }
 }

@@ -14,7 +14,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
@@ -25,50 +24,10 @@ pub use super::credentials::{Credentials, registry_env_var};
 use super::error::Error;
 use super::manifest::ACCEPT_ANY;
 use super::retry::Attempt;
+use super::retry::{Health, Retry};
+pub use super::setup::Options;
 use super::transport::{self, content_digest, header_str, read_capped};
 use crate::imageref::Digest;
-
-/// How the client behaves; the defaults suit real registries, tests shorten the times.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// Whole-request timeout.
-    pub timeout: Duration,
-    pub connect_timeout: Duration,
-    /// Attempts per request, first included, for 429, 5xx, timeouts and connection errors.
-    pub max_attempts: u32,
-    /// First backoff; doubles per attempt up to `backoff_cap`.
-    pub backoff: Duration,
-    pub backoff_cap: Duration,
-    /// Longest `Retry-After` honoured; a longer one fails the request at once.
-    pub max_retry_after: Duration,
-    /// Concurrent requests per registry.
-    pub per_registry: usize,
-    /// Hosts reached over plain HTTP (besides loopback, which always is).
-    pub insecure: Vec<String>,
-    /// Registries looked up through another host (`docker.io` → `mirror.example.com`);
-    /// files keep the original name. Transport, auth and credentials follow the mirror.
-    pub mirrors: HashMap<String, String>,
-    /// When every lookup must be done (`--deadline`): no request starts, and no wait
-    /// lasts, past it; each request's timeout is cut to what is left.
-    pub deadline: Option<tokio::time::Instant>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            timeout: Duration::from_secs(30),
-            connect_timeout: Duration::from_secs(10),
-            max_attempts: 4,
-            backoff: Duration::from_millis(500),
-            backoff_cap: Duration::from_secs(8),
-            max_retry_after: Duration::from_secs(60),
-            per_registry: 8,
-            insecure: Vec::new(),
-            mirrors: HashMap::new(),
-            deadline: None,
-        }
-    }
-}
 
 /// What a `HEAD` on a manifest told: the manifest's digest (checked against the
 /// reference grammar) and media type.
@@ -110,20 +69,8 @@ pub(super) struct RegistryState {
     /// Set once a `HEAD` came back without `Docker-Content-Digest`: this registry's
     /// manifests are then read with one `GET` each, not a useless `HEAD` first.
     pub(super) no_digest_header: std::sync::atomic::AtomicBool,
-    /// Why this registry was given up on for the rest of the run (it does not answer,
-    /// or its rate limit does not lift): every later request fails with it at once,
-    /// instead of each tag spending its own attempts.
-    pub(super) gave_up: Mutex<Option<String>>,
-    /// No request to this registry starts before this (a 429's `Retry-After`, else the
-    /// backoff): its tags wait together.
-    pub(super) paused_until: Mutex<Option<tokio::time::Instant>>,
-    /// 429 answers in a row from this registry, whichever request got them; a success
-    /// resets it. At `max_attempts` the registry is given up on.
-    pub(super) throttled: std::sync::atomic::AtomicU32,
-}
-
-pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Given up on, paused, throttled: what the retry policy keeps per registry.
+    pub(super) health: Health,
 }
 
 /// A registry client shared by every lookup of a run.
@@ -162,6 +109,15 @@ impl Client {
         transport::base_url(self.endpoint(registry), &self.options.insecure)
     }
 
+    /// The retry policy for a request to `registry`.
+    pub(super) fn retry<'a>(&'a self, registry: &'a str, state: &'a RegistryState) -> Retry<'a> {
+        Retry {
+            options: &self.options,
+            registry,
+            health: &state.health,
+        }
+    }
+
     pub(super) fn state(&self, registry: &str) -> Arc<RegistryState> {
         let registry = self.endpoint(registry);
         let mut map = self
@@ -176,9 +132,7 @@ impl Client {
                     tokens: TokenCache::default(),
                     permits: Semaphore::new(self.options.per_registry.max(1)),
                     no_digest_header: std::sync::atomic::AtomicBool::new(false),
-                    gave_up: Mutex::new(None),
-                    paused_until: Mutex::new(None),
-                    throttled: std::sync::atomic::AtomicU32::new(0),
+                    health: Health::default(),
                 })
             })
             .clone()
@@ -313,6 +267,7 @@ impl Client {
     }
 
     /// Sends one request with auth and retries; returns a 2xx response.
+    #[tracing::instrument(level = "debug", skip(self, method, path, accept), fields(%method))]
     async fn send(
         &self,
         registry: &str,
@@ -336,58 +291,61 @@ impl Client {
             status: response.status().as_u16(),
         };
         let (state, challenge, method) = (&*state, &challenge, &method);
-        self.retrying(registry, state, unexpected, |timeout| async move {
-            let authorization = self
-                .authorization(registry, repository, state, challenge)
-                .await?;
-            let mut request = self
-                .http
-                .request(method.clone(), url)
-                .timeout(timeout)
-                .header(ACCEPT, accept);
-            if let Some(value) = &authorization {
-                request = request.header(AUTHORIZATION, value.expose());
-            }
-            tracing::debug!(registry, %method, path, "request");
-            let response = match request.send().await {
-                Ok(response) => response,
-                Err(e) => {
-                    super::stats::record(None);
-                    return Ok(Attempt::Failed(e));
+        self.retry(registry, state)
+            .run(unexpected, |timeout| async move {
+                let authorization = self
+                    .authorization(registry, repository, state, challenge)
+                    .await?;
+                let mut request = self
+                    .http
+                    .request(method.clone(), url)
+                    .timeout(timeout)
+                    .header(ACCEPT, accept);
+                if let Some(value) = &authorization {
+                    request = request.header(AUTHORIZATION, value.expose());
                 }
-            };
-            let status = response.status();
-            super::stats::record(Some(status));
-            if status != StatusCode::TOO_MANY_REQUESTS {
-                state
-                    .throttled
-                    .store(0, std::sync::atomic::Ordering::Relaxed);
-            }
-            if status.is_success() {
-                return Ok(Attempt::Done(response));
-            }
-            match status {
-                StatusCode::NOT_FOUND => Err(Error::NotFound {
-                    registry: registry.to_owned(),
-                    repository: repository.to_owned(),
-                    reference: reference.to_owned(),
-                }),
-                StatusCode::UNAUTHORIZED
-                    if matches!(challenge, Challenge::Bearer { .. })
-                        && !refreshed_token.swap(true, std::sync::atomic::Ordering::Relaxed) =>
-                {
-                    // The token may have expired early; fetch a fresh one once.
-                    self.forget_token(state, repository);
-                    Ok(Attempt::Again)
+                tracing::debug!(registry, %method, path, "request");
+                let response = match request.send().await {
+                    Ok(response) => response,
+                    Err(e) => {
+                        super::stats::record(None);
+                        return Ok(Attempt::Failed(e));
+                    }
+                };
+                let status = response.status();
+                super::stats::record(Some(status));
+                if status != StatusCode::TOO_MANY_REQUESTS {
+                    state
+                        .health
+                        .throttled
+                        .store(0, std::sync::atomic::Ordering::Relaxed);
                 }
-                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(Error::Unauthorized {
-                    registry: registry.to_owned(),
-                    status: status.as_u16(),
-                }),
-                _ => Ok(Attempt::Status(response)),
-            }
-        })
-        .await
+                if status.is_success() {
+                    return Ok(Attempt::Done(response));
+                }
+                match status {
+                    StatusCode::NOT_FOUND => Err(Error::NotFound {
+                        registry: registry.to_owned(),
+                        repository: repository.to_owned(),
+                        reference: reference.to_owned(),
+                    }),
+                    StatusCode::UNAUTHORIZED
+                        if matches!(challenge, Challenge::Bearer { .. })
+                            && !refreshed_token
+                                .swap(true, std::sync::atomic::Ordering::Relaxed) =>
+                    {
+                        // The token may have expired early; fetch a fresh one once.
+                        self.forget_token(state, repository);
+                        Ok(Attempt::Again)
+                    }
+                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(Error::Unauthorized {
+                        registry: registry.to_owned(),
+                        status: status.as_u16(),
+                    }),
+                    _ => Ok(Attempt::Status(response)),
+                }
+            })
+            .await
     }
 }
 

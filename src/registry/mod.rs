@@ -2,7 +2,7 @@
 //! digest, at the request budget (see DESIGN.md's performance model).
 //!
 //! - [`client`]: manifests and blobs by tag or digest: digest checks, size caps, a
-//!   concurrency limit per registry.
+//!   concurrency limit per registry; [`setup`]: its options.
 //! - [`transport`]: endpoint and scheme, redirects and realms that never downgrade,
 //!   reading answers. `retry`: the one retry policy every request loop uses.
 //!   `authorize`: challenge once per registry, credentials, a token per scope.
@@ -23,6 +23,7 @@ mod error;
 pub mod manifest;
 pub mod resolve;
 mod retry;
+pub mod setup;
 pub mod stats;
 pub mod transport;
 

@@ -150,6 +150,7 @@ impl Resolver {
     }
 
     /// The tag's current digest and media type: one `HEAD` per tag per run.
+    #[tracing::instrument(level = "debug", skip_all, fields(image = %key))]
     pub async fn tag(&self, key: &TagKey) -> Shared<Head> {
         self.tags
             .get(key, || async {
@@ -209,6 +210,7 @@ impl Resolver {
     /// # Errors
     /// The tag's lookup error, the errors of learning the old pin's facts, and
     /// [`Error::PlatformNotOffered`].
+    #[tracing::instrument(level = "debug", skip_all, fields(image = %key, pin = %old.short(12)))]
     pub async fn update_pin(
         &self,
         key: &TagKey,
@@ -273,6 +275,7 @@ impl Resolver {
     /// # Errors
     /// As [`Resolver::update_pin`]; [`Error::OtherManifest`] when a registry answers a
     /// digest with another.
+    #[tracing::instrument(level = "debug", skip_all, fields(image = %key.name, reference = %key.reference))]
     pub async fn digest_for(
         &self,
         key: &ManifestKey,
@@ -340,6 +343,7 @@ impl Resolver {
     ///
     /// # Errors
     /// The registry's.
+    #[tracing::instrument(level = "debug", skip_all, fields(image = %name, digest = %digest.short(12)))]
     pub async fn facts(&self, name: &RepositoryName, digest: &Digest) -> Shared<ImageFacts> {
         let dk = Self::digest_key(name, digest);
         self.facts

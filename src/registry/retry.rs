@@ -1,17 +1,19 @@
 //! One retry policy for every request the client makes (manifests, blobs, the
-//! challenge, tokens): [`Client::retrying`] runs attempts until one is done, retrying
-//! 429s (a registry-wide pause: its `Retry-After`, else the backoff), 5xx, timeouts and
+//! challenge, tokens): [`Retry::run`] runs attempts until one is done, retrying 429s
+//! (a registry-wide pause: its `Retry-After`, else the backoff), 5xx, timeouts and
 //! connection errors with a doubling backoff up to `max_attempts`, never past the
 //! `--deadline`; a registry that does not answer, or whose rate limit does not lift, is
-//! given up on once for the rest of the run.
+//! given up on once for the rest of the run ([`Health`]).
 
 use std::future::Future;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use super::client::{Client, RegistryState, lock};
 use super::error::Error;
+use super::setup::Options;
 use super::transport::{retry_after, tls_failure};
 
 /// What one attempt of a request came to.
@@ -27,14 +29,38 @@ pub(super) enum Attempt<T> {
     Again,
 }
 
-impl Client {
+/// A registry's health, as every request to it sees it.
+#[derive(Debug, Default)]
+pub(super) struct Health {
+    /// Why this registry was given up on for the rest of the run (it does not answer,
+    /// or its rate limit does not lift): every later request fails with it at once,
+    /// instead of each tag spending its own attempts.
+    gave_up: Mutex<Option<String>>,
+    /// No request to this registry starts before this (a 429's `Retry-After`, else the
+    /// backoff): its tags wait together.
+    paused_until: Mutex<Option<tokio::time::Instant>>,
+    /// 429 answers in a row from this registry, whichever request got them; another
+    /// answer resets it. At `max_attempts` the registry is given up on.
+    pub(super) throttled: AtomicU32,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The retry policy for requests to one registry.
+pub(super) struct Retry<'a> {
+    pub(super) options: &'a Options,
+    pub(super) registry: &'a str,
+    pub(super) health: &'a Health,
+}
+
+impl Retry<'_> {
     /// Runs `attempt` until it is done or fails: each attempt waits at the registry's
-    /// gate ([`Client::gate`]) and gets the request timeout; a transient answer waits
+    /// gate ([`Retry::gate`]) and gets the request timeout; a transient answer waits
     /// and tries again; `unexpected` makes the error for any other answer.
-    pub(super) async fn retrying<T, F, Fut>(
+    pub(super) async fn run<T, F, Fut>(
         &self,
-        registry: &str,
-        state: &RegistryState,
         unexpected: impl Fn(&reqwest::Response) -> Error,
         mut attempt: F,
     ) -> Result<T, Error>
@@ -45,54 +71,47 @@ impl Client {
         let mut count = 0;
         loop {
             count += 1;
-            let timeout = self.gate(registry, state).await?;
+            let timeout = self.gate().await?;
             let wait = match attempt(timeout).await? {
                 Attempt::Done(done) => return Ok(done),
                 Attempt::Again => {
                     count -= 1;
                     continue;
                 }
-                Attempt::Status(response) => {
-                    match self.transient_status(registry, state, count, &response) {
-                        Some(wait) => wait?,
-                        None => return Err(unexpected(&response)),
-                    }
-                }
-                Attempt::Failed(e) => self.transient_error(registry, state, count, timeout, e)?,
+                Attempt::Status(response) => match self.transient_status(count, &response) {
+                    Some(wait) => wait?,
+                    None => return Err(unexpected(&response)),
+                },
+                Attempt::Failed(e) => self.transient_error(count, timeout, e)?,
             };
             tracing::debug!(
-                registry,
+                registry = self.registry,
                 attempt = count,
                 wait_ms = wait.as_millis() as u64,
                 "retrying"
             );
-            self.wait(registry, wait).await?;
+            self.wait(wait).await?;
         }
     }
 
     /// Before any request to a registry: fails at once if the registry was given up on
     /// or the deadline passed; waits out a registry-wide pause; returns the timeout for
     /// the request (cut to the time left before the deadline).
-    pub(super) async fn gate(
-        &self,
-        registry: &str,
-        state: &RegistryState,
-    ) -> Result<Duration, Error> {
+    async fn gate(&self) -> Result<Duration, Error> {
         let gave_up = || {
-            lock(&state.gave_up).clone().map(|why| Error::GaveUp {
-                registry: registry.to_owned(),
+            lock(&self.health.gave_up).clone().map(|why| Error::GaveUp {
+                registry: self.registry.to_owned(),
                 why,
             })
         };
         if let Some(e) = gave_up() {
             return Err(e);
         }
-        let pause = *lock(&state.paused_until);
+        let pause = *lock(&self.health.paused_until);
         if let Some(until) = pause
             && until > tokio::time::Instant::now()
         {
-            self.wait(registry, until - tokio::time::Instant::now())
-                .await?;
+            self.wait(until - tokio::time::Instant::now()).await?;
             if let Some(e) = gave_up() {
                 return Err(e);
             }
@@ -103,7 +122,7 @@ impl Client {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 if left.is_zero() {
                     return Err(Error::Deadline {
-                        registry: registry.to_owned(),
+                        registry: self.registry.to_owned(),
                     });
                 }
                 Ok(self.options.timeout.min(left))
@@ -112,13 +131,13 @@ impl Client {
     }
 
     /// Sleeps `wait`, unless that would pass the deadline: then fails when it comes.
-    pub(super) async fn wait(&self, registry: &str, wait: Duration) -> Result<(), Error> {
+    async fn wait(&self, wait: Duration) -> Result<(), Error> {
         let until = tokio::time::Instant::now() + wait;
         match self.options.deadline {
             Some(deadline) if deadline < until => {
                 tokio::time::sleep_until(deadline).await;
                 Err(Error::Deadline {
-                    registry: registry.to_owned(),
+                    registry: self.registry.to_owned(),
                 })
             }
             _ => {
@@ -129,8 +148,8 @@ impl Client {
     }
 
     /// Records that a registry is given up on for the rest of the run, and why.
-    pub(super) fn give_up(state: &RegistryState, e: Error) -> Error {
-        let mut slot = lock(&state.gave_up);
+    fn give_up(&self, e: Error) -> Error {
+        let mut slot = lock(&self.health.gave_up);
         if slot.is_none() {
             // Every variant's message starts with the registry; GaveUp names it once.
             let message = e.to_string();
@@ -150,10 +169,8 @@ impl Client {
     /// For a 429 or 5xx: how long to wait before the next attempt, or the error once
     /// attempts (or patience, for a long `Retry-After`) run out. `None` for any other
     /// status, which is not worth retrying.
-    pub(super) fn transient_status(
+    fn transient_status(
         &self,
-        registry: &str,
-        state: &RegistryState,
         attempt: u32,
         response: &reqwest::Response,
     ) -> Option<Result<Duration, Error>> {
@@ -162,7 +179,8 @@ impl Client {
             // The limit is the registry's, not this request's: every tag of the
             // registry waits, and the registry's 429s in a row count against one budget.
             let retry_after = retry_after(response);
-            let in_a_row = state
+            let in_a_row = self
+                .health
                 .throttled
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
                 + 1;
@@ -170,18 +188,15 @@ impl Client {
                 || attempt >= self.options.max_attempts
                 || in_a_row >= self.options.max_attempts
             {
-                return Some(Err(Self::give_up(
-                    state,
-                    Error::RateLimited {
-                        registry: registry.to_owned(),
-                        retry_after,
-                        attempts: attempt,
-                    },
-                )));
+                return Some(Err(self.give_up(Error::RateLimited {
+                    registry: self.registry.to_owned(),
+                    retry_after,
+                    attempts: attempt,
+                })));
             }
             let wait = retry_after.unwrap_or_else(|| self.backoff(in_a_row));
             let until = tokio::time::Instant::now() + wait;
-            let mut paused = lock(&state.paused_until);
+            let mut paused = lock(&self.health.paused_until);
             *paused = Some(paused.map_or(until, |p| p.max(until)));
             return Some(Ok(wait));
         }
@@ -190,7 +205,7 @@ impl Client {
         }
         Some(if attempt >= self.options.max_attempts {
             Err(Error::Server {
-                registry: registry.to_owned(),
+                registry: self.registry.to_owned(),
                 status: status.as_u16(),
                 attempts: attempt,
             })
@@ -201,10 +216,8 @@ impl Client {
 
     /// For a request that got no response: wait and retry timeouts and connection
     /// errors until the attempts run out; anything else fails at once.
-    pub(super) fn transient_error(
+    fn transient_error(
         &self,
-        registry: &str,
-        state: &RegistryState,
         attempt: u32,
         timeout: Duration,
         e: reqwest::Error,
@@ -213,14 +226,14 @@ impl Client {
         if e.is_redirect() {
             // The policy's reason is the innermost message.
             return Err(Error::Insecure {
-                registry: registry.to_owned(),
+                registry: self.registry.to_owned(),
                 why: super::error::root_cause(&e),
             });
         }
         if let Some(tls) = tls_failure(&e) {
             // A handshake fails the same way every time: no retries.
             return Err(Error::Tls {
-                registry: registry.to_owned(),
+                registry: self.registry.to_owned(),
                 plain_http: matches!(
                     tls,
                     rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)
@@ -231,24 +244,21 @@ impl Client {
         if e.is_timeout() {
             if last {
                 // A registry that does not answer is given up on once, not per tag.
-                return Err(Self::give_up(
-                    state,
-                    Error::Timeout {
-                        registry: registry.to_owned(),
-                        timeout,
-                        attempts: attempt,
-                    },
-                ));
+                return Err(self.give_up(Error::Timeout {
+                    registry: self.registry.to_owned(),
+                    timeout,
+                    attempts: attempt,
+                }));
             }
             return Ok(self.backoff(attempt));
         }
         if last || !(e.is_connect() || e.is_request()) {
             let e = Error::Transport {
-                registry: registry.to_owned(),
+                registry: self.registry.to_owned(),
                 attempts: attempt,
                 source: e.without_url(),
             };
-            return Err(if last { Self::give_up(state, e) } else { e });
+            return Err(if last { self.give_up(e) } else { e });
         }
         Ok(self.backoff(attempt))
     }
@@ -256,12 +266,19 @@ impl Client {
 
 #[cfg(test)]
 mod tests {
-    use super::super::client::{Client, Credentials, Options};
+    use super::*;
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {
-        let c = Client::new(Options::default(), Credentials::Anonymous).unwrap();
-        let waits: Vec<u64> = (1..=6).map(|a| c.backoff(a).as_millis() as u64).collect();
+        let (options, health) = (Options::default(), Health::default());
+        let retry = Retry {
+            options: &options,
+            registry: "r",
+            health: &health,
+        };
+        let waits: Vec<u64> = (1..=6)
+            .map(|a| retry.backoff(a).as_millis() as u64)
+            .collect();
         assert_eq!(waits, vec![500, 1000, 2000, 4000, 8000, 8000]);
     }
 }

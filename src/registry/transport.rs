@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use reqwest::header::RETRY_AFTER;
 
-use super::client::Options;
 use super::error::Error;
 use super::manifest::{MAX_MANIFEST_BYTES, checked_digest};
+use super::setup::Options;
 use crate::imageref::{DOCKER_HUB, Digest};
 
 /// The HTTP client for a run: the options' timeouts, a redirect policy that never

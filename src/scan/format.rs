@@ -1,4 +1,5 @@
-//! The format table: every file format repin reads, in one list ([`FORMATS`]).
+//! The format table's rows and how a file finds its format. The table itself,
+//! [`super::FORMATS`], lists every format repin reads, in the order they are tried.
 //!
 //! Each format module declares one [`Spec`]: its name (used in output and in the
 //! repository config's `[scan] formats`), which files it reads (a predicate over the
@@ -17,7 +18,7 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
-use super::{Extracted, compose, dockerfile, kubernetes};
+use super::{Extracted, FORMATS};
 
 /// One row of the table.
 #[derive(Debug)]
@@ -33,9 +34,6 @@ pub struct Spec {
     /// The format's extractor: candidates and notes for one file's text.
     pub extract: fn(&str) -> Extracted,
 }
-
-/// Every format, in the order they are tried.
-pub const FORMATS: &[Format] = &[dockerfile::FORMAT, compose::FORMAT, kubernetes::FORMAT];
 
 /// A format of the table. Compared, hashed and ordered by its place in the table;
 /// shown and serialized by name.
@@ -140,7 +138,7 @@ impl serde::Serialize for Format {
 }
 
 /// The formats whose path predicate admits a file, before its content is read: a set
-/// over [`FORMATS`], settled by [`Detected::settle`].
+/// over [`super::FORMATS`], settled by [`Detected::settle`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Detected(u64);
 

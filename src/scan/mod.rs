@@ -2,8 +2,7 @@
 //!
 //! A *format* (`dockerfile`, `compose`, `kubernetes`) is a small module with one job:
 //! given a file's text, return [`Candidate`]s, byte ranges where an image reference is
-//! written. The format table ([`format::FORMATS`]) lists them with the files each
-//! reads. This module turns candidates into [`Found`]s in one place: the reference is
+//! written. The format table ([`FORMATS`]) lists them with the files each reads. This module turns candidates into [`Found`]s in one place: the reference is
 //! always cut from the file at the span (so `file[start..end] == reference` by
 //! construction), parsed with [`crate::imageref`], and placed at a line and column.
 //! [`walk`] picks the files and runs the formats over them in parallel.
@@ -27,7 +26,7 @@
 //!      `reads` is a predicate over the path relative to the root (`/`-separated;
 //!      [`format::file_name`] and [`format::is_yaml`] help), `accepts` a content sniff
 //!      for files the path alone does not settle ([`format::any_text`] otherwise).
-//! 2. Add `pub mod <name>;` here and `<name>::FORMAT` to [`format::FORMATS`], before
+//! 2. Add `pub mod <name>;` here and `<name>::FORMAT` to [`FORMATS`], before
 //!    any more general format that would also read its files (formats are tried in
 //!    order; the first whose path predicate and sniff accept a file reads it).
 //!
@@ -55,8 +54,13 @@ use serde::Serialize;
 
 use crate::imageref::{ImageRef, Platform};
 
-pub use format::{Detected, FORMATS, Format};
+pub use format::{Detected, Format};
 pub use source::LineIndex;
+
+/// The format table: every format repin reads, in the order they are tried (the
+/// specific before the general: a file is read by the first whose path predicate and
+/// sniff accept it). See [`mod@format`] and "Adding a format" above.
+pub const FORMATS: &[Format] = &[dockerfile::FORMAT, compose::FORMAT, kubernetes::FORMAT];
 
 /// Files larger than this are reported and skipped: no real manifest comes close, and
 /// reading one into memory should not be a way to exhaust it.

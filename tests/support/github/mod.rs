@@ -55,6 +55,29 @@ pub struct PullState {
     pub auto_merge: bool,
 }
 
+impl PullState {
+    /// An open pull request of `repo` from `head` into `base`, with nothing else set.
+    pub fn new(number: u64, repo: &str, head: &str, base: &str) -> Self {
+        Self {
+            number,
+            repo: repo.to_owned(),
+            head: head.to_owned(),
+            base: base.to_owned(),
+            title: String::new(),
+            body: String::new(),
+            state: "open".into(),
+            merged: false,
+            draft: false,
+            labels: Vec::new(),
+            reviewers: Vec::new(),
+            team_reviewers: Vec::new(),
+            assignees: Vec::new(),
+            comments: Vec::new(),
+            auto_merge: false,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     repos: HashMap<String, (String, PathBuf)>,
@@ -357,23 +380,11 @@ impl FakeGitHub {
         let mut inner = self.inner.lock().unwrap();
         for n in 0..count {
             let number = inner.pulls.len() as u64 + 1;
-            inner.pulls.push(PullState {
-                number,
-                repo: repo.to_owned(),
-                head: format!("feature-{n}"),
-                base: "main".into(),
-                title: format!("Feature {n}"),
-                body: "A person's change.".into(),
-                state: "closed".into(),
-                merged: false,
-                draft: false,
-                labels: Vec::new(),
-                reviewers: Vec::new(),
-                team_reviewers: Vec::new(),
-                assignees: Vec::new(),
-                comments: Vec::new(),
-                auto_merge: false,
-            });
+            let mut pull = PullState::new(number, repo, &format!("feature-{n}"), "main");
+            pull.title = format!("Feature {n}");
+            pull.body = "A person's change.".into();
+            pull.state = "closed".into();
+            inner.pulls.push(pull);
         }
     }
 

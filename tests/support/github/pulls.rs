@@ -110,23 +110,15 @@ pub(super) async fn create_pull(
         );
     }
     let number = inner.pulls.len() as u64 + 1;
-    let pull = PullState {
+    let mut pull = PullState::new(
         number,
-        repo: full,
-        head,
-        base: body["base"].as_str().unwrap_or("main").to_owned(),
-        title: body["title"].as_str().unwrap_or_default().to_owned(),
-        body: body["body"].as_str().unwrap_or_default().to_owned(),
-        state: "open".into(),
-        merged: false,
-        draft: body["draft"].as_bool().unwrap_or(false),
-        labels: Vec::new(),
-        reviewers: Vec::new(),
-        team_reviewers: Vec::new(),
-        assignees: Vec::new(),
-        comments: Vec::new(),
-        auto_merge: false,
-    };
+        &full,
+        &head,
+        body["base"].as_str().unwrap_or("main"),
+    );
+    pull.title = body["title"].as_str().unwrap_or_default().to_owned();
+    pull.body = body["body"].as_str().unwrap_or_default().to_owned();
+    pull.draft = body["draft"].as_bool().unwrap_or(false);
     inner.pulls.push(pull.clone());
     (
         StatusCode::CREATED,

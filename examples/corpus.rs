@@ -105,7 +105,7 @@ fn main() {
             .or_default() += 1;
     }
     let mut skips: Vec<_> = skips.into_iter().collect();
-    skips.sort();
+    skips.sort_unstable();
     println!("findings by state: {skips:?}");
 
     // Coverage of digest pins on image lines.
@@ -238,18 +238,15 @@ fn on_image_line(text: &str, at: usize, kind: &str) -> bool {
     let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
     let line = text[start..].lines().next().unwrap_or_default();
     let before = text[start..at].trim_start().trim_start_matches('\u{feff}');
-    match kind {
-        "dockerfile" => {
-            let upper = before.to_ascii_uppercase();
-            ["FROM ", "COPY ", "RUN ", "ARG ", "# SYNTAX=", "#SYNTAX="]
-                .iter()
-                .any(|p| upper.starts_with(p))
-                && (upper.contains("FROM") || upper.starts_with("ARG") || upper.contains("SYNTAX"))
-        }
-        _ => {
-            let key = before.trim_start_matches("- ").trim_start();
-            key.starts_with("image:") && !line.contains("imageID") && !in_block_scalar(text, start)
-        }
+    if kind == "dockerfile" {
+        let upper = before.to_ascii_uppercase();
+        ["FROM ", "COPY ", "RUN ", "ARG ", "# SYNTAX=", "#SYNTAX="]
+            .iter()
+            .any(|p| upper.starts_with(p))
+            && (upper.contains("FROM") || upper.starts_with("ARG") || upper.contains("SYNTAX"))
+    } else {
+        let key = before.trim_start_matches("- ").trim_start();
+        key.starts_with("image:") && !line.contains("imageID") && !in_block_scalar(text, start)
     }
 }
 

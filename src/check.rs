@@ -154,13 +154,12 @@ pub async fn digest_of(
 pub fn exit_code(records: &[Record]) -> u8 {
     if records.iter().any(|r| r.status() == Status::Error) {
         2
-    } else if records
-        .iter()
-        .any(|r| r.status() == Status::Outdated && r.held.is_none())
-    {
-        1
     } else {
-        0
+        u8::from(
+            records
+                .iter()
+                .any(|r| r.status() == Status::Outdated && r.held.is_none()),
+        )
     }
 }
 

@@ -14,10 +14,12 @@ pub struct Cli {
     /// Log lines as text, or as one JSON object each (for log collectors).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// The subcommand.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List every image reference found, pinned or not.
@@ -94,18 +96,24 @@ pub struct PrArgs {
     pub author_email: Option<String>,
 }
 
+/// `repin run`: pull requests on GitHub.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
+    /// Which repositories, as whom.
     #[command(flatten)]
     pub fleet: FleetArgs,
+    /// How pull requests are made.
     #[command(flatten)]
     pub pr: PrArgs,
+    /// Rules and state.
     #[command(flatten)]
     pub policy: PolicyArgs,
+    /// How to reach registries.
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
 
+/// `repin serve`: the daemon.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// Listen here (webhooks, /healthz, /readyz, /metrics); else the service config's
@@ -117,12 +125,17 @@ pub struct ServeArgs {
     pub run: RunArgs,
 }
 
+/// How logs are written to stderr: human-readable lines, or one JSON object per line.
+// A doc comment per value would become clap's per-value help and turn `--help` into
+// its long form; the flag's own help says what the values mean.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
     Json,
 }
 
+/// `repin config` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Validate the repository config (and the service config with --config) and print
@@ -130,6 +143,7 @@ pub enum ConfigCommand {
     Check(ConfigCheckArgs),
 }
 
+/// `repin config check`.
 #[derive(Debug, clap::Args)]
 pub struct ConfigCheckArgs {
     /// A repository folder (its config is looked for) or a config file.
@@ -146,12 +160,13 @@ pub struct PolicyArgs {
     /// The service config (trusted: registries, credentials by variable name, org rules).
     #[arg(long, env = "REPIN_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// The state store file (first-seen digests, schedules). Default: REPIN_STATE, the
+    /// The state store file (first-seen digests, schedules). Default: `REPIN_STATE`, the
     /// service config's `state`, then ~/.local/state/repin/state.redb.
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
 }
 
+/// What to scan and how to print it.
 #[derive(Debug, clap::Args)]
 pub struct ScanArgs {
     /// Files or directories to scan (default: the current directory).
@@ -161,18 +176,24 @@ pub struct ScanArgs {
     pub format: OutputFormat,
 }
 
+/// `repin check`.
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
+    /// What to scan and how to print it.
     #[command(flatten)]
     pub scan: ScanArgs,
+    /// Rules and state.
     #[command(flatten)]
     pub policy: PolicyArgs,
+    /// How to reach registries.
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
 
+/// `repin update`.
 #[derive(Debug, clap::Args)]
 pub struct UpdateArgs {
+    /// What to scan and how to print it.
     #[command(flatten)]
     pub scan: ScanArgs,
     /// Also add the current digest to references that have only a tag.
@@ -181,12 +202,15 @@ pub struct UpdateArgs {
     /// Print a unified diff of the changes and write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Rules and state.
     #[command(flatten)]
     pub policy: PolicyArgs,
+    /// How to reach registries.
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
 
+/// `repin digest`.
 #[derive(Debug, clap::Args)]
 pub struct DigestArgs {
     /// The image reference (`nginx:1.27`, `ghcr.io/acme/app:v1`).
@@ -197,6 +221,7 @@ pub struct DigestArgs {
     /// Print the whole reference with the digest (`docker.io/library/nginx:1.27@sha256:…`).
     #[arg(long)]
     pub full_ref: bool,
+    /// How to reach registries.
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
@@ -293,6 +318,9 @@ impl RegistryArgs {
     }
 }
 
+/// How results are printed on stdout: a table for people, or one JSON array.
+// As for `LogFormat`: no per-value doc comments.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     Text,

@@ -24,9 +24,11 @@ use crate::scan::{Format, Found, scan_text};
 /// `text`, which must re-scan as `intended`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Edit {
+    /// Byte range in the file.
     pub span: Range<usize>,
     /// What the scan saw at `span`; a file that no longer has it there is stale.
     pub original: String,
+    /// The new bytes.
     pub text: String,
     /// Bytes of `text` before the finding's new span: the lead of a digest inserted
     /// into a reference written across several fields (`@`), else 0.
@@ -88,26 +90,58 @@ impl Edit {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{path}: changed since it was scanned; not rewritten")]
-    Stale { path: String },
+    /// The file changed since it was scanned.
+    Stale {
+        /// The file, relative to the root.
+        path: String,
+    },
     #[error("{path}: edits overlap or fall outside the file")]
-    BadSpans { path: String },
+    /// Edits overlap or fall outside the file.
+    BadSpans {
+        /// The file, relative to the root.
+        path: String,
+    },
     #[error("{path}: the edited file does not re-scan as intended ({why}); not rewritten")]
-    Verify { path: String, why: String },
+    /// The edited text does not re-scan as intended.
+    Verify {
+        /// The file, relative to the root.
+        path: String,
+        /// What differs, or what is wrong.
+        why: String,
+    },
     #[error("{path}: is a symbolic link, or lies under one; not rewritten")]
-    Symlink { path: String },
+    /// The file, or a folder on its way, is a symbolic link.
+    Symlink {
+        /// The file, relative to the root.
+        path: String,
+    },
+    /// The written file could not be given the original's owner.
     #[error("{path}: cannot keep its owner {uid}:{gid} ({source}); not rewritten")]
     Owner {
+        /// The file, relative to the root.
         path: String,
+        /// The original's owner.
         uid: u32,
+        /// The original's group.
         gid: u32,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
     #[error("{path}: {why}; not rewritten")]
-    Refused { path: String, why: String },
+    /// The file cannot be rewritten (not a regular file, outside the root).
+    Refused {
+        /// The file, relative to the root.
+        path: String,
+        /// What differs, or what is wrong.
+        why: String,
+    },
+    /// Reading or writing failed.
     #[error("{path}: {source}")]
     Io {
+        /// The file, relative to the root.
         path: String,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },

@@ -22,13 +22,16 @@ use crate::secret::Secret;
 pub struct Remote {
     /// `https://…`, `http://…` or `file://…`; never carries credentials.
     pub url: String,
+    /// The token for HTTPS (GitHub's `x-access-token` user), if any.
     pub token: Option<Secret>,
 }
 
 /// Who a commit is by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
+    /// Name.
     pub name: String,
+    /// Email address.
     pub email: String,
 }
 
@@ -100,6 +103,7 @@ impl OwnBranch {
         Ok(Self(name.to_owned()))
     }
 
+    /// The branch name.
     #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0
@@ -116,19 +120,45 @@ impl std::fmt::Display for OwnBranch {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("refusing to write branch {branch:?}: {why}; repin writes only its own branches")]
-    NotOwnBranch { branch: String, why: String },
+    /// Not a branch repin may write to.
+    NotOwnBranch {
+        /// The branch.
+        branch: String,
+        /// Why not.
+        why: String,
+    },
     #[error("git {op}: {message}")]
-    Git { op: &'static str, message: String },
+    /// libgit2 failed at step `op`.
+    Git {
+        /// The step (`clone`, `push`).
+        op: &'static str,
+        /// libgit2's message.
+        message: String,
+    },
+    /// The remote branch is not where the lease says.
     #[error("refusing to push {branch}: the remote branch is at {found}, not {expected}")]
     Lease {
+        /// The branch.
         branch: String,
+        /// Where the lease says it is.
         expected: String,
+        /// Where it is.
         found: String,
     },
     #[error("push of {branch} rejected by the remote: {reason}")]
-    Rejected { branch: String, reason: String },
+    /// The remote refused the push.
+    Rejected {
+        /// The branch.
+        branch: String,
+        /// The remote's reason.
+        reason: String,
+    },
     #[error("{path}: a path outside the repository")]
-    OutsidePath { path: String },
+    /// A file path leaves the repository.
+    OutsidePath {
+        /// The path.
+        path: String,
+    },
 }
 
 fn git(op: &'static str) -> impl Fn(git2::Error) -> Error {

@@ -56,7 +56,9 @@ pub struct Digest {
 /// The digest algorithms distribution registries use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DigestAlgorithm {
+    /// SHA-256: 64 lowercase hex digits.
     Sha256,
+    /// SHA-512: 128 lowercase hex digits.
     Sha512,
 }
 
@@ -83,31 +85,64 @@ impl DigestAlgorithm {
 /// A platform as Docker writes it: `os/architecture[/variant]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub struct Platform {
+    /// Operating system (`linux`).
     pub os: String,
+    /// CPU architecture (`amd64`, `arm64`).
     pub architecture: String,
+    /// CPU variant (`v7`), if any.
     pub variant: Option<String>,
 }
 
 /// Why a string is not an image reference. Each variant names the part at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
+    /// Nothing to parse.
     #[error("empty reference")]
     Empty,
     #[error("invalid registry host {host:?}: {why}")]
-    InvalidHost { host: String, why: &'static str },
+    /// The registry host is not a valid host.
+    InvalidHost {
+        /// The host as written.
+        host: String,
+        /// Which rule it breaks.
+        why: &'static str,
+    },
+    /// A path component breaks the grammar.
     #[error("invalid repository path component {component:?}: {why}")]
     InvalidComponent {
+        /// The component as written.
         component: String,
+        /// Which rule it breaks.
         why: &'static str,
     },
     #[error("repository name is {len} characters long, the limit is {MAX_NAME_LEN}")]
-    NameTooLong { len: usize },
+    /// The name is longer than 255 characters.
+    NameTooLong {
+        /// Its length in characters.
+        len: usize,
+    },
     #[error("invalid tag {tag:?}: {why}")]
-    InvalidTag { tag: String, why: &'static str },
+    /// The tag breaks the grammar (`[\w][\w.-]{0,127}`).
+    InvalidTag {
+        /// The tag as written.
+        tag: String,
+        /// Which rule it breaks.
+        why: &'static str,
+    },
     #[error("invalid digest {digest:?}: {why}")]
-    InvalidDigest { digest: String, why: &'static str },
+    /// The digest is not `algorithm:hex` of a known algorithm and length.
+    InvalidDigest {
+        /// The digest as written.
+        digest: String,
+        /// Which rule it breaks.
+        why: &'static str,
+    },
     #[error("invalid platform {platform:?}: expected os/architecture[/variant]")]
-    InvalidPlatform { platform: String },
+    /// Not `os/arch[/variant]`.
+    InvalidPlatform {
+        /// The platform as written.
+        platform: String,
+    },
 }
 
 /// A repository in a registry (`ghcr.io` + `acme/app`), the distribution spec's
@@ -121,6 +156,7 @@ pub struct RepositoryName {
 }
 
 impl RepositoryName {
+    /// A repository name from its parts, as given (normalized already).
     #[must_use]
     pub fn new(registry: &str, repository: &str) -> Self {
         Self {
@@ -283,6 +319,7 @@ impl Digest {
         Self::of(self.algorithm, bytes) == *self
     }
 
+    /// The digest's algorithm.
     #[must_use]
     pub fn algorithm(&self) -> DigestAlgorithm {
         self.algorithm

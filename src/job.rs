@@ -19,8 +19,10 @@ use crate::state::{self, Store};
 /// Why a job could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A config is not valid.
     #[error(transparent)]
     Config(#[from] config::Error),
+    /// A path to scan is missing or unreadable.
     #[error(transparent)]
     Scan(#[from] walk::Error),
 }
@@ -28,7 +30,9 @@ pub enum Error {
 /// What a job is asked to do.
 #[derive(Debug)]
 pub struct JobOptions {
+    /// Files or folders to scan (empty: the current folder).
     pub paths: Vec<PathBuf>,
+    /// The service config.
     pub service: Option<ServiceConfig>,
     /// The state store's path, resolved ([`crate::options::state_path`]); `None`: no
     /// store (references under `min_age` or a schedule wait).
@@ -63,13 +67,17 @@ impl JobOptions {
 
 /// What a job found and decided.
 pub struct Outcome {
+    /// The scan: findings, warnings, the files read.
     pub report: Report,
     /// One record per finding, in output order; change sets index into it.
     pub records: Vec<Record>,
+    /// The change sets to propose, in order.
     pub change_sets: Vec<ChangeSet>,
     /// Config problems that did not stop the job (two config files, an unusable store).
     pub warnings: Vec<String>,
+    /// The state store, when it was opened.
     pub store: Option<Arc<Store>>,
+    /// When the job ran (Unix seconds).
     pub now: u64,
     /// What schedule anchors are kept for (see [`JobOptions::repository`]).
     pub scope: String,

@@ -13,14 +13,20 @@ use crate::scan::Found;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// Pinned to the digest the tag points at (for its kind and platform).
     Current,
+    /// Pinned to a digest the tag no longer points at.
     Outdated,
+    /// A tag without a digest.
     Unpinned,
+    /// Not looked up: a skip reason, or held by the rules.
     Skipped,
+    /// The lookup failed.
     Error,
 }
 
 impl Status {
+    /// The status as output names it (`current`, `outdated`, …).
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
@@ -50,6 +56,7 @@ pub enum Lookup {
 }
 
 impl Lookup {
+    /// The status this lookup gives.
     #[must_use]
     pub fn status(&self) -> Status {
         match self {
@@ -70,6 +77,7 @@ impl Lookup {
         }
     }
 
+    /// The lookup's error message, if it failed.
     #[must_use]
     pub fn error(&self) -> Option<&str> {
         match self {
@@ -96,6 +104,7 @@ pub enum Held {
 }
 
 impl Held {
+    /// The hold as output names it.
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
@@ -111,9 +120,11 @@ impl Held {
 /// Everything known about one reference.
 #[derive(Debug, Clone)]
 pub struct Record {
+    /// The reference as the scan found it.
     pub found: Found,
     /// The rules that apply to it (service config, then repository config).
     pub settings: Effective,
+    /// What the registry said.
     pub lookup: Lookup,
     /// Why the rules leave it alone, if they do.
     pub held: Option<Held>,
@@ -131,11 +142,13 @@ impl Record {
         }
     }
 
+    /// The record's status: a skip reason or hold first, else the lookup's.
     #[must_use]
     pub fn status(&self) -> Status {
         self.lookup.status()
     }
 
+    /// The digest to pin to, when the lookup found one to change to.
     #[must_use]
     pub fn new_digest(&self) -> Option<&Digest> {
         self.lookup.new_digest()

@@ -259,6 +259,9 @@ pub fn text(out: &mut impl Write, found: &[Found]) -> io::Result<()> {
 /// One repository of `repin run`, as it finishes: its notes and its error on `log`
 /// (`owner/name: note`, `error: owner/name: reason`), its summary on `out`
 /// (`owner/name: opened [PR numbers], updated [..], closed [..] (N GitHub API calls)`).
+///
+/// # Errors
+/// Writing fails.
 pub fn run_repo(out: &mut impl Write, log: &mut impl Write, repo: &RepoReport) -> io::Result<()> {
     match &repo.result {
         Ok(s) => {
@@ -276,6 +279,9 @@ pub fn run_repo(out: &mut impl Write, log: &mut impl Write, repo: &RepoReport) -
 }
 
 /// The last line of `repin run`: repositories and pull requests counted.
+///
+/// # Errors
+/// Writing fails.
 pub fn run_totals(out: &mut impl Write, report: &FleetReport) -> io::Result<()> {
     let (opened, updated, closed, failed) = report.totals();
     writeln!(

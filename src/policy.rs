@@ -23,9 +23,11 @@ use crate::state::{Snapshot, anchor_key, seen_key};
 /// References that travel together, and their settings (the first member's).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChangeSet {
+    /// The change set's id: its group, or the image.
     pub id: String,
     /// Indices into the run's records.
     pub members: Vec<usize>,
+    /// The settings of its first member (its pull request's).
     pub settings: Effective,
 }
 
@@ -183,10 +185,7 @@ mod tests {
 
     /// Findings of a Dockerfile (found, and whether each is pinned).
     fn outdated(lines: &[&str]) -> Vec<Found> {
-        let text = lines
-            .iter()
-            .map(|l| format!("FROM {l}\n"))
-            .collect::<String>();
+        let text: String = lines.iter().flat_map(|l| ["FROM ", l, "\n"]).collect();
         scan_text("Dockerfile", dockerfile::FORMAT, &text).0
     }
 

@@ -15,6 +15,7 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// Starts the line (only when stderr is a terminal), counting `what`.
     #[must_use]
     pub fn start(what: &'static str) -> Self {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());

@@ -17,16 +17,25 @@ use cap_std::fs::{Dir, OpenOptions};
 /// Why a file under a root could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// Nothing there.
     #[error("does not exist")]
     Missing,
+    /// A symbolic link, where none may be followed.
     #[error("is a symbolic link (or lies under one); not followed")]
     Link,
+    /// Not a regular file (what it is instead).
     #[error("is a {0}, not a regular file")]
     NotAFile(&'static str),
+    /// The path leaves the root.
     #[error("the path leaves the root")]
     Outside,
     #[error("is larger than {limit} bytes")]
-    TooLarge { limit: u64 },
+    /// Larger than the cap.
+    TooLarge {
+        /// The cap, in bytes.
+        limit: u64,
+    },
+    /// Another I/O failure.
     #[error("{0}")]
     Io(#[source] std::io::Error),
 }
@@ -91,9 +100,13 @@ pub fn parent(root: &Dir, within: &Path) -> Result<(Dir, OsString), Error> {
 
 /// An open regular file under a root, and its metadata (owner, mode, links).
 pub struct Opened {
+    /// The folder holding the file.
     pub dir: Dir,
+    /// The file's name in that folder.
     pub name: OsString,
+    /// The file, open for reading.
     pub file: std::fs::File,
+    /// Its metadata.
     pub meta: std::fs::Metadata,
 }
 

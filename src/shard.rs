@@ -17,15 +17,19 @@ pub const COUNT_ENV: &str = "REPIN_SHARD_COUNT";
 /// One shard of `count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
+    /// This worker's index, 0-based.
     pub index: u64,
+    /// How many workers.
     pub count: u64,
 }
 
 /// Why a shard could not be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Error {
+    /// Not `INDEX/COUNT` with `0 <= INDEX < COUNT`.
     #[error("invalid shard {0:?}: write INDEX/COUNT with 0 <= INDEX < COUNT, e.g. 0/4")]
     Invalid(String),
+    /// `JOB_COMPLETION_INDEX` without `REPIN_SHARD_COUNT`.
     #[error("{INDEX_ENV} is set but {COUNT_ENV} is not; set it to the Job's completions")]
     NoCount,
 }

@@ -26,6 +26,7 @@ pub struct Error {
 /// What the policy needs from the store, read at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
+    /// Per key, when it was first seen or proposed (Unix seconds).
     pub times: HashMap<String, u64>,
 }
 
@@ -103,12 +104,11 @@ impl Store {
                     .get(key.as_str())
                     .map_err(|e| self.fail(e))?
                     .map(|v| v.value());
-                let value = match existing {
-                    Some(v) => v,
-                    None => {
-                        table.insert(key.as_str(), now).map_err(|e| self.fail(e))?;
-                        now
-                    }
+                let value = if let Some(v) = existing {
+                    v
+                } else {
+                    table.insert(key.as_str(), now).map_err(|e| self.fail(e))?;
+                    now
                 };
                 times.insert(key.clone(), value);
             }

@@ -16,7 +16,9 @@ use crate::scan::walk::Source;
 
 /// What `update` did: the job's findings and decisions, and each planned file.
 pub struct Updated {
+    /// The job's outcome.
     pub outcome: Outcome,
+    /// Each file's edit.
     pub files: Vec<FileOutcome>,
     /// The store could not record the proposals (a schedule may then propose early).
     pub warning: Option<String>,
@@ -106,11 +108,13 @@ pub async fn update_tree(
 /// What happened to one file.
 #[derive(Debug)]
 pub struct FileOutcome {
+    /// The file, relative to the root.
     pub path: String,
     /// References rewritten (or that would be, in a dry run).
     pub edits: usize,
     /// The unified diff, in a dry run.
     pub diff: Option<String>,
+    /// Why it was not rewritten, if it was not.
     pub error: Option<edit::Error>,
     /// Something the user should know about a write that went through (hard links).
     pub warning: Option<String>,

@@ -24,11 +24,13 @@ async fn ignore_min_age_and_groups_through_check_and_update() {
         "[[rule]]\nimages = [\"{host}/ignored\"]\nignore = true\n\n[[rule]]\nimages = [\"{host}/young\"]\nmin_age = \"2d\"\n\n[[rule]]\nimages = [\"{host}/g*\"]\ngroup = \"pair\"\n"
     );
     let dockerfile = |digests: &[&String]| {
-        ["ignored", "young", "ga", "gb"]
-            .iter()
-            .zip(digests)
-            .map(|(repo, d)| format!("FROM {host}/{repo}:1@{d}\n"))
-            .collect::<String>()
+        ["ignored", "young", "ga", "gb"].iter().zip(digests).fold(
+            String::new(),
+            |mut out, (repo, d)| {
+                out.push_str(&format!("FROM {host}/{repo}:1@{d}\n"));
+                out
+            },
+        )
     };
     let before = dockerfile(&old.iter().collect::<Vec<_>>());
     let dir = tree(&[

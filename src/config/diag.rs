@@ -1,5 +1,5 @@
 //! Config diagnostics: one line each, naming the file, line and column, with a
-//! suggestion for a misspelt key (`… (did you mean \`schedule\`?)`).
+//! suggestion for a misspelt key (… did you mean `schedule`?).
 
 use std::fmt;
 use std::ops::Range;
@@ -9,9 +9,13 @@ use crate::scan::LineIndex;
 /// One problem in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
+    /// The file, as shown.
     pub file: String,
+    /// 1-based line.
     pub line: usize,
+    /// 1-based column, in characters.
     pub column: usize,
+    /// What is wrong, and how to fix it.
     pub message: String,
     /// The key that was probably meant.
     pub suggestion: Option<String>,
@@ -36,10 +40,12 @@ pub struct Diagnostics<'a> {
     file: &'a str,
     text: &'a str,
     lines: LineIndex,
+    /// The diagnostics so far.
     pub list: Vec<Diagnostic>,
 }
 
 impl<'a> Diagnostics<'a> {
+    /// Collects diagnostics for `text`, read from `file` (as shown).
     #[must_use]
     pub fn new(file: &'a str, text: &'a str) -> Self {
         Self {
@@ -62,6 +68,7 @@ impl<'a> Diagnostics<'a> {
         self.error_with(span, message, None);
     }
 
+    /// Adds an error at `span` (bytes), with a suggestion (`did you mean …?`).
     pub fn error_with(
         &mut self,
         span: Option<Range<usize>>,

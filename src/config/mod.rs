@@ -65,9 +65,12 @@ pub enum Error {
     /// The message is the whole story (no `source`, so `{:#}` does not say it twice).
     #[error("{path}: {reason}")]
     Read {
+        /// The file.
         path: String,
+        /// Why it could not be read.
         reason: std::io::Error,
     },
+    /// The config does not hold: every diagnostic found, each `file:line:column: why`.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<Diagnostic>),
 }
@@ -160,6 +163,7 @@ struct RawService {
 /// compiled once, together, by [`Rules`] instead of one automaton per rule.
 #[derive(Debug, Clone, Default)]
 pub struct Matcher {
+    /// The patterns as written.
     pub patterns: Vec<String>,
     globs: Vec<Glob>,
     set: std::sync::OnceLock<Option<GlobSet>>,
@@ -206,6 +210,8 @@ impl Matcher {
         }
     }
 
+    /// Whether `candidate` matches (`None`, no value: matches only when there are no
+    /// patterns).
     #[must_use]
     pub fn matches(&self, candidate: Option<&str>) -> bool {
         if self.is_all() {
@@ -269,9 +275,13 @@ impl KindIndex {
 pub struct Rule {
     /// Where it comes from, for messages (`.repin.toml [[rule]] 2`).
     pub origin: String,
+    /// Image globs (normalized names: `docker.io/library/node`).
     pub images: Matcher,
+    /// Path globs, relative to the repository root.
     pub paths: Matcher,
+    /// Tag globs.
     pub tags: Matcher,
+    /// What the rule sets.
     pub settings: Settings,
 }
 
@@ -305,7 +315,9 @@ impl Rule {
 /// `[scan]`: which files and formats count.
 #[derive(Debug, Clone, Default)]
 pub struct ScanRules {
+    /// Only paths matching these (empty: all).
     pub include: Matcher,
+    /// Never paths matching these.
     pub exclude: Matcher,
     /// `None`: every format.
     pub formats: Option<Vec<Format>>,
@@ -319,6 +331,7 @@ impl ScanRules {
             && (self.exclude.is_all() || !self.exclude.matches(Some(path)))
     }
 
+    /// Whether `[scan] formats` (unset: all) includes `format`.
     #[must_use]
     pub fn format_enabled(&self, format: Format) -> bool {
         self.formats.as_ref().is_none_or(|f| f.contains(&format))
@@ -330,8 +343,11 @@ impl ScanRules {
 pub struct RepoConfig {
     /// The file it came from (`None`: defaults, no file).
     pub file: Option<String>,
+    /// `[scan]`: which files and formats count.
     pub scan: ScanRules,
+    /// `[update]`: settings for every reference.
     pub update: Settings,
+    /// `[[rule]]`s, in file order (later ones win).
     pub rules: Vec<Rule>,
 }
 
@@ -340,25 +356,36 @@ pub struct RepoConfig {
 pub struct RegistryConfig {
     /// Look the registry's images up through this host; files keep the original name.
     pub mirror: Option<String>,
+    /// Reach the registry over plain HTTP.
     pub insecure: bool,
     /// Names of environment variables holding the credentials (never the values).
     pub username_env: Option<String>,
+    /// The variable holding the password.
     pub password_env: Option<String>,
+    /// Docker's config file for credentials.
     pub docker_config: Option<PathBuf>,
 }
 
 /// A checked service config.
 #[derive(Debug, Clone, Default)]
 pub struct ServiceConfig {
+    /// The file it came from.
     pub file: Option<String>,
     /// The state store (first-seen digests, schedule anchors).
     pub state: Option<PathBuf>,
+    /// Docker's config file for credentials.
     pub docker_config: Option<PathBuf>,
+    /// `[registries."HOST"]`.
     pub registries: BTreeMap<String, RegistryConfig>,
+    /// `[limits] per_registry`: concurrent requests per registry.
     pub per_registry: Option<usize>,
+    /// `[update]`: settings for every reference.
     pub update: Settings,
+    /// `[[rule]]`s, in file order (later ones win).
     pub rules: Vec<Rule>,
+    /// `[github]`.
     pub github: GitHubConfig,
+    /// `[serve]`.
     pub serve: ServeConfig,
 }
 
@@ -501,9 +528,10 @@ pub fn parse_repo(file: &str, text: &str) -> Result<RepoConfig, Error> {
     };
     let formats = raw.scan.formats.as_ref().map(|list| {
         list.iter()
-            .filter_map(|f| match Format::named(f.get_ref()) {
-                Some(format) => Some(format),
-                None => {
+            .filter_map(|f| {
+                if let Some(format) = Format::named(f.get_ref()) {
+                    Some(format)
+                } else {
                     let other = f.get_ref();
                     let suggestion = diag::closest(other, &Format::names());
                     diags.error_with(
@@ -631,8 +659,11 @@ pub fn load_service(path: &Path) -> Result<ServiceConfig, Error> {
 /// and the repository config's warnings.
 #[derive(Debug)]
 pub struct Checked {
+    /// `[[rule]]`s, in file order (later ones win).
     pub rules: Rules,
+    /// The repository config.
     pub repo: RepoConfig,
+    /// The repository config's warnings (links, other candidates).
     pub warnings: Vec<String>,
 }
 
@@ -671,6 +702,7 @@ pub fn check(service: Option<&Path>, path: &Path) -> Result<Checked, Vec<Error>>
 /// The rules in force for one repository: every layer, in precedence order.
 #[derive(Debug, Clone, Default)]
 pub struct Rules {
+    /// `[scan]`: which files and formats count.
     pub scan: ScanRules,
     /// Lowest precedence first.
     pub layers: Vec<Rule>,
@@ -683,14 +715,20 @@ pub struct Rules {
 /// Effective settings with the defaults filled in.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Effective {
+    /// Leave the reference alone.
     pub ignore: bool,
+    /// Add a digest to a tag-only reference.
     pub pin: bool,
+    /// How long a new digest must have been seen before it is proposed.
     #[serde(serialize_with = "serialize_secs")]
     pub min_age: std::time::Duration,
+    /// When changes may be proposed.
     pub schedule: Option<settings::Schedule>,
     /// The change set's name: the group, else the image (`registry/repository`).
     pub group: Option<String>,
+    /// Digests never proposed.
     pub ignore_digests: Vec<crate::imageref::Digest>,
+    /// How its pull request is made.
     pub pr: settings::PrSettings,
 }
 
@@ -699,6 +737,8 @@ fn serialize_secs<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result
 }
 
 impl Rules {
+    /// The layers in precedence order: defaults, the service config's `[update]` and
+    /// rules, then the repository's `[update]` and rules.
     #[must_use]
     pub fn new(service: Option<&ServiceConfig>, repo: &RepoConfig) -> Self {
         let mut layers = Vec::new();

@@ -21,20 +21,36 @@ macro_rules! raw_settings {
         #[serde(deny_unknown_fields)]
         pub struct $name {
             $($(#[$fmeta])* #[serde(default)] pub $extra: $ty,)*
+            /// Leave the reference alone.
             pub ignore: Option<bool>,
+            /// Add a digest to a tag-only reference.
             pub pin: Option<bool>,
+            /// How long a new digest must have been seen before it is proposed
+            /// (`3d`, `12h`).
             pub min_age: Option<Spanned<String>>,
+            /// When changes may be proposed (cron, or `daily`, `weekly`, …).
             pub schedule: Option<Spanned<String>>,
+            /// The zone the schedule is read in (IANA name; default UTC).
             pub timezone: Option<Spanned<String>>,
+            /// Change sets: references with the same group share one pull request.
             pub group: Option<Spanned<String>>,
+            /// Digests never proposed (`sha256:<hex>`).
             pub ignore_digests: Option<Vec<Spanned<String>>>,
+            /// Labels for the pull request.
             pub labels: Option<Vec<String>>,
+            /// Reviewers requested (logins).
             pub reviewers: Option<Vec<String>>,
+            /// Team reviewers requested (team slugs).
             pub team_reviewers: Option<Vec<String>>,
+            /// Assignees (logins).
             pub assignees: Option<Vec<String>>,
+            /// Turn on GitHub's auto-merge (squash).
             pub automerge: Option<bool>,
+            /// Open the pull request as a draft.
             pub draft: Option<bool>,
+            /// The branch name's prefix (default `repin/`).
             pub branch_prefix: Option<Spanned<String>>,
+            /// The pull request's title (default: from the change).
             pub title: Option<String>,
         }
 
@@ -42,7 +58,7 @@ macro_rules! raw_settings {
             /// The settings keys of this table, checked.
             pub fn settings(&self, diags: &mut $crate::config::diag::Diagnostics<'_>) -> $crate::config::settings::Settings {
                 $crate::config::settings::Settings::check(
-                    $crate::config::settings::RawFields {
+                    &$crate::config::settings::RawFields {
                         ignore: self.ignore,
                         pin: self.pin,
                         min_age: self.min_age.as_ref(),
@@ -75,20 +91,36 @@ raw_settings!(
 
 /// Borrowed view of the settings keys of any raw table.
 pub struct RawFields<'a> {
+    /// Leave the reference alone.
     pub ignore: Option<bool>,
+    /// Add a digest to a tag-only reference.
     pub pin: Option<bool>,
+    /// How long a new digest must have been seen before it is proposed
+    /// (`3d`, `12h`).
     pub min_age: Option<&'a Spanned<String>>,
+    /// When changes may be proposed (cron, or `daily`, `weekly`, …).
     pub schedule: Option<&'a Spanned<String>>,
+    /// The zone the schedule is read in (IANA name; default UTC).
     pub timezone: Option<&'a Spanned<String>>,
+    /// Change sets: references with the same group share one pull request.
     pub group: Option<&'a Spanned<String>>,
+    /// Digests never proposed (`sha256:<hex>`).
     pub ignore_digests: Option<&'a [Spanned<String>]>,
+    /// Labels for the pull request.
     pub labels: Option<&'a Vec<String>>,
+    /// Reviewers requested (logins).
     pub reviewers: Option<&'a Vec<String>>,
+    /// Team reviewers requested (team slugs).
     pub team_reviewers: Option<&'a Vec<String>>,
+    /// Assignees (logins).
     pub assignees: Option<&'a Vec<String>>,
+    /// Turn on GitHub's auto-merge (squash).
     pub automerge: Option<bool>,
+    /// Open the pull request as a draft.
     pub draft: Option<bool>,
+    /// The branch name's prefix (default `repin/`).
     pub branch_prefix: Option<&'a Spanned<String>>,
+    /// The pull request's title (default: from the change).
     pub title: Option<&'a String>,
 }
 
@@ -97,7 +129,9 @@ pub struct RawFields<'a> {
 pub struct Schedule {
     /// As written (5 fields).
     pub expression: String,
+    /// The zone the schedule is read in (IANA name; default UTC).
     pub timezone: chrono_tz::Tz,
+    /// The cron expression (seconds first, as the `cron` crate reads it).
     pub cron: cron::Schedule,
 }
 
@@ -156,30 +190,47 @@ impl Serialize for Schedule {
 /// Pull-request settings (used by the forge later; validated now).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PrSettings {
+    /// Labels for the pull request.
     pub labels: Option<Vec<String>>,
+    /// Reviewers requested (logins).
     pub reviewers: Option<Vec<String>>,
+    /// Team reviewers requested (team slugs).
     pub team_reviewers: Option<Vec<String>>,
+    /// Assignees (logins).
     pub assignees: Option<Vec<String>>,
+    /// Turn on GitHub's auto-merge (squash).
     pub automerge: Option<bool>,
+    /// Open the pull request as a draft.
     pub draft: Option<bool>,
+    /// The branch name's prefix (default `repin/`).
     pub branch_prefix: Option<String>,
+    /// The pull request's title (default: from the change).
     pub title: Option<String>,
 }
 
 /// Checked settings; `None` means "this layer does not say".
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Settings {
+    /// Leave the reference alone.
     pub ignore: Option<bool>,
+    /// Add a digest to a tag-only reference.
     pub pin: Option<bool>,
+    /// How long a new digest must have been seen before it is proposed
+    /// (`3d`, `12h`).
     #[serde(serialize_with = "serialize_duration")]
     pub min_age: Option<Duration>,
+    /// When changes may be proposed (cron, or `daily`, `weekly`, …).
     pub schedule: Option<Schedule>,
+    /// Change sets: references with the same group share one pull request.
     pub group: Option<String>,
+    /// Digests never proposed (`sha256:<hex>`).
     pub ignore_digests: Option<Vec<crate::imageref::Digest>>,
+    /// How pull requests are made.
     #[serde(flatten)]
     pub pr: PrSettings,
 }
 
+#[allow(clippy::ref_option)] // serde's `serialize_with` hands over `&Option<_>`
 fn serialize_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
     match d {
         Some(d) => s.collect_str(&humantime::format_duration(*d)),
@@ -245,7 +296,7 @@ pub fn schedule(
 
 impl Settings {
     /// Checks raw settings, recording a diagnostic for each bad value.
-    pub fn check(raw: RawFields<'_>, diags: &mut Diagnostics<'_>) -> Self {
+    pub fn check(raw: &RawFields<'_>, diags: &mut Diagnostics<'_>) -> Self {
         let min_age = raw.min_age.and_then(|v| duration(v, diags));
         let schedule = schedule(raw.schedule, raw.timezone, diags);
         let ignore_digests = raw.ignore_digests.map(|list| {
@@ -320,25 +371,28 @@ impl Settings {
 
     /// Overrides the keys `later` sets.
     pub fn overlay(&mut self, later: &Self) {
-        fn set<T: Clone>(slot: &mut Option<T>, value: &Option<T>) {
-            if value.is_some() {
-                slot.clone_from(value);
+        fn set<T: Clone>(slot: &mut Option<T>, value: Option<&T>) {
+            if let Some(value) = value {
+                *slot = Some(value.clone());
             }
         }
-        set(&mut self.ignore, &later.ignore);
-        set(&mut self.pin, &later.pin);
-        set(&mut self.min_age, &later.min_age);
-        set(&mut self.schedule, &later.schedule);
-        set(&mut self.group, &later.group);
-        set(&mut self.ignore_digests, &later.ignore_digests);
-        set(&mut self.pr.labels, &later.pr.labels);
-        set(&mut self.pr.reviewers, &later.pr.reviewers);
-        set(&mut self.pr.team_reviewers, &later.pr.team_reviewers);
-        set(&mut self.pr.assignees, &later.pr.assignees);
-        set(&mut self.pr.automerge, &later.pr.automerge);
-        set(&mut self.pr.draft, &later.pr.draft);
-        set(&mut self.pr.branch_prefix, &later.pr.branch_prefix);
-        set(&mut self.pr.title, &later.pr.title);
+        set(&mut self.ignore, later.ignore.as_ref());
+        set(&mut self.pin, later.pin.as_ref());
+        set(&mut self.min_age, later.min_age.as_ref());
+        set(&mut self.schedule, later.schedule.as_ref());
+        set(&mut self.group, later.group.as_ref());
+        set(&mut self.ignore_digests, later.ignore_digests.as_ref());
+        set(&mut self.pr.labels, later.pr.labels.as_ref());
+        set(&mut self.pr.reviewers, later.pr.reviewers.as_ref());
+        set(
+            &mut self.pr.team_reviewers,
+            later.pr.team_reviewers.as_ref(),
+        );
+        set(&mut self.pr.assignees, later.pr.assignees.as_ref());
+        set(&mut self.pr.automerge, later.pr.automerge.as_ref());
+        set(&mut self.pr.draft, later.pr.draft.as_ref());
+        set(&mut self.pr.branch_prefix, later.pr.branch_prefix.as_ref());
+        set(&mut self.pr.title, later.pr.title.as_ref());
     }
 }
 

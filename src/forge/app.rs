@@ -11,12 +11,16 @@ use crate::secret::Secret;
 /// An installation of the App.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Installation {
+    /// The installation ID.
     pub id: u64,
+    /// The account it is installed on.
     pub account: Account,
 }
 
+/// The account an installation belongs to.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Account {
+    /// The account's login (user or organization).
     pub login: String,
 }
 

@@ -19,7 +19,9 @@ use crate::shard::Shard;
 /// One repository and the client that works on it.
 #[derive(Clone)]
 pub struct Target {
+    /// The client for this repository (the token's, or its installation's).
     pub gh: Arc<GitHub>,
+    /// `owner/name`.
     pub full_name: String,
 }
 

@@ -20,36 +20,72 @@ use crate::secret::Secret;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("GitHub {what}: {message} (404)")]
-    NotFound { what: &'static str, message: String },
+    /// GitHub answered 404.
+    NotFound {
+        /// The call (`list pull requests`).
+        what: &'static str,
+        /// GitHub's message.
+        message: String,
+    },
     #[error(
         "GitHub {what}: rate limited (HTTP {status}), reset in {reset_secs}s; gave up after {attempts} attempts"
     )]
+    /// Rate limited past the patience of [`MAX_RATE_LIMIT_WAIT`] and the attempts.
     RateLimited {
+        /// The call (`list pull requests`).
         what: &'static str,
+        /// The HTTP status.
         status: u16,
+        /// Seconds until the limit resets, as GitHub said.
         reset_secs: u64,
+        /// Attempts made, the first included.
         attempts: u32,
     },
+    /// Another error status.
     #[error("GitHub {what}: {message} ({status})")]
     Status {
+        /// The call (`list pull requests`).
         what: &'static str,
+        /// The HTTP status.
         status: u16,
+        /// GitHub's message.
         message: String,
     },
     /// A branch is not where the lease says: someone else moved it.
     #[error("GitHub update branch: refusing to move {branch}: it is at {at}, not {expected}")]
     LeaseMismatch {
+        /// The branch.
         branch: String,
+        /// Where it is (`(absent)`).
         at: String,
+        /// Where the lease says it should be.
         expected: String,
     },
     #[error("GitHub {what}: {message}")]
-    GraphQl { what: &'static str, message: String },
+    /// A GraphQL error (inside a 200 answer).
+    GraphQl {
+        /// The call (`list pull requests`).
+        what: &'static str,
+        /// GitHub's message.
+        message: String,
+    },
     /// No answer (connection, TLS, timeout) or one octocrab could not read.
     #[error("GitHub {what}: {message}")]
-    Transport { what: &'static str, message: String },
+    Transport {
+        /// The call (`list pull requests`).
+        what: &'static str,
+        /// GitHub's message.
+        message: String,
+    },
     #[error("GitHub {what}: unexpected response: {message}")]
-    Decode { what: &'static str, message: String },
+    /// An answer that does not parse as expected.
+    Decode {
+        /// The call (`list pull requests`).
+        what: &'static str,
+        /// GitHub's message.
+        message: String,
+    },
+    /// The client could not be set up (a bad URL or key).
     #[error("GitHub client setup: {0}")]
     Setup(String),
 }
@@ -184,42 +220,55 @@ pub fn rate_limit_wait(
 /// A repository as `run` needs it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Repo {
+    /// `owner/name`.
     pub full_name: String,
+    /// The default branch (`main`).
     pub default_branch: String,
+    /// The HTTPS clone URL (no credentials).
     pub clone_url: String,
 }
 
 /// A pull request's head: its branch and the commit at its tip (GitHub's `head`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct PullHead {
+    /// The branch.
     #[serde(rename = "ref")]
     pub branch: String,
+    /// The commit at the branch's tip (hex).
     pub sha: String,
 }
 
 /// A pull request as `run` needs it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Pull {
+    /// The pull request's number.
     pub number: u64,
     /// The GraphQL ID (auto-merge is GraphQL-only).
     #[serde(default)]
     pub node_id: String,
+    /// GitHub's state: `open` or `closed`.
     pub state: String,
+    /// When it was merged (RFC 3339), if it was.
     #[serde(default)]
     pub merged_at: Option<String>,
+    /// The title.
     #[serde(default)]
     pub title: String,
+    /// The body (Markdown), if any.
     #[serde(default)]
     pub body: Option<String>,
+    /// The head branch and its tip.
     pub head: PullHead,
 }
 
 impl Pull {
+    /// Whether the pull request is open.
     #[must_use]
     pub fn is_open(&self) -> bool {
         self.state == "open"
     }
 
+    /// Whether it was merged (closed pull requests may not be).
     #[must_use]
     pub fn is_merged(&self) -> bool {
         self.merged_at.is_some()
@@ -229,10 +278,15 @@ impl Pull {
 /// A new pull request.
 #[derive(Debug, Clone, Serialize)]
 pub struct NewPull<'a> {
+    /// The title.
     pub title: &'a str,
+    /// The head branch and its tip.
     pub head: &'a str,
+    /// The branch it goes into.
     pub base: &'a str,
+    /// The body (Markdown), if any.
     pub body: &'a str,
+    /// Open as a draft.
     pub draft: bool,
 }
 
@@ -723,23 +777,20 @@ impl GitHub {
                 expected: lease.unwrap_or("(absent)").to_owned(),
             });
         }
-        let _: serde_json::Value = match current {
-            None => {
-                let body = serde_json::json!({"ref": format!("refs/heads/{branch}"), "sha": sha});
-                self.call(
-                    "create branch",
-                    http::Method::POST,
-                    &format!("/repos/{full_name}/git/refs"),
-                    Some(&body),
-                )
+        let _: serde_json::Value = if current.is_none() {
+            let body = serde_json::json!({"ref": format!("refs/heads/{branch}"), "sha": sha});
+            self.call(
+                "create branch",
+                http::Method::POST,
+                &format!("/repos/{full_name}/git/refs"),
+                Some(&body),
+            )
+            .await?
+        } else {
+            let body = serde_json::json!({"sha": sha, "force": true});
+            let route = format!("/repos/{full_name}/git/refs/heads/{branch}");
+            self.call("update branch", http::Method::PATCH, &route, Some(&body))
                 .await?
-            }
-            Some(_) => {
-                let body = serde_json::json!({"sha": sha, "force": true});
-                let route = format!("/repos/{full_name}/git/refs/heads/{branch}");
-                self.call("update branch", http::Method::PATCH, &route, Some(&body))
-                    .await?
-            }
         };
         Ok(())
     }

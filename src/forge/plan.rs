@@ -35,6 +35,7 @@ pub struct Proposal {
     pub branch: String,
     /// The pull request's title.
     pub title: String,
+    /// What it proposes (the hidden state of its pull request).
     pub proposed: Proposed,
 }
 
@@ -59,26 +60,45 @@ pub struct Inputs<'a> {
 pub enum Action {
     /// Open a pull request for proposal `set` (an existing branch of that name is
     /// replaced only when it is repin's; the executor checks).
-    Open { set: usize },
+    Open {
+        /// The proposal (change set) index.
+        set: usize,
+    },
     /// Rebuild proposal `set`'s branch and push it with a lease on `lease` (the commit
     /// repin made; `None`: the branch must be absent), then retitle pull `pull`.
     Update {
+        /// The proposal (change set) index.
         set: usize,
+        /// The pull request number.
         pull: u64,
+        /// The commit repin made (hex); `None`: the branch must be absent.
         lease: Option<String>,
     },
     /// Someone other than repin pushed to pull `pull`'s branch: say so once, nothing
     /// else.
-    HandsOff { set: usize, pull: u64 },
+    HandsOff {
+        /// The proposal (change set) index.
+        set: usize,
+        /// The pull request number.
+        pull: u64,
+    },
     /// Close pull `pull` (the default branch has its digests); delete `branch` with a
     /// lease on `delete_at` when its head is still repin's commit.
     Close {
+        /// The pull request number.
         pull: u64,
+        /// The pull request's branch.
         branch: String,
+        /// Delete the branch with a lease on this commit (still repin's).
         delete_at: Option<String>,
     },
     /// Leave proposal `set` alone.
-    Skip { set: usize, why: Why },
+    Skip {
+        /// The proposal (change set) index.
+        set: usize,
+        /// Why.
+        why: Why,
+    },
 }
 
 /// Why a proposal is left alone.
@@ -87,9 +107,15 @@ pub enum Why {
     /// A pull request proposing these digests was closed unmerged.
     Declined,
     /// The open pull request on the branch is not repin's.
-    NotRepins { pull: u64 },
+    NotRepins {
+        /// The pull request number.
+        pull: u64,
+    },
     /// The open pull request already proposes these digests.
-    UpToDate { pull: u64 },
+    UpToDate {
+        /// The pull request number.
+        pull: u64,
+    },
     /// `max_open` repin pull requests are open.
     MaxOpen(usize),
 }
@@ -181,7 +207,9 @@ pub fn plan(inputs: &Inputs<'_>) -> Vec<Action> {
 
 /// One line per action, as `--dry-run` prints it (`branch: would open`, …).
 pub struct Shown<'a> {
+    /// The action.
     pub action: &'a Action,
+    /// The plan's proposals (for branch names and titles).
     pub proposals: &'a [Proposal],
 }
 

@@ -23,14 +23,19 @@ pub const DEFAULT_BRANCH_PREFIX: &str = "repin/";
 /// One reference in a change set, as recorded in the PR.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefState {
+    /// The file, relative to the repository root.
     pub path: String,
+    /// 1-based line.
     pub line: usize,
     /// Normalized `registry/repository`.
     pub image: String,
+    /// The tag looked up (`None`: `latest`).
     pub tag: Option<String>,
     /// `None` for a reference being pinned for the first time.
     pub old: Option<Digest>,
+    /// The proposed digest.
     pub new: Digest,
+    /// The platform the file fixes (`linux/arm64`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<String>,
 }
@@ -42,6 +47,7 @@ pub struct Proposed {
     pub v: u32,
     /// The change set's id (group, or image).
     pub set: String,
+    /// Every reference the change set updates.
     pub refs: Vec<RefState>,
     /// The commit repin pushed to the branch: a branch elsewhere is someone else's.
     #[serde(default, skip_serializing_if = "Option::is_none")]

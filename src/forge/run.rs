@@ -25,14 +25,19 @@ const HANDS_OFF: &str = "<!-- repin: hands-off -->";
 /// Why a repository's run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A GitHub call failed.
     #[error(transparent)]
     GitHub(#[from] github::Error),
+    /// A git operation failed.
     #[error(transparent)]
     Git(#[from] git::Error),
+    /// The job (configs, scan, lookups) failed.
     #[error(transparent)]
     Job(#[from] job::Error),
+    /// A file could not be edited.
     #[error(transparent)]
     Edit(#[from] edit::Error),
+    /// Local I/O failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -40,9 +45,13 @@ pub enum Error {
 /// Settings of a run that are not per repository (resolved: [`crate::options`]).
 #[derive(Debug, Clone)]
 pub struct RunOptions {
+    /// Commit author and committer.
     pub author: Identity,
+    /// At most this many open repin pull requests per repository.
     pub max_open: usize,
+    /// Plan and print; write nothing remote.
     pub dry_run: bool,
+    /// The service config (trusted rules under each repository's).
     pub service: Option<ServiceConfig>,
     /// The state store's path; `None`: no store.
     pub store_path: Option<std::path::PathBuf>,
@@ -57,8 +66,11 @@ pub struct RunOptions {
 /// What happened in one repository.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RepoSummary {
+    /// Pull requests opened (numbers).
     pub opened: Vec<u64>,
+    /// Pull requests updated (numbers).
     pub updated: Vec<u64>,
+    /// Pull requests closed (numbers).
     pub closed: Vec<u64>,
     /// Human-readable lines for the log (and the dry run's report).
     pub notes: Vec<String>,
@@ -67,6 +79,7 @@ pub struct RepoSummary {
 /// One repository's part of a fleet run.
 #[derive(Debug)]
 pub struct RepoReport {
+    /// `owner/name`.
     pub full_name: String,
     /// What was done, or why the repository failed (one line).
     pub result: Result<RepoSummary, String>,
@@ -77,6 +90,7 @@ pub struct RepoReport {
 /// What a fleet run did, repository by repository.
 #[derive(Debug, Default)]
 pub struct FleetReport {
+    /// Each repository, in the order run.
     pub repos: Vec<RepoReport>,
 }
 

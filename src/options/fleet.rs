@@ -42,6 +42,7 @@ pub struct JobFlags {
     pub state: Option<PathBuf>,
     /// `update --pin`: also pin references that have only a tag.
     pub pin: bool,
+    /// How to reach registries.
     pub registry: RegistryFlags,
 }
 
@@ -83,22 +84,30 @@ pub struct FleetFlags {
 /// How pull requests are made.
 #[derive(Debug, Clone, Default)]
 pub struct PrFlags {
+    /// `--dry-run`.
     pub dry_run: bool,
+    /// `--commit-via-api`.
     pub commit_via_api: bool,
+    /// `--max-open`.
     pub max_open: Option<usize>,
+    /// `--author-name`.
     pub author_name: Option<String>,
+    /// `--author-email`.
     pub author_email: Option<String>,
 }
 
 /// Every flag of `run` (and of `serve`, which runs the same way).
 #[derive(Debug, Clone)]
 pub struct RunFlags {
+    /// Which repositories, as whom.
     pub fleet: FleetFlags,
+    /// How pull requests are made.
     pub pr: PrFlags,
     /// `--config`: the service config.
     pub config: Option<PathBuf>,
     /// `--state`: the state store.
     pub state: Option<PathBuf>,
+    /// How to reach registries.
     pub registry: RegistryFlags,
 }
 
@@ -152,8 +161,11 @@ pub fn fleet(
 
 /// `run`'s resolved options: the fleet, the lookups and each repository's settings.
 pub struct RunSetup {
+    /// Which repositories, as whom.
     pub fleet: Fleet,
+    /// How each run's lookups are made.
     pub lookups: Lookups,
+    /// Each repository's settings.
     pub options: RunOptions,
     /// When `--deadline` runs out: no repository starts after it.
     pub stop_at: Option<tokio::time::Instant>,
@@ -202,9 +214,11 @@ pub async fn for_run(flags: &RunFlags, env: &Env) -> Result<RunSetup, Error> {
 /// `serve`'s resolved options, where it listens, and what the operator should hear
 /// before it starts.
 pub struct ServeSetup {
+    /// Each repository's settings.
     pub options: ServeOptions,
     /// `--listen`, else the service config's `[serve] listen`, else `0.0.0.0:8080`.
     pub listen: SocketAddr,
+    /// Warnings for the operator, one line each.
     pub warnings: Vec<String>,
 }
 

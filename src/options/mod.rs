@@ -95,29 +95,46 @@ impl Env {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("registry {registry}: environment variable {var} is not set")]
-    MissingEnv { registry: String, var: String },
+    /// A variable the service config names for a registry's credentials is not set.
+    MissingEnv {
+        /// The registry host.
+        registry: String,
+        /// The variable's name.
+        var: String,
+    },
+    /// The registry client could not be set up.
     #[error(transparent)]
     Registry(#[from] crate::registry::Error),
+    /// The service config is not valid.
     #[error(transparent)]
     Config(#[from] crate::config::Error),
+    /// The shard is not valid.
     #[error(transparent)]
     Shard(#[from] crate::shard::Error),
+    /// GitHub: the client, the App, or its bot identity.
     #[error(transparent)]
     GitHub(#[from] crate::forge::github::Error),
+    /// The variable holding the GitHub token is not set.
     #[error("environment variable {0} is not set")]
     NoToken(String),
     #[error(
         "name the repositories: --repo OWNER/NAME, or [github] repositories in the service config"
     )]
+    /// A token needs repositories named.
     NoRepositories,
+    /// The App key file could not be read.
     #[error("reading the App key {}", path.display())]
     AppKey {
+        /// The key file.
         path: PathBuf,
+        /// Why it could not be read.
         #[source]
         source: std::io::Error,
     },
+    /// `--app` without a key.
     #[error("set --app-key-file or REPIN_GITHUB_APP_KEY")]
     NoAppKey,
+    /// `--app` without an App ID.
     #[error("--app needs --app-id (or GITHUB_APP_ID)")]
     NoAppId,
 }
@@ -218,9 +235,11 @@ pub fn credentials(env: &Env, service: Option<&ServiceConfig>) -> Result<Credent
 /// The registry flags, as the command line gives them.
 #[derive(Debug, Clone, Default)]
 pub struct RegistryFlags {
+    /// `--insecure-registry` hosts.
     pub insecure: Vec<String>,
     /// Seconds per request (at least 1).
     pub timeout: Option<u64>,
+    /// `--per-registry`: concurrent requests per registry.
     pub per_registry: Option<usize>,
     /// Seconds for all of a command's (or, in `serve`, each run's) lookups.
     pub deadline: Option<u64>,
@@ -231,8 +250,11 @@ pub struct RegistryFlags {
 /// `--deadline` is counted from when each set is made.
 #[derive(Debug, Clone)]
 pub struct Lookups {
+    /// The client's options.
     pub client: client::Options,
+    /// Where credentials come from.
     pub credentials: Credentials,
+    /// `--deadline`: the time all of a set's lookups may take.
     pub deadline: Option<Duration>,
 }
 

@@ -5,7 +5,7 @@
 //! is remembered, so every later repository goes straight to the token endpoint. A
 //! `Bearer` challenge means a token per scope (`repository:<name>:pull`), fetched
 //! anonymously or with the registry's credentials (HTTP Basic, or an identity token as an
-//! OAuth2 refresh token); a `Basic` challenge means credentials on every request.
+//! `OAuth2` refresh token); a `Basic` challenge means credentials on every request.
 //! Tokens are kept per registry in a [`TokenCache`] until they expire.
 
 use std::collections::HashMap;
@@ -22,9 +22,13 @@ use crate::secret::Secret;
 pub enum Challenge {
     /// The registry answered `/v2/` without asking for anything.
     None,
+    /// HTTP Basic with the registry's credentials on every request.
     Basic,
+    /// A bearer token from `realm`, per repository scope.
     Bearer {
+        /// The token endpoint (URL).
         realm: String,
+        /// The `service` to ask tokens for, if the registry names one.
         service: Option<String>,
     },
 }
@@ -32,11 +36,14 @@ pub enum Challenge {
 /// Credentials for one registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential {
+    /// A user name and password (or token).
     Basic {
+        /// User name.
         username: String,
+        /// Password or token.
         password: Secret,
     },
-    /// An OAuth2 refresh token (`identitytoken` in Docker's config).
+    /// An `OAuth2` refresh token (`identitytoken` in Docker's config).
     IdentityToken(Secret),
 }
 
@@ -60,7 +67,9 @@ impl Credential {
 /// A bearer token and when to stop using it.
 #[derive(Debug, Clone)]
 pub struct Token {
+    /// The token.
     pub value: Secret,
+    /// When it expires (capped at 24 hours from issue).
     pub expires: Instant,
 }
 

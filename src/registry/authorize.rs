@@ -105,11 +105,6 @@ impl Client {
         }
     }
 
-    /// Drops the repository's cached token (the registry refused it).
-    pub(super) fn forget_token(&self, state: &RegistryState, repository: &str) {
-        state.tokens.forget(&auth::pull_scope(repository));
-    }
-
     /// A token for `scope` from the realm: with a refresh token (an identity token in
     /// Docker's config) by `POST`, else by `GET` with Basic credentials or none.
     async fn fetch_token(

@@ -33,7 +33,9 @@ use crate::imageref::Digest;
 /// reference grammar) and media type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Head {
+    /// The manifest's digest, checked.
     pub digest: Digest,
+    /// Its `Content-Type`, if the registry sent one.
     pub media_type: Option<String>,
     /// The manifest's bytes, when the registry sent no `Docker-Content-Digest` and the
     /// manifest had to be read (and hashed) to learn its digest: kept so that it is not
@@ -44,8 +46,11 @@ pub struct Head {
 /// A manifest read with `GET`: the exact bytes and their verified digest.
 #[derive(Debug, Clone)]
 pub struct Fetched {
+    /// The manifest, byte for byte.
     pub bytes: Vec<u8>,
+    /// The manifest's digest, checked.
     pub digest: Digest,
+    /// Its `Content-Type`, if the registry sent one.
     pub media_type: Option<String>,
 }
 
@@ -170,19 +175,18 @@ impl Client {
             )
             .await?;
         let media_type = header_str(&response, CONTENT_TYPE);
-        match content_digest(registry, &response)? {
-            Some(digest) => Ok(Head {
+        if let Some(digest) = content_digest(registry, &response)? {
+            Ok(Head {
                 digest,
                 media_type,
                 body: None,
-            }),
-            None => {
-                state.no_digest_header.store(true, Ordering::Relaxed);
-                Ok(self
-                    .get_manifest(registry, repository, reference)
-                    .await?
-                    .into())
-            }
+            })
+        } else {
+            state.no_digest_header.store(true, Ordering::Relaxed);
+            Ok(self
+                .get_manifest(registry, repository, reference)
+                .await?
+                .into())
         }
     }
 
@@ -335,7 +339,7 @@ impl Client {
                                 .swap(true, std::sync::atomic::Ordering::Relaxed) =>
                     {
                         // The token may have expired early; fetch a fresh one once.
-                        self.forget_token(state, repository);
+                        state.tokens.forget(&super::auth::pull_scope(repository));
                         Ok(Attempt::Again)
                     }
                     StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(Error::Unauthorized {

@@ -22,9 +22,11 @@ pub enum Credentials {
     /// Fixed credentials first (the service config's variables), then the
     /// `REPIN_REGISTRY_<HOST>_USERNAME` / `_PASSWORD` pairs of `env`, then Docker's config.
     Layered {
+        /// Per registry host: the service config's.
         fixed: HashMap<String, Credential>,
         /// `REPIN_REGISTRY_…` variables by name (read once, at the top).
         env: HashMap<String, Secret>,
+        /// Docker's config file.
         docker: DockerConfig,
     },
 }

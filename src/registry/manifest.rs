@@ -9,9 +9,13 @@ use serde::Deserialize;
 
 use crate::imageref::{Digest, Platform, shorten};
 
+/// An OCI image index.
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// A Docker manifest list (the index of Docker's media types).
 pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// An OCI image manifest (one platform).
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// A Docker v2 image manifest (one platform).
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
 /// The `Accept` header for manifest requests: indexes first, then single manifests. A
@@ -25,7 +29,9 @@ pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 /// manifest for one platform).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// An image index (or Docker manifest list): one descriptor per platform.
     Index,
+    /// An image manifest for one platform.
     PlatformManifest,
 }
 
@@ -132,7 +138,9 @@ struct RawManifest {
 /// One platform's entry in an index: a descriptor with a platform.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlatformDescriptor {
+    /// The platform manifest's digest.
     pub digest: Digest,
+    /// Its platform.
     pub platform: Platform,
 }
 

@@ -27,11 +27,14 @@ use crate::imageref::{Digest, Platform, RepositoryName};
 /// A tag to look up: the repository and the tag. Displays as `registry/repository:tag`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TagKey {
+    /// The repository.
     pub name: RepositoryName,
+    /// The tag.
     pub tag: String,
 }
 
 impl TagKey {
+    /// A tag key from its parts.
     #[must_use]
     pub fn new(registry: &str, repository: &str, tag: &str) -> Self {
         Self {
@@ -51,7 +54,9 @@ impl std::fmt::Display for TagKey {
 /// (mutable: looked up) or a digest (immutable: checked).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Reference {
+    /// A tag (mutable: looked up).
     Tag(String),
+    /// A digest (immutable: checked).
     Digest(Digest),
 }
 
@@ -67,7 +72,9 @@ impl std::fmt::Display for Reference {
 /// A manifest to resolve: the repository and a tag or digest.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ManifestKey {
+    /// The repository.
     pub name: RepositoryName,
+    /// The tag or digest.
     pub reference: Reference,
 }
 
@@ -137,6 +144,7 @@ impl std::fmt::Debug for Resolver {
 }
 
 impl Resolver {
+    /// Lookups through `client`, with empty caches.
     #[must_use]
     pub fn new(client: Arc<Client>) -> Arc<Self> {
         Arc::new(Self {
@@ -150,6 +158,9 @@ impl Resolver {
     }
 
     /// The tag's current digest and media type: one `HEAD` per tag per run.
+    ///
+    /// # Errors
+    /// The registry's, shared by every reference that asked.
     #[tracing::instrument(level = "debug", skip_all, fields(image = %key))]
     pub async fn tag(&self, key: &TagKey) -> Shared<Head> {
         self.tags
@@ -229,7 +240,7 @@ impl Resolver {
             Ok(Some(kind)) => kind,
             // A manifest of a type repin does not know: its kind cannot be kept.
             Ok(None) => {
-                return Err(Arc::new(self.pin_unknown(
+                return Err(Arc::new(Self::pin_unknown(
                     name,
                     old,
                     "has a media type repin does not know",
@@ -241,7 +252,7 @@ impl Resolver {
             Err(e) if e.is_not_found() => match platform {
                 Some(_) => Kind::PlatformManifest,
                 None => {
-                    return Err(Arc::new(self.pin_unknown(
+                    return Err(Arc::new(Self::pin_unknown(
                         name,
                         old,
                         "is gone from the registry, so whether it was the index or one platform's manifest cannot be learned; fix the platform in the file (FROM --platform=…) or re-pin by hand",
@@ -392,7 +403,7 @@ impl Resolver {
         }
     }
 
-    fn pin_unknown(&self, name: &RepositoryName, old: &Digest, why: &str) -> Error {
+    fn pin_unknown(name: &RepositoryName, old: &Digest, why: &str) -> Error {
         Error::PinUnknown {
             registry: name.registry.clone(),
             repository: name.repository.clone(),
@@ -410,7 +421,7 @@ impl Resolver {
             None => self.kind(name, &head.digest).await?,
         };
         known.ok_or_else(|| {
-            Arc::new(self.pin_unknown(
+            Arc::new(Self::pin_unknown(
                 name,
                 &head.digest,
                 "(the tag's manifest) has a media type repin does not know, so whether the tag is an index cannot be learned",
@@ -433,26 +444,25 @@ impl Resolver {
                     )
                     .await?;
                 let mut body = head.body;
-                let kind = match head.media_type.as_deref().and_then(Kind::of) {
-                    Some(kind) => Some(kind),
-                    None => {
-                        let bytes = match &body {
-                            Some(bytes) => Arc::clone(bytes),
-                            None => self
-                                .client
-                                .get_manifest(
-                                    &dk.name.registry,
-                                    &dk.name.repository,
-                                    &dk.digest.to_string(),
-                                )
-                                .await?
-                                .bytes
-                                .into(),
-                        };
-                        let kind = Kind::of_body(&bytes);
-                        body = Some(bytes);
-                        kind
-                    }
+                let kind = if let Some(kind) = head.media_type.as_deref().and_then(Kind::of) {
+                    Some(kind)
+                } else {
+                    let bytes = match &body {
+                        Some(bytes) => Arc::clone(bytes),
+                        None => self
+                            .client
+                            .get_manifest(
+                                &dk.name.registry,
+                                &dk.name.repository,
+                                &dk.digest.to_string(),
+                            )
+                            .await?
+                            .bytes
+                            .into(),
+                    };
+                    let kind = Kind::of_body(&bytes);
+                    body = Some(bytes);
+                    kind
                 };
                 if let Some(bytes) = &body
                     && kind == Some(Kind::Index)

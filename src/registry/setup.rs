@@ -10,11 +10,13 @@ use std::time::Duration;
 pub struct Options {
     /// Whole-request timeout.
     pub timeout: Duration,
+    /// Timeout for a connection.
     pub connect_timeout: Duration,
     /// Attempts per request, first included, for 429, 5xx, timeouts and connection errors.
     pub max_attempts: u32,
     /// First backoff; doubles per attempt up to `backoff_cap`.
     pub backoff: Duration,
+    /// The longest backoff.
     pub backoff_cap: Duration,
     /// Longest `Retry-After` honoured; a longer one fails the request at once.
     pub max_retry_after: Duration,

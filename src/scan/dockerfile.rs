@@ -1,7 +1,7 @@
 //! Dockerfiles and Containerfiles: image references in `FROM`, `COPY --from`,
 //! `RUN --mount=…,from=`, the `# syntax=` directive, and `ARG` defaults used by `FROM`.
 //!
-//! The file is read the way BuildKit reads it, in one pass: parser directives at the top
+//! The file is read the way `BuildKit` reads it, in one pass: parser directives at the top
 //! (`# syntax=`, `# escape=`), then logical lines (physical lines joined at the escape
 //! character, comment lines inside a continuation dropped), with heredoc bodies
 //! (`RUN <<EOF … EOF`) skipped as data. Each logical line keeps a map from its bytes back
@@ -46,7 +46,7 @@ pub fn reads(rel: &str) -> bool {
 }
 
 /// Endings of names that start like a Dockerfile's (`Dockerfile.*`, `Dockerfile-*`,
-/// `Dockerfile_*`) but are not one (`Dockerfile.dockerignore` is BuildKit's
+/// `Dockerfile_*`) but are not one (`Dockerfile.dockerignore` is `BuildKit`'s
 /// per-Dockerfile ignore file).
 pub const NOT_DOCKERFILE: [&str; 6] = [".dockerignore", ".md", ".txt", ".json", ".sh", ".orig"];
 
@@ -106,7 +106,7 @@ struct Parser<'a> {
     global_args: HashMap<String, Option<ArgDefault>>,
     /// `ARG`s of the current stage (a bare `ARG NAME` inherits the global default).
     stage_args: HashMap<String, Option<ArgDefault>>,
-    /// Stage names seen so far, lowercased (BuildKit compares them case-insensitively):
+    /// Stage names seen so far, lowercased (`BuildKit` compares them case-insensitively):
     /// a set, so a file with many stages costs linear time, not quadratic.
     stages: std::collections::HashSet<String>,
     in_stage: bool,
@@ -378,21 +378,20 @@ impl<'a> Parser<'a> {
         platform: Option<Platform>,
         skip: Option<SkipReason>,
     ) {
-        match line.file_span(range) {
-            Some(span) => self.out.candidates.push(Candidate {
+        if let Some(span) = line.file_span(range) {
+            self.out.candidates.push(Candidate {
                 span,
                 platform,
                 skip,
                 composed: None,
-            }),
-            None => {
-                let n = self.line_number(line.start);
-                self.out.notes.push((
-                    n,
-                    "image reference is split by a line continuation; it cannot be edited in place"
-                        .to_owned(),
-                ));
-            }
+            });
+        } else {
+            let n = self.line_number(line.start);
+            self.out.notes.push((
+                n,
+                "image reference is split by a line continuation; it cannot be edited in place"
+                    .to_owned(),
+            ));
         }
     }
 
@@ -493,7 +492,7 @@ impl<'a> Parser<'a> {
 }
 
 /// `# key=value` → key and the value's byte range in the line (trimmed). Leading
-/// whitespace is allowed, as BuildKit allows it.
+/// whitespace is allowed, as `BuildKit` allows it.
 fn directive(line: &str) -> Option<(&str, Range<usize>)> {
     let rest = line.trim_start().strip_prefix('#')?;
     let (key, value) = rest.split_once('=')?;
@@ -544,10 +543,9 @@ fn words(text: &str) -> Vec<Word> {
             let b = bytes[i];
             match quote {
                 Some(q) if b == q => quote = None,
-                Some(_) => {}
                 None if b == b'"' || b == b'\'' => quote = Some(b),
                 None if b.is_ascii_whitespace() => break,
-                None => {}
+                _ => {}
             }
             i += 1;
         }

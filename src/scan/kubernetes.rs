@@ -4,10 +4,10 @@
 //! A reference is the string value of an `image` key anywhere in the document, outside
 //! `metadata`, `status` and `managedFields`. That one rule covers `containers`,
 //! `initContainers` and `ephemeralContainers` of every workload kind (and `List` items,
-//! CronJob `jobTemplate`s), and the CRDs that reuse the key (Tekton steps and sidecars,
+//! `CronJob` `jobTemplate`s), and the CRDs that reuse the key (Tekton steps and sidecars,
 //! Argo Workflows templates, Knative services), without a list of kinds to keep up to
 //! date. Strings that only look like images are left alone: annotations, env values,
-//! ConfigMap and Secret data, block-scalar scripts, `imageID`, and `image` keys whose
+//! `ConfigMap` and Secret data, block-scalar scripts, `imageID`, and `image` keys whose
 //! value is a mapping (CRD schemas).
 
 use std::collections::HashSet;
@@ -19,7 +19,7 @@ use super::{Candidate, Extracted};
 
 /// Keys whose subtrees never hold images to update.
 const SKIPPED_KEYS: [&str; 3] = ["metadata", "status", "managedFields"];
-/// Keys of ConfigMaps and Secrets that hold opaque data.
+/// Keys of `ConfigMaps` and Secrets that hold opaque data.
 const DATA_KEYS: [&str; 3] = ["data", "stringData", "binaryData"];
 
 /// The format's row in the table ([`super::format`]): any YAML file; documents that

@@ -172,7 +172,9 @@ pub struct Part {
     pub name: &'static str,
     /// Byte offsets in the file; `file[start..end] == text`.
     pub start: usize,
+    /// End byte offset (exclusive).
     pub end: usize,
+    /// The field's text as written.
     pub text: String,
 }
 
@@ -180,16 +182,20 @@ pub struct Part {
 /// slot (the finding's `span`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fields {
+    /// The fields, in file order.
     pub parts: Vec<Part>,
+    /// Where the digest is, or goes.
     pub digest: DigestSlot,
 }
 
 /// A problem in one file that does not stop the scan. Displays as `path:line: why`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {
+    /// The file, relative to the scanned root.
     pub path: String,
     /// 1-based line the problem is on, when there is one.
     pub line: Option<usize>,
+    /// What went wrong.
     pub message: String,
 }
 
@@ -206,7 +212,9 @@ impl fmt::Display for Warning {
 /// (a 1-based line and a reason).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Extracted {
+    /// The references found.
     pub candidates: Vec<Candidate>,
+    /// What could not be read: a 1-based line and why.
     pub notes: Vec<(usize, String)>,
 }
 
@@ -215,6 +223,7 @@ pub struct Extracted {
 pub struct Found {
     /// Path relative to the scanned root, `/`-separated.
     pub path: String,
+    /// The format that read the file.
     pub format: Format,
     /// 1-based line of `span.start`.
     pub line: usize,
@@ -228,6 +237,7 @@ pub struct Found {
     pub reference: String,
     /// The parsed reference, when it is one.
     pub image: Option<ImageRef>,
+    /// The platform the file fixes for it (`FROM --platform=…`), if any.
     pub platform: Option<Platform>,
     /// `None` when the reference can be updated.
     pub skip_reason: Option<SkipReason>,
@@ -296,8 +306,11 @@ impl Serialize for Found {
 /// warnings.
 #[derive(Debug, Default)]
 pub struct FileScan {
+    /// The format that read the file.
     pub format: Option<Format>,
+    /// Its findings.
     pub found: Vec<Found>,
+    /// Its warnings.
     pub warnings: Vec<Warning>,
 }
 
@@ -582,7 +595,13 @@ pub(crate) mod testing {
         let (found, warnings) = found(format, text);
         let rows = found
             .into_iter()
-            .map(|f| (f.reference, f.line, f.skip_reason.map(|s| s.name())))
+            .map(|f| {
+                (
+                    f.reference,
+                    f.line,
+                    f.skip_reason.map(super::SkipReason::name),
+                )
+            })
             .collect();
         (rows, warnings)
     }

@@ -7,6 +7,7 @@ pub struct LineIndex {
 }
 
 impl LineIndex {
+    /// Indexes the line starts of `text`.
     #[must_use]
     pub fn new(text: &str) -> Self {
         let mut starts = vec![0];

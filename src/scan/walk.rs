@@ -16,10 +16,17 @@ use super::{Detected, Format, Found, MAX_FILE_SIZE, Warning, dockerfile, scan_by
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{path}: no such file or directory")]
-    NotFound { path: String },
+    /// A path to scan does not exist.
+    NotFound {
+        /// The path as given.
+        path: String,
+    },
+    /// A path to scan cannot be read.
     #[error("{path}: cannot read: {source}")]
     Unreadable {
+        /// The path as given.
         path: String,
+        /// Why it cannot be read.
         #[source]
         source: std::io::Error,
     },
@@ -41,12 +48,14 @@ pub struct Report {
 /// A scanned file.
 #[derive(Debug, Clone)]
 pub struct Source {
+    /// The file's path as the walk reached it.
     pub abs: PathBuf,
     /// The folder it was found under (the scanned root; a root given as a file: its
     /// folder), opened once when the walk began, and its path below that: how
     /// [`crate::edit`] reaches it again without following links, even if the root's
     /// path has been swapped for a link since.
     pub root: Arc<cap_std::fs::Dir>,
+    /// Its path below the root.
     pub within: PathBuf,
     /// The format that read it (`None`: none did; it has no findings).
     pub format: Option<Format>,
@@ -55,9 +64,11 @@ pub struct Source {
 /// A file chosen for scanning.
 #[derive(Debug, Clone)]
 pub struct FileToScan {
+    /// The file's path as the walk reached it.
     pub abs: PathBuf,
     /// As [`Source::root`] and [`Source::within`].
     pub root: Arc<cap_std::fs::Dir>,
+    /// Its path below the root.
     pub within: PathBuf,
     /// Path shown in output: relative to its root, `/`-separated.
     pub rel: String,
@@ -113,7 +124,7 @@ fn check_root(root: &Path) -> Result<(Option<FileToScan>, Arc<cap_std::fs::Dir>)
             })
     };
     if meta.is_file() {
-        let name = root.file_name().map(Path::new).unwrap_or(root);
+        let name = root.file_name().map_or(root, Path::new);
         let detected =
             Detected::from_path(&slashed(name)).unwrap_or(Detected::only(dockerfile::FORMAT));
         let folder = root

@@ -179,13 +179,14 @@ fn parse_events(yaml: &mut Yaml, text: &str, range: Range<usize>) -> Option<Synt
                 let span = at(event.start_mark.index)..at(event.end_mark.index);
                 Some((Node::Scalar { value, style, span }, anchor))
             }
-            EventData::Alias { anchor } => match anchors.get(&anchor) {
-                Some(&target) => Some((Node::Alias(target), None)),
-                None => {
+            EventData::Alias { anchor } => {
+                if let Some(&target) = anchors.get(&anchor) {
+                    Some((Node::Alias(target), None))
+                } else {
                     let message = format!("alias *{anchor} to an unknown anchor");
                     return Some(error(event.start_mark.line, message, doc_start));
                 }
-            },
+            }
             EventData::MappingStart { anchor, .. } => {
                 let frame = Frame::Map {
                     anchor,
@@ -225,7 +226,7 @@ fn parse_events(yaml: &mut Yaml, text: &str, range: Range<usize>) -> Option<Synt
                 anchors.clear();
                 None
             }
-            _ => None,
+            EventData::StreamStart { .. } => None,
         };
         if let Some((node, anchor)) = node {
             if yaml.nodes.len() >= MAX_NODES {

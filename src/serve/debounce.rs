@@ -14,6 +14,7 @@ pub struct Debouncer {
 }
 
 impl Debouncer {
+    /// A debouncer that waits `delay` after the last event.
     #[must_use]
     pub fn new(delay: Duration) -> Self {
         Self {

@@ -150,7 +150,9 @@ async fn webhook(
                 );
             }
         };
-    let signature = headers.get("x-hub-signature-256").map(|v| v.as_bytes());
+    let signature = headers
+        .get("x-hub-signature-256")
+        .map(http::HeaderValue::as_bytes);
     if let Err(e) = webhook::verify(secret.expose().as_bytes(), signature, &body) {
         count("unverified", "rejected");
         tracing::warn!(reason = %e, "webhook refused");
@@ -240,7 +242,7 @@ fn act(service: &Arc<Service>, event: Event) -> (StatusCode, String) {
                 match this.opts.fleet.installation_targets(id).await {
                     Ok(targets) => this.enqueue(targets),
                     Err(e) => {
-                        tracing::error!(installation = id, error = %e, "listing repositories")
+                        tracing::error!(installation = id, error = %e, "listing repositories");
                     }
                 }
             });

@@ -20,12 +20,19 @@ type Labels = Vec<(&'static str, String)>;
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    /// `repin_runs_total{result}`: full runs.
     pub runs: Family<Labels, Counter>,
+    /// `repin_runs_skipped_total`: ticks skipped while a run was going.
     pub runs_skipped: Counter,
+    /// `repin_repositories_total{result}`: repositories processed.
     pub repositories: Family<Labels, Counter>,
+    /// `repin_pull_requests_total{action}`: pull requests opened, updated, closed.
     pub pull_requests: Family<Labels, Counter>,
+    /// `repin_webhooks_total{event,result}`: deliveries.
     pub webhooks: Family<Labels, Counter>,
+    /// `repin_run_seconds`: full run durations.
     pub run_seconds: Histogram,
+    /// `repin_repository_seconds`: per-repository durations.
     pub repository_seconds: Histogram,
 }
 
@@ -74,6 +81,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Every metric, registered and at zero.
     #[must_use]
     pub fn new() -> Self {
         let mut registry = Registry::default();

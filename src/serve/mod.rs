@@ -46,19 +46,23 @@ use queue::{Queue, Ran};
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// Listening or serving failed.
     #[error("listening: {0}")]
     Io(#[from] std::io::Error),
 }
 
 /// Everything `serve` needs, built by the command line.
 pub struct ServeOptions {
+    /// `[serve]`.
     pub config: ServeConfig,
+    /// Which repositories, as whom.
     pub fleet: Fleet,
     /// The settings of each repository's run (its resolver is set per run here).
     pub run: RunOptions,
     /// How to make a fresh set of lookups (registry settings); one per full run, one
     /// per webhook-triggered repository, so a tag is asked about again each time.
     pub lookups: Lookups,
+    /// The state store kept open across runs.
     pub store: Option<Arc<Store>>,
     /// `None` turns webhooks away (404).
     pub webhook_secret: Option<Secret>,
@@ -71,6 +75,7 @@ pub struct Service {
     opts: ServeOptions,
     queue: Queue,
     debouncer: Arc<debounce::Debouncer>,
+    /// `/metrics`.
     pub metrics: Metrics,
     deliveries: http::Deliveries,
     running: Arc<tokio::sync::Mutex<()>>,
@@ -78,6 +83,7 @@ pub struct Service {
 }
 
 impl Service {
+    /// The daemon's state for `opts`: a queue of `[serve] concurrency`, metrics at zero.
     #[must_use]
     pub fn new(opts: ServeOptions) -> Arc<Self> {
         Arc::new(Self {
@@ -221,17 +227,14 @@ pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let term = signal(SignalKind::terminate());
     let interrupt = signal(SignalKind::interrupt());
-    match (term, interrupt) {
-        (Ok(mut term), Ok(mut interrupt)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = interrupt.recv() => {}
-            }
+    if let (Ok(mut term), Ok(mut interrupt)) = (term, interrupt) {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = interrupt.recv() => {}
         }
-        _ => {
-            tracing::error!("cannot listen for signals; stop with SIGKILL");
-            std::future::pending::<()>().await;
-        }
+    } else {
+        tracing::error!("cannot listen for signals; stop with SIGKILL");
+        std::future::pending::<()>().await;
     }
 }
 

@@ -16,6 +16,7 @@ use tokio::sync::{Semaphore, watch};
 /// What became of a request.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Ran<T> {
+    /// The work ran; its result.
     Done(T),
     /// Folded into a run already waiting for the same repository.
     Folded,
@@ -47,6 +48,7 @@ impl Drop for Busy<'_> {
 }
 
 impl Queue {
+    /// A queue running at most `concurrency` repositories at once.
     #[must_use]
     pub fn new(concurrency: usize) -> Self {
         Self {
@@ -97,6 +99,7 @@ impl Queue {
         self.closed.store(true, Ordering::SeqCst);
     }
 
+    /// Whether the queue was closed (shutdown): nothing new starts.
     #[must_use]
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)

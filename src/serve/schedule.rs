@@ -17,9 +17,13 @@ use crate::config::settings::Schedule;
 /// that advances with tokio's clock, so paused time drives the schedule.
 #[derive(Debug, Clone, Copy)]
 pub enum Clock {
+    /// The system clock.
     System,
+    /// Tokio's clock (paused in tests), from a wall time at an instant.
     Tokio {
+        /// The Tokio instant `wall` was read at.
         instant: Instant,
+        /// The wall time at `instant`.
         wall: DateTime<Utc>,
     },
 }
@@ -34,6 +38,7 @@ impl Clock {
         }
     }
 
+    /// The wall time now.
     #[must_use]
     pub fn now(&self) -> DateTime<Utc> {
         match self {
@@ -67,7 +72,9 @@ pub fn next_tick(schedule: &Schedule, after: DateTime<Utc>) -> Option<DateTime<U
 /// What the loop did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Ticks {
+    /// Ticks that started a run.
     pub started: u64,
+    /// Ticks skipped: a run was still going.
     pub skipped: u64,
 }
 
@@ -102,21 +109,18 @@ where
         // tick missed in between.
         after = tick.max(clock.now());
         while tasks.try_join_next().is_some() {}
-        match Arc::clone(&running).try_lock_owned() {
-            Ok(guard) => {
-                ticks.started += 1;
-                tracing::info!(%tick, "scheduled run");
-                let run = full_run();
-                tasks.spawn(async move {
-                    run.await;
-                    drop(guard);
-                });
-            }
-            Err(_) => {
-                ticks.skipped += 1;
-                on_skip();
-                tracing::warn!(%tick, "the previous run is still going; tick skipped");
-            }
+        if let Ok(guard) = Arc::clone(&running).try_lock_owned() {
+            ticks.started += 1;
+            tracing::info!(%tick, "scheduled run");
+            let run = full_run();
+            tasks.spawn(async move {
+                run.await;
+                drop(guard);
+            });
+        } else {
+            ticks.skipped += 1;
+            on_skip();
+            tracing::warn!(%tick, "the previous run is still going; tick skipped");
         }
     }
     while tasks.join_next().await.is_some() {}

@@ -16,10 +16,13 @@ use crate::scan::Detected;
 /// Why a signature was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SignatureError {
+    /// No `X-Hub-Signature-256` header.
     #[error("no X-Hub-Signature-256 header")]
     Missing,
+    /// Not `sha256=<64 hex>`.
     #[error("X-Hub-Signature-256 is not sha256= and 64 hex digits")]
     Malformed,
+    /// The signature does not match the body.
     #[error("X-Hub-Signature-256 does not match the body")]
     Mismatch,
 }
@@ -48,6 +51,9 @@ pub fn verify(secret: &[u8], header: Option<&[u8]>, body: &[u8]) -> Result<(), S
 }
 
 /// The header value GitHub would send for `body` (for tests and tools).
+///
+/// # Panics
+/// Never: HMAC takes keys of any length.
 #[must_use]
 pub fn sign(secret: &[u8], body: &[u8]) -> String {
     use std::fmt::Write as _;
@@ -63,10 +69,13 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
 /// What a delivery asks repin to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
+    /// GitHub's `ping`: nothing to do.
     Ping,
     /// Process these repositories (an installation created, repositories added).
     Repositories {
+        /// The App installation, if the delivery names one.
         installation: Option<u64>,
+        /// The repositories (`owner/name`).
         repos: Vec<String>,
     },
     /// Process every repository of an installation (one unsuspended, or a delivery
@@ -74,12 +83,16 @@ pub enum Event {
     Installation(u64),
     /// A push to the default branch touched a file repin reads: run it again soon.
     Push {
+        /// The App installation, if the delivery names one.
         installation: Option<u64>,
+        /// The repository (`owner/name`).
         repo: String,
     },
     /// repin's PR was closed without merging: its digests are declined in `repo`.
     Declined {
+        /// The repository (`owner/name`).
         repo: String,
+        /// What the closed pull request proposed.
         state: Box<Proposed>,
     },
     /// Nothing to do, and why.

@@ -208,7 +208,7 @@ fn serve(stream: TcpStream, root: &Path, backend: &Path) {
     let mut out_headers = String::new();
     for h in head.lines() {
         match h.split_once(':') {
-            Some((k, v)) if k.eq_ignore_ascii_case("status") => status = v.trim().to_owned(),
+            Some((k, v)) if k.eq_ignore_ascii_case("status") => v.trim().clone_into(&mut status),
             Some(_) => {
                 out_headers.push_str(h.trim_end());
                 out_headers.push_str("\r\n");

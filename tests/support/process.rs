@@ -1,4 +1,4 @@
-//! Processes the tests start (registries, the OpenAPI proxy, `repin serve`) and how they
+//! Processes the tests start (registries, the `OpenAPI` proxy, `repin serve`) and how they
 //! stop: each is spawned as the leader of its own process group and marked with
 //! [`MARKER`] in its environment; dropping its [`Server`] handle sends `SIGTERM` to the
 //! whole group, waits up to two seconds, then sends `SIGKILL` to the group and reaps the

@@ -19,7 +19,7 @@ use sha2::{Digest as _, Sha256};
 
 pub const SERVICE: &str = "repin-test-registry";
 pub const ISSUER: &str = "repin-test-issuer";
-/// The OAuth2 refresh token (Docker's `identitytoken`) the server accepts.
+/// The `OAuth2` refresh token (Docker's `identitytoken`) the server accepts.
 pub const REFRESH_TOKEN: &str = "repin-refresh-token-0123";
 
 /// A running token server.
@@ -125,7 +125,7 @@ fn serve(stream: TcpStream, config: &Config) -> Option<String> {
         }
         if let Some((name, value)) = line.split_once(':') {
             match name.trim().to_ascii_lowercase().as_str() {
-                "user-agent" => agent = value.trim().to_owned(),
+                "user-agent" => value.trim().clone_into(&mut agent),
                 "authorization" => authorization = Some(value.trim().to_owned()),
                 "content-length" => length = value.trim().parse().unwrap_or(0),
                 _ => {}
@@ -155,10 +155,9 @@ fn serve(stream: TcpStream, config: &Config) -> Option<String> {
     // A refresh token (POST, OAuth2) or Basic credentials, when credentials are required.
     let account = match (&config.credentials, refresh.as_deref()) {
         (_, Some(REFRESH_TOKEN)) => Some("refreshed"),
-        (_, Some(_)) => None,
         (Some(expected), None) if basic_ok(expected) => expected.split(':').next(),
-        (Some(_), None) => None,
         (None, None) => Some("anonymous"),
+        _ => None,
     };
     let response = account.map(|account| token_json(config, account, &scopes));
     let mut stream = stream;

@@ -195,11 +195,11 @@ impl Drop for FakeGitHub {
     }
 }
 
-/// The OpenAPI lane: with `REPIN_TEST_OPENAPI` naming a folder where
+/// The `OpenAPI` lane: with `REPIN_TEST_OPENAPI` naming a folder where
 /// `@stoplight/prism-cli@5.14.2` and `@octokit/openapi` are installed (see
 /// `scripts/openapi-lane`), every fake starts behind `prism proxy --errors`, which checks
 /// each request the bot sends and each response the fake returns against GitHub's
-/// OpenAPI description and turns any violation into an error response.
+/// `OpenAPI` description and turns any violation into an error response.
 fn start_prism(upstream: &str) -> Option<(String, super::process::Server)> {
     let dir = PathBuf::from(std::env::var_os("REPIN_TEST_OPENAPI")?);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -484,7 +484,7 @@ fn head_sha(bare: &std::path::Path, branch: &str) -> String {
         .unwrap_or_default()
 }
 
-/// In the OpenAPI lane, answers are shaped on the description's own example of each
+/// In the `OpenAPI` lane, answers are shaped on the description's own example of each
 /// response (`$REPIN_TEST_OPENAPI/examples/<name>.json`), with the fake's values merged
 /// over it; otherwise they carry the fake's values only.
 fn shaped(example: &str, value: Value) -> Value {

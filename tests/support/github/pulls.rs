@@ -116,8 +116,14 @@ pub(super) async fn create_pull(
         &head,
         body["base"].as_str().unwrap_or("main"),
     );
-    pull.title = body["title"].as_str().unwrap_or_default().to_owned();
-    pull.body = body["body"].as_str().unwrap_or_default().to_owned();
+    body["title"]
+        .as_str()
+        .unwrap_or_default()
+        .clone_into(&mut pull.title);
+    body["body"]
+        .as_str()
+        .unwrap_or_default()
+        .clone_into(&mut pull.body);
     pull.draft = body["draft"].as_bool().unwrap_or(false);
     inner.pulls.push(pull.clone());
     (
@@ -154,13 +160,13 @@ pub(super) async fn update_pull(
 ) -> Response {
     with_pull(&inner, &full, number, "pull-request", |p| {
         if let Some(t) = body["title"].as_str() {
-            p.title = t.to_owned();
+            t.clone_into(&mut p.title);
         }
         if let Some(b) = body["body"].as_str() {
-            p.body = b.to_owned();
+            b.clone_into(&mut p.body);
         }
         if let Some(s) = body["state"].as_str() {
-            p.state = s.to_owned();
+            s.clone_into(&mut p.state);
         }
     })
 }

@@ -1,8 +1,34 @@
 //! Command-line definitions (clap). Behaviour lives in the library; `main.rs` dispatches.
+//!
+//! A flag's environment fallback that is set but empty (an Action input left unset
+//! arrives as an empty variable) counts as unset: such flags accept the empty value
+//! ([`path_or_empty`], [`AppId`]) and the options layer drops it.
 
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Parser, Subcommand, ValueEnum};
+
+/// A path value that may be empty (then unset, see the module doc).
+#[must_use]
+pub fn path_or_empty() -> impl clap::builder::TypedValueParser<Value = PathBuf> {
+    clap::builder::OsStringValueParser::new().map(PathBuf::from)
+}
+
+/// A GitHub App ID; empty (an empty `GITHUB_APP_ID`) is none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppId(pub Option<u64>);
+
+fn app_id(value: &str) -> Result<AppId, String> {
+    if value.trim().is_empty() {
+        return Ok(AppId(None));
+    }
+    value
+        .trim()
+        .parse()
+        .map(|id| AppId(Some(id)))
+        .map_err(|_| format!("{value:?} is not an App ID (a number)"))
+}
 
 /// Keeps digest-pinned container images fresh.
 #[derive(Debug, Parser)]
@@ -54,10 +80,10 @@ pub struct FleetArgs {
     #[arg(long)]
     pub app: bool,
     /// The App's ID.
-    #[arg(long, env = "GITHUB_APP_ID", required_if_eq("app", "true"))]
-    pub app_id: Option<u64>,
+    #[arg(long, env = "GITHUB_APP_ID", required_if_eq("app", "true"), value_parser = app_id)]
+    pub app_id: Option<AppId>,
     /// A file holding the App's private key (PEM); else `REPIN_GITHUB_APP_KEY` holds it.
-    #[arg(long, env = "REPIN_GITHUB_APP_KEY_FILE", value_name = "FILE")]
+    #[arg(long, env = "REPIN_GITHUB_APP_KEY_FILE", value_name = "FILE", value_parser = path_or_empty())]
     pub app_key_file: Option<PathBuf>,
     /// The environment variable holding the GitHub token.
     #[arg(long, default_value = "GITHUB_TOKEN", value_name = "NAME")]
@@ -150,7 +176,7 @@ pub struct ConfigCheckArgs {
     #[arg(default_value = ".")]
     pub path: PathBuf,
     /// The service config to validate and layer under the repository's rules.
-    #[arg(long, env = "REPIN_CONFIG", value_name = "FILE")]
+    #[arg(long, env = "REPIN_CONFIG", value_name = "FILE", value_parser = path_or_empty())]
     pub config: Option<PathBuf>,
 }
 
@@ -158,7 +184,7 @@ pub struct ConfigCheckArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct PolicyArgs {
     /// The service config (trusted: registries, credentials by variable name, org rules).
-    #[arg(long, env = "REPIN_CONFIG", value_name = "FILE")]
+    #[arg(long, env = "REPIN_CONFIG", value_name = "FILE", value_parser = path_or_empty())]
     pub config: Option<PathBuf>,
     /// The state store file (first-seen digests, schedules). Default: `REPIN_STATE`, the
     /// service config's `state`, then ~/.local/state/repin/state.redb.
@@ -285,7 +311,7 @@ impl RunArgs {
             fleet: crate::options::FleetFlags {
                 repos: fleet.repos.clone(),
                 app: fleet.app,
-                app_id: fleet.app_id,
+                app_id: fleet.app_id.and_then(|id| id.0),
                 app_key_file: fleet.app_key_file.clone(),
                 token_env: fleet.token_env.clone(),
                 api_url: fleet.api_url.clone(),

@@ -197,7 +197,12 @@ fn config_check_command(args: &ConfigCheckArgs) -> anyhow::Result<ExitCode> {
         }
         Err(errors) => {
             for e in errors {
-                eprintln!("{e}");
+                // Diagnostics are `file:line:col: why` lines already; a file that
+                // cannot be read is an error like any other.
+                match e {
+                    config::Error::Invalid(_) => eprintln!("{e}"),
+                    config::Error::Read { .. } => eprintln!("error: {e}"),
+                }
             }
             Ok(ExitCode::from(2))
         }

@@ -292,6 +292,68 @@ async fn challenge_is_learned_once_per_registry() {
     // `expect(1)` on /v2/ is verified when the server drops.
 }
 
+/// Lists are read once per item: a pull request that page-number paging serves twice
+/// (the list changed while it was read) is one pull request.
+#[tokio::test]
+async fn github_lists_each_item_once_across_pages() {
+    use repin::forge::github::GitHub;
+    use repin::secret::Secret;
+    use wiremock::matchers::query_param;
+    let server = MockServer::start().await;
+    let pull = serde_json::json!([{
+        "number": 7, "state": "open", "head": {"ref": "repin/a", "sha": "abc"}
+    }]);
+    let next = format!(
+        "<{}/repos/acme/app/pulls?page=2>; rel=\"next\"",
+        server.uri()
+    );
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/app/pulls"))
+        .and(query_param("page", "1"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("link", next.as_str())
+                .set_body_json(pull.clone()),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/app/pulls"))
+        .and(query_param("page", "2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(pull))
+        .mount(&server)
+        .await;
+    let gh = GitHub::new(&server.uri(), &Secret::new("t")).unwrap();
+    let pulls = gh.pulls("acme/app").await.unwrap();
+    assert_eq!(pulls.iter().map(|p| p.number).collect::<Vec<_>>(), [7]);
+    assert_eq!(gh.calls(), 2, "both pages read");
+}
+
+/// A GitHub that does not answer fails the call in bounded time, as a transport error.
+#[tokio::test]
+async fn github_calls_that_get_no_answer_fail_in_bounded_time() {
+    use repin::forge::github::{Error as GitHubError, GitHub};
+    use repin::secret::Secret;
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/app"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(10)))
+        .mount(&server)
+        .await;
+    let gh = GitHub::new(&server.uri(), &Secret::new("t"))
+        .unwrap()
+        .with_timeout(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let err = gh.repo("acme/app").await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(matches!(err, GitHubError::Transport { .. }), "{err}");
+    assert!(err.to_string().contains("no answer in 0.3 s"), "{err}");
+}
+
 #[tokio::test]
 async fn github_rate_limits_are_waited_out_within_bounds() {
     use repin::forge::github::GitHub;

@@ -178,3 +178,73 @@ fn empty_tree_prints_an_empty_array() {
     let run = repin(dir.path(), &["scan"]);
     assert_eq!(run.stdout, "no image references found\n");
 }
+
+/// Files only under their own names: a file whose name is not UTF-8 is not read (a
+/// lossy name would be shown, matched and committed as another file's, and two such
+/// names could become one).
+#[test]
+fn files_only_under_their_own_names_non_utf8_names_are_not_read() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let dir = tree(&[("Dockerfile", b"FROM alpine:3\n")]);
+    for name in [&b"Dockerfile.\xff"[..], &b"Dockerfile.\xfe"[..]] {
+        let path = dir.path().join(std::ffi::OsStr::from_bytes(name));
+        std::fs::write(path, "FROM busybox:1\n").unwrap();
+    }
+    let found = scan_json(dir.path(), &[]);
+    let paths: Vec<&str> = found.iter().map(|f| f["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["Dockerfile"]);
+    let update = repin(dir.path(), &["update", "--dry-run", "--pin"]);
+    assert!(!update.stderr.contains("overlap"), "{}", update.stderr);
+}
+
+/// Roots that overlap (`. sub`) reach a file twice under one path: it is reported once.
+#[test]
+fn overlapping_roots_report_each_reference_once() {
+    let dir = tree(&[("sub/x.Dockerfile", b"FROM alpine:3\n")]);
+    let found = scan_json(dir.path(), &[".", "sub"]);
+    let paths: Vec<&str> = found.iter().map(|f| f["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["sub/x.Dockerfile"]);
+}
+
+/// An environment fallback that is set but empty (an Action input left unset) counts
+/// as unset, as the options table says — clap does not refuse it.
+#[test]
+fn empty_environment_fallbacks_count_as_unset() {
+    let dir = tree(&[("Dockerfile", b"FROM alpine:3\n")]);
+    let empty = [("REPIN_CONFIG", "")];
+    let config = crate::support::repin_env(dir.path(), &["config", "check"], &empty);
+    assert_eq!(config.code, 0, "{}", config.stderr);
+    let scan = crate::support::repin_env(dir.path(), &["check", "--config", ""], &[]);
+    assert!(
+        !scan.stderr.contains("a value is required"),
+        "{}",
+        scan.stderr
+    );
+    let run = crate::support::repin_env(
+        dir.path(),
+        &["run", "--repo", "a/b"],
+        &[
+            ("REPIN_CONFIG", ""),
+            ("GITHUB_APP_ID", ""),
+            ("REPIN_GITHUB_APP_KEY_FILE", ""),
+            ("GITHUB_API_URL", ""),
+        ],
+    );
+    assert_eq!(run.code, 2);
+    assert_eq!(
+        run.stderr.trim(),
+        "error: environment variable GITHUB_TOKEN is not set",
+        "clap and the options got past every empty variable"
+    );
+    let app = crate::support::repin_env(
+        dir.path(),
+        &["run", "--app"],
+        &[("GITHUB_APP_ID", ""), ("REPIN_GITHUB_APP_KEY", "pem")],
+    );
+    assert_eq!(app.code, 2);
+    assert!(
+        app.stderr.contains("--app needs --app-id"),
+        "{}",
+        app.stderr
+    );
+}

@@ -56,6 +56,7 @@ impl App {
                 "/app/installations",
                 super::github::MAX_REPOSITORY_PAGES,
                 |page: Vec<Installation>| page,
+                |installation| installation.id,
             )
             .await
     }

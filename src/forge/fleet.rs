@@ -136,6 +136,9 @@ impl Fleet {
                 }
             }
         }
+        // Each repository once, however often it was named or listed.
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|t| seen.insert(t.full_name.to_ascii_lowercase()));
         Ok(out)
     }
 

@@ -124,6 +124,15 @@ fn api(what: &'static str) -> impl Fn(octocrab::Error) -> Error {
     }
 }
 
+/// How long one GitHub call may take, answer included; past it the call fails as
+/// [`Error::Transport`] (a GitHub that does not answer must not hold a repository, or
+/// `serve`'s slot, for ever).
+pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// One attempt's answer: headers and body of a success, or the status, headers and
+/// body of an error answer.
+type Answer = Result<(http::HeaderMap, String), (http::StatusCode, http::HeaderMap, String)>;
+
 /// Pages of 100 followed for a list (the 1,000 most recent items).
 pub const MAX_PAGES: usize = 10;
 /// Pages of 100 followed for an installation's repositories (10,000 repositories).
@@ -304,6 +313,8 @@ pub struct GitHub {
     client: octocrab::Octocrab,
     calls: AtomicUsize,
     git_token: GitToken,
+    /// How long one call may take, answer body included ([`CALL_TIMEOUT`]).
+    timeout: std::time::Duration,
 }
 
 impl GitHub {
@@ -321,6 +332,7 @@ impl GitHub {
         Ok(Self {
             client,
             calls: AtomicUsize::new(0),
+            timeout: CALL_TIMEOUT,
             git_token: GitToken::Fixed(token.clone()),
         })
     }
@@ -331,6 +343,7 @@ impl GitHub {
         Self {
             client,
             calls: AtomicUsize::new(0),
+            timeout: CALL_TIMEOUT,
             git_token: GitToken::Installation,
         }
     }
@@ -341,6 +354,7 @@ impl GitHub {
         Self {
             client,
             calls: AtomicUsize::new(0),
+            timeout: CALL_TIMEOUT,
             git_token: GitToken::App,
         }
     }
@@ -387,8 +401,16 @@ impl GitHub {
             "/installation/repositories",
             MAX_REPOSITORY_PAGES,
             |page: Page| page.repositories.into_iter().map(|r| r.full_name).collect(),
+            |name| name.to_ascii_lowercase(),
         )
         .await
+    }
+
+    /// The same client with another per-call timeout (tests use short ones).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// API calls made so far.
@@ -418,34 +440,18 @@ impl GitHub {
         loop {
             attempt += 1;
             self.count();
-            let response = match method {
-                http::Method::POST => self.client._post(route, body).await,
-                http::Method::PATCH => self.client._patch(route, body).await,
-                _ => self.client._get(route).await,
-            }
-            .map_err(api(what))?;
-            let status = response.status();
-            let headers = response.headers().clone();
-            if let Some(remaining) = headers
-                .get("x-ratelimit-remaining")
-                .and_then(|v| v.to_str().ok()?.trim().parse::<i64>().ok())
-            {
-                RATE_LIMIT_REMAINING.store(remaining, Ordering::Relaxed);
-            }
-            if status.is_success() {
-                let text = self
-                    .client
-                    .body_to_string(response)
+            let answer =
+                tokio::time::timeout(self.timeout, self.attempt(what, &method, route, body))
                     .await
-                    .map_err(api(what))?;
-                return Ok((headers, text));
-            }
+                    .map_err(|_| Error::Transport {
+                        what,
+                        message: format!("no answer in {} s", self.timeout.as_secs_f32()),
+                    })??;
+            let (status, headers, text) = match answer {
+                Ok(done) => return Ok(done),
+                Err(failed) => failed,
+            };
             let wait = rate_limit_wait(status, &headers, chrono::Utc::now().timestamp());
-            let text = self
-                .client
-                .body_to_string(response)
-                .await
-                .unwrap_or_default();
             match wait {
                 Some(wait) if wait <= MAX_RATE_LIMIT_WAIT && attempt < RATE_LIMIT_ATTEMPTS => {
                     tracing::warn!(
@@ -468,6 +474,45 @@ impl GitHub {
         }
     }
 
+    /// One attempt of a call: `Ok(Ok((headers, body)))` for a success,
+    /// `Ok(Err((status, headers, body)))` for an error answer.
+    async fn attempt(
+        &self,
+        what: &'static str,
+        method: &http::Method,
+        route: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Answer, Error> {
+        let response = match *method {
+            http::Method::POST => self.client._post(route, body).await,
+            http::Method::PATCH => self.client._patch(route, body).await,
+            _ => self.client._get(route).await,
+        }
+        .map_err(api(what))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        if let Some(remaining) = headers
+            .get("x-ratelimit-remaining")
+            .and_then(|v| v.to_str().ok()?.trim().parse::<i64>().ok())
+        {
+            RATE_LIMIT_REMAINING.store(remaining, Ordering::Relaxed);
+        }
+        if status.is_success() {
+            let text = self
+                .client
+                .body_to_string(response)
+                .await
+                .map_err(api(what))?;
+            return Ok(Ok((headers, text)));
+        }
+        let text = self
+            .client
+            .body_to_string(response)
+            .await
+            .unwrap_or_default();
+        Ok(Err((status, headers, text)))
+    }
+
     /// One REST call ([`GitHub::exchange`]), its answer parsed.
     pub(crate) async fn call<T: serde::de::DeserializeOwned>(
         &self,
@@ -484,15 +529,22 @@ impl GitHub {
     }
 
     /// Every page of a list (`GET`, 100 a page, at most `max_pages`), each page's
-    /// items taken out by `items`.
-    pub(crate) async fn pages<T, P: serde::de::DeserializeOwned>(
+    /// items taken out by `items`, each item once by `key` (page-number paging shifts
+    /// when the list changes while it is read, so an item may come twice).
+    pub(crate) async fn pages<T, K, P>(
         &self,
         what: &'static str,
         route: &str,
         max_pages: usize,
         items: impl Fn(P) -> Vec<T>,
-    ) -> Result<Vec<T>, Error> {
+        key: impl Fn(&T) -> K,
+    ) -> Result<Vec<T>, Error>
+    where
+        K: Eq + std::hash::Hash,
+        P: serde::de::DeserializeOwned,
+    {
         let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for page in 1..=max_pages {
             let (headers, text) = self
                 .exchange(what, http::Method::GET, &paged(route, page), None)
@@ -501,7 +553,11 @@ impl GitHub {
                 what,
                 message: e.to_string(),
             })?;
-            out.extend(items(parsed));
+            out.extend(
+                items(parsed)
+                    .into_iter()
+                    .filter(|item| seen.insert(key(item))),
+            );
             if !has_next_page(&headers) {
                 break;
             }
@@ -541,6 +597,7 @@ impl GitHub {
             &route,
             MAX_PAGES,
             |page: Vec<Pull>| page,
+            |pull| pull.number,
         )
         .await
     }
@@ -596,14 +653,20 @@ impl GitHub {
     pub async fn comments(&self, full_name: &str, number: u64) -> Result<Vec<String>, Error> {
         #[derive(Deserialize)]
         struct Comment {
+            id: u64,
             #[serde(default)]
             body: String,
         }
         let route = format!("/repos/{full_name}/issues/{number}/comments");
-        self.pages("list comments", &route, MAX_PAGES, |page: Vec<Comment>| {
-            page.into_iter().map(|c| c.body).collect()
-        })
+        self.pages(
+            "list comments",
+            &route,
+            MAX_PAGES,
+            |page: Vec<Comment>| page.into_iter().map(|c| (c.id, c.body)).collect(),
+            |(id, _)| *id,
+        )
         .await
+        .map(|comments| comments.into_iter().map(|(_, body)| body).collect())
     }
 
     /// # Errors

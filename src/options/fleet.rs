@@ -144,7 +144,11 @@ pub fn fleet(
         }
         return Ok(Fleet::token(&api_url, Secret::new(token), repos, shard)?);
     }
-    let key = match &flags.app_key_file {
+    let key_file = flags
+        .app_key_file
+        .as_ref()
+        .filter(|p| !p.as_os_str().is_empty());
+    let key = match key_file {
         Some(path) => std::fs::read_to_string(path).map_err(|source| Error::AppKey {
             path: path.clone(),
             source,

@@ -311,7 +311,8 @@ impl Lookups {
 /// The GitHub API: `--api-url` (or `GITHUB_API_URL`), the service config's, GitHub's.
 #[must_use]
 pub fn api_url(flag: Option<&str>, service: Option<&ServiceConfig>) -> String {
-    flag.map(str::to_owned)
+    flag.filter(|f| !f.trim().is_empty())
+        .map(str::to_owned)
         .or_else(|| service.and_then(|s| s.github.api_url.clone()))
         .unwrap_or_else(|| "https://api.github.com".to_owned())
 }

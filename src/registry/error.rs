@@ -7,7 +7,10 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The repository or the tag (or digest) does not exist.
-    #[error("{registry}: {repository}:{reference} not found")]
+    #[error(
+        "{registry}: {repository}{}{reference} not found",
+        if reference.contains(':') { "@" } else { ":" }
+    )]
     NotFound {
         /// The registry host (`ghcr.io`).
         registry: String,
@@ -231,5 +234,29 @@ impl Error {
     #[must_use]
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::NotFound { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A missing manifest is named as the reference was written: `repo:tag`, or
+    /// `repo@sha256:…` for a digest.
+    #[test]
+    fn not_found_names_tag_or_digest_as_written() {
+        let missing = |reference: &str| {
+            Error::NotFound {
+                registry: "ghcr.io".into(),
+                repository: "acme/app".into(),
+                reference: reference.into(),
+            }
+            .to_string()
+        };
+        assert_eq!(missing("1.2"), "ghcr.io: acme/app:1.2 not found");
+        assert_eq!(
+            missing("sha256:abc"),
+            "ghcr.io: acme/app@sha256:abc not found"
+        );
     }
 }

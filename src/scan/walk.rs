@@ -177,7 +177,14 @@ fn entry_job(
     }
     let path = entry.path();
     let rel = path.strip_prefix(root).unwrap_or(path);
-    let Some(detected) = Detected::from_path(&slashed(rel)) else {
+    // A name that is not UTF-8 cannot be shown, matched by the config's globs, or
+    // committed under its own name: such files are not read (a lossy name could point
+    // at another file, or make two files one).
+    let Some(rel_text) = rel.to_str() else {
+        return Ok(None);
+    };
+    let Some(detected) = Detected::from_path(&rel_text.replace(std::path::MAIN_SEPARATOR, "/"))
+    else {
         return Ok(None);
     };
     Ok(Some(FileToScan {
@@ -271,9 +278,14 @@ fn into_report(outcomes: Vec<Scanned>) -> Report {
     report
         .found
         .sort_by(|a, b| (&a.path, a.span.start).cmp(&(&b.path, b.span.start)));
+    // Roots that overlap (`. sub`) reach a file twice, under one path: once each.
+    report
+        .found
+        .dedup_by(|a, b| a.path == b.path && a.span == b.span);
     report
         .warnings
         .sort_by(|a, b| (&a.path, a.line).cmp(&(&b.path, b.line)));
+    report.warnings.dedup();
     report
 }
 

@@ -177,8 +177,10 @@ pub(super) async fn comment(
     Json(body): Json<Value>,
 ) -> Response {
     let text = body["body"].as_str().unwrap_or_default().to_owned();
+    let mut id = 0;
     let response = with_pull(&inner, &full, number, "pull-request", |p| {
         p.comments.push(text.clone());
+        id = comment_id(number, p.comments.len() - 1);
     });
     if response.status() != StatusCode::OK {
         return response;
@@ -187,10 +189,15 @@ pub(super) async fn comment(
         StatusCode::CREATED,
         Json(shaped(
             "issue-comment",
-            json!({"id": 1, "body": text, "user": {"login": "repin[bot]"}}),
+            json!({"id": id, "body": text, "user": {"login": "repin[bot]"}}),
         )),
     )
         .into_response()
+}
+
+/// A comment's ID: unique per pull request and place.
+fn comment_id(pull: u64, index: usize) -> u64 {
+    pull * 10_000 + index as u64 + 1
 }
 
 pub(super) async fn list_comments(
@@ -209,7 +216,8 @@ pub(super) async fn list_comments(
     let list: Vec<Value> = pull
         .comments
         .iter()
-        .map(|c| json!({"id": 1, "body": c}))
+        .enumerate()
+        .map(|(i, c)| json!({"id": comment_id(number, i), "body": c}))
         .collect();
     let (headers, list) = page(&uri, list);
     (

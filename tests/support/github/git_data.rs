@@ -1,7 +1,6 @@
 //! The Git Data API over the bare repositories: blobs, trees, commits and refs.
 
 use axum::Json;
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -41,15 +40,30 @@ pub(super) fn git_in(
     }
 }
 
-/// The bare repository behind `full`.
-pub(super) fn repo_dir(inner: &Shared, full: &str) -> Result<PathBuf, Box<Response>> {
-    inner
-        .lock()
-        .unwrap()
-        .repos
-        .get(full)
-        .map(|(_, bare)| bare.clone())
-        .ok_or_else(|| Box::new(error(StatusCode::NOT_FOUND, "Not Found")))
+/// The bare repository behind a `/repos/{owner}/{repo}/git/…` route (404 when the fake
+/// has no such repository), and the route's `{sha}` or `{*branch}`.
+pub(super) struct Bare {
+    pub dir: PathBuf,
+    pub tail: String,
+}
+
+impl axum::extract::FromRequestParts<Shared> for Bare {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        inner: &Shared,
+    ) -> Result<Self, Self::Rejection> {
+        let RepoPath { full, tail, .. } = RepoPath::from_request_parts(parts, inner).await?;
+        let dir = inner
+            .lock()
+            .unwrap()
+            .repos
+            .get(&full)
+            .map(|(_, bare)| bare.clone())
+            .ok_or_else(|| error(StatusCode::NOT_FOUND, "Not Found"))?;
+        Ok(Self { dir, tail })
+    }
 }
 
 pub(super) fn created(example: &str, sha: &str, extra: Value) -> Response {
@@ -60,16 +74,8 @@ pub(super) fn created(example: &str, sha: &str, extra: Value) -> Response {
     (StatusCode::CREATED, Json(shaped(example, body))).into_response()
 }
 
-pub(super) async fn create_blob(
-    State(inner): State<Shared>,
-    RepoPath { full, .. }: RepoPath,
-    Json(body): Json<Value>,
-) -> Response {
+pub(super) async fn create_blob(Bare { dir: bare, .. }: Bare, Json(body): Json<Value>) -> Response {
     use base64::Engine as _;
-    let bare = match repo_dir(&inner, &full) {
-        Ok(b) => b,
-        Err(r) => return *r,
-    };
     let content = body["content"].as_str().unwrap_or_default();
     let bytes = if body["encoding"] == "base64" {
         base64::engine::general_purpose::STANDARD
@@ -84,15 +90,7 @@ pub(super) async fn create_blob(
     }
 }
 
-pub(super) async fn create_tree(
-    State(inner): State<Shared>,
-    RepoPath { full, .. }: RepoPath,
-    Json(body): Json<Value>,
-) -> Response {
-    let bare = match repo_dir(&inner, &full) {
-        Ok(b) => b,
-        Err(r) => return *r,
-    };
+pub(super) async fn create_tree(Bare { dir: bare, .. }: Bare, Json(body): Json<Value>) -> Response {
     let index = tempfile::NamedTempFile::new().unwrap();
     let index_path = index.path().to_str().unwrap().to_owned();
     let env = [("GIT_INDEX_FILE", index_path.as_str())];
@@ -123,14 +121,9 @@ pub(super) async fn create_tree(
 }
 
 pub(super) async fn create_commit(
-    State(inner): State<Shared>,
-    RepoPath { full, .. }: RepoPath,
+    Bare { dir: bare, .. }: Bare,
     Json(body): Json<Value>,
 ) -> Response {
-    let bare = match repo_dir(&inner, &full) {
-        Ok(b) => b,
-        Err(r) => return *r,
-    };
     let tree = body["tree"].as_str().unwrap_or_default().to_owned();
     let message = body["message"].as_str().unwrap_or_default().to_owned();
     let mut args = vec!["commit-tree".to_owned(), tree];
@@ -157,15 +150,11 @@ pub(super) async fn create_commit(
 }
 
 pub(super) async fn get_commit(
-    State(inner): State<Shared>,
-    RepoPath {
-        full, tail: sha, ..
-    }: RepoPath,
+    Bare {
+        dir: bare,
+        tail: sha,
+    }: Bare,
 ) -> Response {
-    let bare = match repo_dir(&inner, &full) {
-        Ok(b) => b,
-        Err(r) => return *r,
-    };
     let out = std::process::Command::new("git")
         .args(["log", "-1", "--format=%an%n%ae%n%cn%n%ce%n%T", &sha, "--"])
         .current_dir(&bare)
@@ -191,15 +180,11 @@ pub(super) async fn get_commit(
 }
 
 pub(super) async fn get_ref(
-    State(inner): State<Shared>,
-    RepoPath {
-        full, tail: branch, ..
-    }: RepoPath,
+    Bare {
+        dir: bare,
+        tail: branch,
+    }: Bare,
 ) -> Response {
-    let bare = match repo_dir(&inner, &full) {
-        Ok(b) => b,
-        Err(r) => return *r,
-    };
     let sha = head_sha(&bare, &branch);
     if sha.is_empty() {
         return error(StatusCode::NOT_FOUND, "Not Found");
@@ -211,15 +196,7 @@ pub(super) async fn get_ref(
     .into_response()
 }
 
-pub(super) async fn create_ref(
-    State(inner): State<Shared>,
-    RepoPath { full, .. }: RepoPath,
-    Json(body): Json<Value>,
-) -> Response {
-    let bare = match repo_dir(&inner, &full) {
-        Ok(b) => b,
-        Err(r) => return *r,
-    };
+pub(super) async fn create_ref(Bare { dir: bare, .. }: Bare, Json(body): Json<Value>) -> Response {
     let reference = body["ref"].as_str().unwrap_or_default();
     let sha = body["sha"].as_str().unwrap_or_default();
     let branch = reference.strip_prefix("refs/heads/").unwrap_or(reference);
@@ -240,16 +217,12 @@ pub(super) async fn create_ref(
 }
 
 pub(super) async fn update_ref(
-    State(inner): State<Shared>,
-    RepoPath {
-        full, tail: branch, ..
-    }: RepoPath,
+    Bare {
+        dir: bare,
+        tail: branch,
+    }: Bare,
     Json(body): Json<Value>,
 ) -> Response {
-    let bare = match repo_dir(&inner, &full) {
-        Ok(b) => b,
-        Err(r) => return *r,
-    };
     let sha = body["sha"].as_str().unwrap_or_default();
     match git_in(&bare, &["update-ref", &format!("refs/heads/{branch}"), sha], b"", &[]) {
         Ok(_) => Json(shaped("git-ref", json!({"ref": format!("refs/heads/{branch}"), "object": {"sha": sha, "type": "commit"}}))).into_response(),

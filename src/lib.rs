@@ -14,7 +14,9 @@
 //! - [`imageref`]: the reference grammar. `ImageRef`, `Digest` and `Platform`: parse,
 //!   normalize (`nginx` → `docker.io/library/nginx`), display.
 //! - [`scan`]: find every image reference in a tree with exact byte spans. One module
-//!   per file format behind one narrow interface (text in, candidate spans out):
+//!   per file format behind one narrow interface (text in, candidate spans out), listed
+//!   in the format table [`scan::FORMATS`] ([`mod@scan::format`]: name, path predicate,
+//!   content sniff, extractor; "adding a format" in [`scan`]'s docs):
 //!   [`scan::dockerfile`], [`scan::compose`], [`scan::kubernetes`], sharing a positioned
 //!   YAML tree (`scan/yaml.rs`, `libyaml-safer` underneath), a line-by-line reader for
 //!   Kubernetes documents that do not parse (`scan/yaml_lines.rs`), `${VAR}` handling
@@ -22,10 +24,14 @@
 //!   [`scan::walk`] chooses files (`.gitignore`-aware, hidden files included, no
 //!   symlinks followed) and scans them in parallel. The reference text of every finding
 //!   is cut from the file at its span, so `file[start..end] == reference` holds by
-//!   construction.
-//! - [`registry`]: tag → digest at the request budget. [`registry::client`] (HTTP, auth,
-//!   retries, digest checks), [`registry::auth`] and [`registry::dockerconfig`]
-//!   (challenges, tokens, credentials), [`registry::manifest`] (media types, platforms),
+//!   construction; a reference written across several fields carries its parts and
+//!   its digest's slot ([`scan::Fields`]).
+//! - [`registry`]: tag → digest at the request budget. [`registry::client`] (manifests
+//!   and blobs, digest checks, caps; its [`registry::setup`] options),
+//!   [`registry::transport`] (endpoint, scheme, redirects, reading answers), one retry
+//!   policy and the challenge/token flow (private modules), [`registry::auth`] (token
+//!   cache), [`registry::credentials`] and [`registry::dockerconfig`] (where credentials
+//!   come from), [`registry::manifest`] (media types, platform descriptors),
 //!   [`registry::resolve`] (one lookup per tag per run, immutable-fact caches, the
 //!   platform-faithful pin decision).
 //! - [`config`]: the repository config (untrusted: rules only) and the service config
@@ -35,7 +41,8 @@
 //!   reference is held, and the change sets to propose. [`state`]: the `redb` store of
 //!   first-seen digests and schedule anchors.
 //! - [`options`]: every precedence rule (flag > environment > service config > default)
-//!   in one place, applied once at the top; below it nothing reads the environment.
+//!   in one place, applied once at the top (`for_job`, `for_run`, `for_serve`); below it
+//!   nothing reads the environment.
 //! - [`job`]: one run over a tree: configs → scan → rules → registry → state → policy.
 //! - [`model`]: one [`model::Record`] per reference — finding, effective settings,
 //!   lookup outcome, hold — read and filled by every stage after the scan.
@@ -46,9 +53,10 @@
 //! - [`git`]: git2 — shallow clone, commit on a parent, push and delete with a lease.
 //! - [`forge`]: pull requests. [`forge::pr`] renders a change set (branch, commit,
 //!   title, body with hidden state); [`forge::github`] is the GitHub client (octocrab,
-//!   rate limits, Git Data API); [`forge::app`] App auth; [`forge::fleet`] the
-//!   repositories a run covers (token list or App installations, globs, shard);
-//!   [`forge::run`] keeps one PR per change set right.
+//!   rate limits, pages, typed errors, Git Data API); [`forge::app`] App auth;
+//!   [`forge::fleet`] the repositories a run covers (token list or App installations,
+//!   globs, shard); [`forge::plan`] decides, from data alone, what to do with each
+//!   change set and open PR; [`forge::run`] gathers, plans and executes.
 //! - [`shard`]: the stable split of a fleet across N workers (`--shard`, Indexed Jobs).
 //! - [`serve`]: the daemon around [`forge::run`]: [`serve::schedule`] (cron, no overlap),
 //!   [`serve::queue`] (concurrency limit, one run per repository at a time),
@@ -58,7 +66,8 @@
 //!   how the repository config is read and every file is written.
 //! - [`secret`]: a string that never prints. [`progress`]: the stderr progress line.
 //! - [`output`]: the `--format text|json` renderings (stdout is data, stderr is logs).
-//! - [`cli`]: the clap definitions; `main.rs` dispatches and maps errors to exit codes.
+//! - [`cli`]: the clap definitions; `main.rs` parses, runs one library operation,
+//!   prints, and maps the outcome to an exit code.
 
 pub mod check;
 pub mod cli;

@@ -88,7 +88,7 @@ fn main() {
         let bytes = files
             .entry(f.path.clone())
             .or_insert_with(|| std::fs::read(root.join(&f.path)).unwrap_or_default());
-        let ok = bytes.get(f.span.clone()) == Some(f.reference.as_bytes());
+        let ok = bytes.get(f.span.clone()) == Some(f.written().as_bytes());
         let line = 1 + bytes[..f.span.start.min(bytes.len())]
             .iter()
             .filter(|b| **b == b'\n')
@@ -117,7 +117,15 @@ fn main() {
         let (Some(path), Some(kind)) = (cols.first(), cols.get(5)) else {
             continue;
         };
-        if !matches!(*kind, "dockerfile" | "compose" | "kubernetes") || !detected.contains_key(path)
+        // Workflows count where GitHub reads them (`.github/workflows/`, `action.yml`);
+        // copies kept elsewhere as test data are not workflows to keep fresh.
+        let workflow_elsewhere =
+            *kind == "github-actions" && !repin::scan::github_actions::reads(path);
+        if !matches!(
+            *kind,
+            "dockerfile" | "compose" | "kubernetes" | "github-actions"
+        ) || !detected.contains_key(path)
+            || workflow_elsewhere
         {
             continue;
         }
@@ -244,6 +252,14 @@ fn on_image_line(text: &str, at: usize, kind: &str) -> bool {
             .iter()
             .any(|p| upper.starts_with(p))
             && (upper.contains("FROM") || upper.starts_with("ARG") || upper.contains("SYNTAX"))
+    } else if kind == "github-actions" {
+        // Workflow and action image lines: `image:`, `container:`, `uses: docker://`,
+        // the well-known actions' inputs, and `image=` options (inside a block scalar).
+        let key = before.trim_start_matches("- ").trim_start();
+        let keyed = ["image:", "container:", "uses: docker://", "node_image:"]
+            .iter()
+            .any(|k| key.starts_with(k));
+        keyed && !in_block_scalar(text, start) || key.starts_with("image=")
     } else {
         let key = before.trim_start_matches("- ").trim_start();
         key.starts_with("image:") && !line.contains("imageID") && !in_block_scalar(text, start)

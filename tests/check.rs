@@ -547,3 +547,44 @@ async fn request_budget_from_the_registry_log() {
     assert_eq!(tokens, repos.len());
     assert_eq!(challenges, 1);
 }
+
+/// GitHub Actions against the real registry: a workflow's job container, service,
+/// `docker://` step and buildx driver image, and an action's `runs.image`, each pinned
+/// to the old index; after the tag moves, `update` changes the digest bytes only.
+#[tokio::test(flavor = "multi_thread")]
+async fn github_actions_pins_are_updated_in_place() {
+    let reg = Registry::start(Auth::Open);
+    let mut pusher = Pusher::new(&reg);
+    let (old, new) = moved_index(&mut pusher, "app", "1", Flavor::Oci).await;
+    let host = &reg.host;
+    let pin = format!("{host}/app:1@{}", old.digest);
+    let workflow = |pin: &str| {
+        format!(
+            "on: push\njobs:\n  test:\n    runs-on: ubuntu-latest\n    container: {pin}   # the build image\n    services:\n      db:\n        image: \"{pin}\"\n    steps:\n      - uses: actions/checkout@v4\n      - uses: docker://{pin}\n      - uses: docker/setup-buildx-action@v3\n        with:\n          driver-opts: |\n            network=host\n            image={pin}\n      - run: echo ${{{{ matrix.x }}}}\n"
+        )
+    };
+    let action = |pin: &str| format!("runs:\n  using: docker\n  image: 'docker://{pin}'\n");
+    let dir = tree(&[
+        (".github/workflows/ci.yml", workflow(&pin).as_bytes()),
+        ("tools/action.yml", action(&pin).as_bytes()),
+    ]);
+    let (code, checked) = check_json(dir.path(), None);
+    assert_eq!(code, 1, "{checked:?}");
+    assert_eq!(checked.len(), 5, "{checked:?}");
+    assert!(checked.iter().all(|c| c["format"] == "github-actions"));
+    assert!(
+        checked.iter().all(|c| c["status"] == "outdated"),
+        "{checked:?}"
+    );
+
+    let out = run(dir.path(), &["update"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let moved = format!("{host}/app:1@{}", new.digest);
+    assert_eq!(
+        read(dir.path(), ".github/workflows/ci.yml"),
+        workflow(&moved)
+    );
+    assert_eq!(read(dir.path(), "tools/action.yml"), action(&moved));
+    let (code, _) = check_json(dir.path(), None);
+    assert_eq!(code, 0);
+}

@@ -236,6 +236,10 @@ mod tests {
             ("values.YML", Some("kubernetes")),
             ("composer.yaml", Some("kubernetes")),
             ("compose/app.yaml", Some("kubernetes")),
+            (".github/workflows/ci.yml", Some("github-actions")),
+            (".github/workflows/compose.yml", Some("compose")),
+            ("tools/action.yaml", Some("github-actions")),
+            (".github/dependabot.yml", Some("kubernetes")),
             ("README.md", None),
             ("compose.json", None),
         ];

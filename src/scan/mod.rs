@@ -40,6 +40,7 @@
 pub mod compose;
 pub mod dockerfile;
 pub mod format;
+pub mod github_actions;
 pub mod kubernetes;
 mod source;
 mod vars;
@@ -60,7 +61,12 @@ pub use source::LineIndex;
 /// The format table: every format repin reads, in the order they are tried (the
 /// specific before the general: a file is read by the first whose path predicate and
 /// sniff accept it). See [`mod@format`] and "Adding a format" above.
-pub const FORMATS: &[Format] = &[dockerfile::FORMAT, compose::FORMAT, kubernetes::FORMAT];
+pub const FORMATS: &[Format] = &[
+    dockerfile::FORMAT,
+    compose::FORMAT,
+    github_actions::FORMAT,
+    kubernetes::FORMAT,
+];
 
 /// Files larger than this are reported and skipped: no real manifest comes close, and
 /// reading one into memory should not be a way to exhaust it.

@@ -370,6 +370,9 @@ fn push_refspec(
 ) -> Result<(), Error> {
     let lease_error = std::cell::RefCell::new(None);
     let rejected = std::cell::RefCell::new(None);
+    // What the remote says on the side (`remote: …` lines): a hook's reason for a
+    // refusal is there, while the refusal itself may only say "hook declined".
+    let said = std::cell::RefCell::new(String::new());
     let target = format!("refs/heads/{branch}");
     let mut detached = repo.remote_anonymous(&remote.url).map_err(git("remote"))?;
     let mut callbacks = callbacks(remote);
@@ -401,6 +404,13 @@ fn push_refspec(
         }
         Ok(())
     });
+    callbacks.sideband_progress(|data| {
+        let mut said = said.borrow_mut();
+        if said.len() < 4096 {
+            said.push_str(&String::from_utf8_lossy(data));
+        }
+        true
+    });
     callbacks.push_update_reference(|_name, status| {
         if let Some(reason) = status {
             *rejected.borrow_mut() = Some(reason.to_owned());
@@ -416,10 +426,16 @@ fn push_refspec(
     }
     outcome.map_err(git("push"))?;
     let rejected = rejected.borrow_mut().take();
+    let said = said.borrow();
+    let said = said.trim();
     match rejected {
         Some(reason) => Err(Error::Rejected {
             branch: branch.to_owned(),
-            reason,
+            reason: if said.is_empty() || reason.contains(said) {
+                reason
+            } else {
+                format!("{reason}: {}", said.lines().collect::<Vec<_>>().join(" "))
+            },
         }),
         None => Ok(()),
     }

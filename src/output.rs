@@ -268,6 +268,9 @@ pub fn run_repo(out: &mut impl Write, log: &mut impl Write, repo: &RepoReport) -
             for note in &s.notes {
                 writeln!(log, "{}: {note}", repo.full_name)?;
             }
+            for error in &s.errors {
+                writeln!(log, "error: {}: {error}", repo.full_name)?;
+            }
             writeln!(
                 out,
                 "{}: opened {:?}, updated {:?}, closed {:?} ({} GitHub API calls)",

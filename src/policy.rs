@@ -13,7 +13,11 @@
 //! - `schedule`: a change set is proposed at most once per cron tick: only if a tick
 //!   fell after its anchor (the last proposal, or when repin first saw it pending).
 //!   Missing state again means waiting for the next tick.
-//! - Change sets: one per `group`, else one per image (`registry/repository`).
+//! - Change sets: one per `group`, else one per image (`registry/repository`); the
+//!   references in the repository's workflows (`.github/workflows/`) always form change
+//!   sets of their own (id suffix [`WORKFLOWS`]): pushing them needs a permission other
+//!   files do not (an App's `workflows`, a token's `workflow` scope), and a refusal must
+//!   not hold back the other updates.
 
 use crate::config::{Effective, Rules};
 use crate::model::{Held, Record, Status};
@@ -56,12 +60,34 @@ pub fn records(found: Vec<Found>, policy: &Rules) -> Vec<Record> {
 /// The change set a reference belongs to.
 #[must_use]
 pub fn change_set_id(found: &Found, effective: &Effective) -> String {
-    effective.group.clone().unwrap_or_else(|| {
+    let id = effective.group.clone().unwrap_or_else(|| {
         found
             .image
             .as_ref()
             .map_or_else(|| found.reference.clone(), |i| i.name().to_string())
-    })
+    });
+    if is_workflow(&found.path) {
+        format!("{id}{WORKFLOWS}")
+    } else {
+        id
+    }
+}
+
+/// The suffix of a change set made of workflow files.
+pub const WORKFLOWS: &str = " workflows";
+
+/// Whether a change set is made of workflow files (its id ends in [`WORKFLOWS`]).
+#[must_use]
+pub fn is_workflow_set(id: &str) -> bool {
+    id.ends_with(WORKFLOWS)
+}
+
+/// Whether a path (relative to the repository root) is one of its workflows, which
+/// GitHub lets only a token with the `workflow` scope, or an App with the `workflows`
+/// permission, change.
+#[must_use]
+pub fn is_workflow(path: &str) -> bool {
+    path.starts_with(".github/workflows/")
 }
 
 /// Whether a record wants a change (before holds): an outdated pin, or an unpinned

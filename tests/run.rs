@@ -617,3 +617,71 @@ async fn pull_requests_past_the_first_page_are_seen() {
         .count();
     assert_eq!(lists, 2, "two pages of 100");
 }
+
+/// Workflow files form their own change set: GitHub's refusal to let a token without
+/// the `workflows` permission change them fails that change set alone, says which
+/// permission is missing and where to grant it, and the other updates go through.
+#[tokio::test(flavor = "multi_thread")]
+async fn workflow_refusals_name_the_permission_and_block_nothing_else() {
+    let reg = Registry::start(Auth::Open);
+    let mut pusher = Pusher::new(&reg);
+    let host = reg.host.clone();
+    let a = pusher.index("app", "1", &PLATFORMS, Flavor::Oci, "a").await;
+    let _b = pusher.index("app", "1", &PLATFORMS, Flavor::Oci, "b").await;
+    let git_server = GitServer::start();
+    let pin = format!("{host}/app:1@{}", a.digest);
+    let dockerfile = format!("FROM {pin}\n");
+    let workflow =
+        format!("on: push\njobs:\n  test:\n    runs-on: ubuntu-latest\n    container: {pin}\n");
+    git_server.repo(
+        "acme/web",
+        &[
+            ("Dockerfile", &dockerfile),
+            (".github/workflows/ci.yml", &workflow),
+        ],
+    );
+    git_server.refuse_workflow_pushes("acme/web");
+    let fake = FakeGitHub::start().await;
+    fake.add_repo(&git_server, "acme/web");
+    let state_dir = tempfile::tempdir().unwrap();
+    let state = state_dir.path().join("state.redb");
+
+    let out = repin_env(
+        Path::new("."),
+        &[
+            "run",
+            "--repo",
+            "acme/web",
+            "--state",
+            state.to_str().unwrap(),
+        ],
+        &[
+            ("GITHUB_TOKEN", TOKEN),
+            ("GITHUB_API_URL", fake.url.as_str()),
+        ],
+    );
+    assert_eq!(
+        out.code, 2,
+        "stdout: {}\nstderr: {}",
+        out.stdout, out.stderr
+    );
+    assert!(
+        out.stdout.contains("acme/web: opened [1]"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("needs the Workflows permission")
+            && out.stderr.contains("Repository permissions → Workflows"),
+        "{}",
+        out.stderr
+    );
+    let pulls = fake.pulls();
+    assert_eq!(pulls.len(), 1);
+    assert!(!pulls[0].head.contains("workflows"), "{}", pulls[0].head);
+    let bare = git_server.path("acme/web");
+    let branches = git(&bare, &["branch", "--list"]);
+    assert!(!branches.contains("workflows"), "{branches}");
+    let changed = git(&bare, &["diff", "--name-only", "main", &pulls[0].head]);
+    assert_eq!(changed.trim(), "Dockerfile");
+}

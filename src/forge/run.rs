@@ -74,6 +74,10 @@ pub struct RepoSummary {
     pub closed: Vec<u64>,
     /// Human-readable lines for the log (and the dry run's report).
     pub notes: Vec<String>,
+    /// Change sets that failed while the others went on (workflow change sets, whose
+    /// push GitHub may refuse for want of a permission): one line each. The repository
+    /// counts as failed.
+    pub errors: Vec<String>,
 }
 
 /// One repository's part of a fleet run.
@@ -105,6 +109,7 @@ impl FleetReport {
                     t.0 += s.opened.len();
                     t.1 += s.updated.len();
                     t.2 += s.closed.len();
+                    t.3 += usize::from(!s.errors.is_empty());
                 }
                 Err(_) => t.3 += 1,
             }
@@ -264,9 +269,54 @@ pub async fn run_repo(
         branches: &branches,
     };
     for action in &actions {
-        executor.apply(action, &mut summary).await?;
+        let result = executor.apply(action, &mut summary).await;
+        // A workflow change set's failure is its own: the other change sets go on.
+        match (result, action_set(action)) {
+            (Ok(()), _) => {}
+            (Err(e), Some(set)) if crate::policy::is_workflow_set(&proposals[set].proposed.set) => {
+                summary.errors.push(match workflow_refusal(&e) {
+                    Some(why) => format!("{}: {why}", proposals[set].branch),
+                    None => format!("{}: {e}", proposals[set].branch),
+                });
+            }
+            (Err(e), _) => return Err(e),
+        }
     }
     Ok(summary)
+}
+
+/// The change set an action works on, if any.
+fn action_set(action: &Action) -> Option<usize> {
+    match action {
+        Action::Open { set }
+        | Action::Update { set, .. }
+        | Action::HandsOff { set, .. }
+        | Action::Skip { set, .. } => Some(*set),
+        Action::Close { .. } => None,
+    }
+}
+
+/// What to do when GitHub refuses to change a workflow file: which permission is
+/// missing and where to grant it. `None` for any other failure.
+///
+/// GitHub's refusal names who pushed: a GitHub App (an App installation token, and a
+/// workflow's own `GITHUB_TOKEN`, which is one) lacks the `workflows` permission; an
+/// OAuth App or personal access token lacks the `workflow` scope.
+#[must_use]
+pub fn workflow_refusal(e: &Error) -> Option<String> {
+    let said = e.to_string();
+    // GitHub's words; the branch name (`…-workflows`) must not count.
+    if !said.contains("to create or update workflow") {
+        return None;
+    }
+    let fix = if said.contains("`workflows` permission") || said.contains("GitHub App") {
+        "GitHub refused to change a workflow file: the GitHub App needs the Workflows permission (Read and write) — grant it in the App's settings under Permissions & events → Repository permissions → Workflows, then accept the new permission in each installation. A workflow's own GITHUB_TOKEN can never push workflow changes; run repin as an App or with a token that has the workflow scope"
+    } else {
+        "GitHub refused to change a workflow file: the token needs the workflow scope — a classic personal access token: Settings → Developer settings → Personal access tokens → the `workflow` scope; a fine-grained token: Repository permissions → Workflows: Read and write"
+    };
+    Some(format!(
+        "{fix}; or leave workflow files alone with `exclude = [\".github/workflows/**\"]` under `[scan]` in .repin.toml"
+    ))
 }
 
 /// Carries out one repository's plan.
@@ -599,4 +649,40 @@ fn build(
         files,
         message,
     }))
+}
+
+#[cfg(test)]
+mod workflow_tests {
+    use super::*;
+
+    /// GitHub's two refusals of a workflow change name the missing permission and where
+    /// to grant it; any other failure is not read as one.
+    #[test]
+    fn workflow_refusals_name_the_permission() {
+        let rejected = |reason: &str| {
+            Error::Git(git::Error::Rejected {
+                branch: "repin/x-workflows".into(),
+                reason: reason.into(),
+            })
+        };
+        let app = workflow_refusal(&rejected(
+            "refusing to allow a GitHub App to create or update workflow `.github/workflows/ci.yml` without `workflows` permission",
+        ))
+        .unwrap();
+        assert!(app.contains("needs the Workflows permission"), "{app}");
+        let token = workflow_refusal(&rejected(
+            "refusing to allow an OAuth App to create or update workflow `.github/workflows/ci.yml` without `workflow` scope",
+        ))
+        .unwrap();
+        assert!(
+            token.contains("the token needs the workflow scope"),
+            "{token}"
+        );
+        for other in [
+            "pre-receive hook declined",
+            "refusing to allow a force push",
+        ] {
+            assert_eq!(workflow_refusal(&rejected(other)), None, "{other}");
+        }
+    }
 }

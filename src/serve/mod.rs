@@ -125,7 +125,15 @@ impl Service {
         let m = &self.metrics;
         match ran {
             Ran::Done(Ok(summary)) => {
-                Metrics::count(&m.repositories, &[("result", "ok")], 1);
+                let result = if summary.errors.is_empty() {
+                    "ok"
+                } else {
+                    "error"
+                };
+                Metrics::count(&m.repositories, &[("result", result)], 1);
+                for error in &summary.errors {
+                    tracing::error!(repository = key, error, "change set failed");
+                }
                 for (action, list) in [
                     ("opened", &summary.opened),
                     ("updated", &summary.updated),

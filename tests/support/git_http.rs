@@ -55,6 +55,31 @@ impl GitServer {
         self.url(full_name)
     }
 
+    /// Makes `full_name` refuse, as GitHub does for a GitHub App without the
+    /// `workflows` permission, any push whose commit changes `.github/workflows/`
+    /// (compared with `main`), with GitHub's words.
+    pub fn refuse_workflow_pushes(&self, full_name: &str) {
+        use std::os::unix::fs::PermissionsExt as _;
+        let hook = self.path(full_name).join("hooks/pre-receive");
+        std::fs::create_dir_all(hook.parent().unwrap()).unwrap();
+        std::fs::write(
+            &hook,
+            "#!/bin/sh
+while read old new ref; do
+  [ \"$new\" = 0000000000000000000000000000000000000000 ] && continue
+  changed=$(git diff --name-only refs/heads/main \"$new\" -- .github/workflows/ | head -n 1)
+  if [ -n \"$changed\" ]; then
+    echo \"refusing to allow a GitHub App to create or update workflow \\`$changed\\` without \\`workflows\\` permission\" >&2
+    exit 1
+  fi
+done
+exit 0
+",
+        )
+        .unwrap();
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
     pub fn url(&self, full_name: &str) -> String {
         format!("http://127.0.0.1:{}/{full_name}.git", self.port)
     }

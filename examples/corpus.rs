@@ -6,8 +6,8 @@
 //!
 //! Prints timings (best and median of several full scans), peak memory, and checks:
 //! every finding's span holds its reference in the file as read independently here, and
-//! every `@sha256:` pin on an image line of a Dockerfile, Compose file or Kubernetes
-//! manifest (by the corpus's `kind` column, among files whose names the formats match)
+//! every `@sha256:` pin on an image line of a Dockerfile, Compose file, Kubernetes
+//! manifest, workflow or GitLab CI file (by the corpus's `kind` column, among files the formats read)
 //! is inside some finding. Then the round trip `update` relies on: every digest-pinned
 //! reference gets a different digest through the same splice-and-verify code `update`
 //! uses, the file is re-scanned, and every byte outside the digests must be unchanged.
@@ -119,8 +119,9 @@ fn main() {
         };
         // Workflows count where GitHub reads them (`.github/workflows/`, `action.yml`);
         // copies kept elsewhere as test data are not workflows to keep fresh.
-        let workflow_elsewhere =
-            *kind == "github-actions" && !repin::scan::github_actions::reads(path);
+        let workflow_elsewhere = *kind == "github-actions"
+            && !repin::scan::github_actions::reads(path)
+            || *kind == "gitlab-ci" && !repin::scan::gitlab_ci::reads(path);
         if !matches!(
             *kind,
             "dockerfile" | "compose" | "kubernetes" | "github-actions"
@@ -252,6 +253,14 @@ fn on_image_line(text: &str, at: usize, kind: &str) -> bool {
             .iter()
             .any(|p| upper.starts_with(p))
             && (upper.contains("FROM") || upper.starts_with("ARG") || upper.contains("SYNTAX"))
+    } else if kind == "gitlab-ci" {
+        // `image:`, a mapping's `name:`, or a bare list item (a service), outside
+        // scripts.
+        let item = before.strip_prefix("- ").map(str::trim_start);
+        let key = item.unwrap_or(before);
+        let keyed = key.starts_with("image:") || key.starts_with("name:");
+        let bare = item.is_some_and(|i| !i.contains(':') || i.contains('@')) && !key.contains(' ');
+        (keyed || bare) && !in_block_scalar(text, start)
     } else if kind == "github-actions" {
         // Workflow and action image lines: `image:`, `container:`, `uses: docker://`,
         // the well-known actions' inputs, and `image=` options (inside a block scalar).

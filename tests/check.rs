@@ -588,3 +588,59 @@ async fn github_actions_pins_are_updated_in_place() {
     let (code, _) = check_json(dir.path(), None);
     assert_eq!(code, 0);
 }
+
+/// GitLab CI, Cloud Build and a Compose file found by its content, against the real
+/// registry: each pin follows the moved tag, and only digest bytes change.
+#[tokio::test(flavor = "multi_thread")]
+async fn gitlab_cloudbuild_and_compose_by_content_are_updated_in_place() {
+    let reg = Registry::start(Auth::Open);
+    let mut pusher = Pusher::new(&reg);
+    let (old, new) = moved_index(&mut pusher, "app", "1", Flavor::Oci).await;
+    let host = &reg.host;
+    let gitlab = |pin: &str| {
+        format!(
+            "image: {pin}\nservices:\n  - name: \"{pin}\"\n    alias: db\nbuild:\n  image: $CI_REGISTRY_IMAGE:latest\n  script: [make]\n"
+        )
+    };
+    let cloudbuild = |pin: &str| {
+        format!("steps:\n- name: '{pin}'\n  args: [version]\nimages: ['{host}/app:2']\n")
+    };
+    let stack =
+        |pin: &str| format!("version: '3.8'\nservices:\n  web:\n    image: {pin}  # pinned\n");
+    let files = |pin: &str| {
+        [
+            (".gitlab-ci.yml", gitlab(pin)),
+            ("ci/cloudbuild.yaml", cloudbuild(pin)),
+            ("deploy/docker-stack.yml", stack(pin)),
+        ]
+    };
+    let pin = format!("{host}/app:1@{}", old.digest);
+    let before = files(&pin);
+    let dir = tree(
+        &before
+            .iter()
+            .map(|(p, t)| (*p, t.as_bytes()))
+            .collect::<Vec<_>>(),
+    );
+    let (code, checked) = check_json(dir.path(), None);
+    assert_eq!(code, 1, "{checked:?}");
+    let formats: Vec<&str> = checked
+        .iter()
+        .map(|c| c["format"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        formats,
+        [
+            "gitlab-ci",
+            "gitlab-ci",
+            "gitlab-ci",
+            "cloudbuild",
+            "compose"
+        ]
+    );
+    let out = run(dir.path(), &["update"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for (path, text) in files(&format!("{host}/app:1@{}", new.digest)) {
+        assert_eq!(read(dir.path(), path), text, "{path}");
+    }
+}

@@ -1,4 +1,7 @@
-//! Compose files (`compose.yaml`, `docker-compose*.yml`, `compose.*.yaml`):
+//! Compose files: by name (`compose.yaml`, `docker-compose*.yml`, `compose.*.yaml`), or
+//! any other YAML whose top level has a `services` mapping with an entry that carries
+//! `image` or `build` (`docker-stack.yml`, `compose-dev.yaml`, a `common.yml` others
+//! `extends`) and no `apiVersion`/`kind` (never a Kubernetes object):
 //! `services.*.image`.
 //!
 //! Values reached through anchors and merge keys (`<<: *defaults`) are reported once, at
@@ -22,15 +25,51 @@ const MAX_MERGE_DEPTH: usize = 16;
 /// The format's row in the table ([`super::format`]).
 pub const FORMAT: Format = Format::new(&Spec {
     name: "compose",
-    reads,
-    accepts: format::any_text,
+    reads: format::is_yaml,
+    accepts,
     extract,
 });
+
+/// A Compose file by its name, or any other YAML by its content ([`looks_like_compose`]).
+#[must_use]
+pub fn accepts(rel: &str, text: &str) -> bool {
+    named(rel) || looks_like_compose(text)
+}
+
+/// Whether YAML text is a Compose file: its top level has a `services` mapping with an
+/// entry that carries `image` or `build`, and no `apiVersion` and `kind` (a Kubernetes
+/// object is never Compose). Only text with a `services:` line at the left margin is
+/// parsed.
+#[must_use]
+pub fn looks_like_compose(text: &str) -> bool {
+    let margin = text
+        .lines()
+        .any(|l| l.trim_start_matches('\u{feff}').starts_with("services:"));
+    if !margin {
+        return false;
+    }
+    let (yaml, _) = yaml::parse(text);
+    let Some(&doc) = yaml.docs.first() else {
+        return false;
+    };
+    if yaml.get(doc, "apiVersion").is_some() && yaml.get(doc, "kind").is_some() {
+        return false;
+    }
+    let Some(services) = yaml.get(doc, "services") else {
+        return false;
+    };
+    let Node::Map(entries) = &yaml.nodes[yaml.resolve(services)] else {
+        return false;
+    };
+    entries.iter().any(|&(_, service)| {
+        yaml.get(service, "image").is_some() || yaml.get(service, "build").is_some()
+    })
+}
 
 /// Compose files by name: YAML named `compose`, `docker-compose*` or `compose.*`
 /// (`compose.yaml`, `docker-compose.prod.yml`, `compose.override.yaml`).
 #[must_use]
-pub fn reads(rel: &str) -> bool {
+pub fn named(rel: &str) -> bool {
     if !format::is_yaml(rel) {
         return false;
     }
@@ -189,6 +228,59 @@ mod tests {
         let (rows, warnings) = rows(FORMAT, text);
         assert!(warnings.is_empty(), "{warnings:?}");
         rows
+    }
+
+    /// Compose found by content: any YAML whose top-level `services` entries carry
+    /// `image` or `build`, never a Kubernetes object, never by a nested `services`.
+    #[test]
+    fn compose_found_by_content() {
+        use crate::scan::{Detected, Format};
+        let settle = |path: &str, text: &str| {
+            Detected::from_path(path)
+                .and_then(|d| d.settle(path, text))
+                .map(Format::name)
+        };
+        let cases = [
+            (
+                "docker-stack.yml",
+                "version: '3.8'\nservices:\n  web:\n    image: nginx:1\n",
+                "compose",
+            ),
+            (
+                "deploy/common.yml",
+                "services:\n  app:\n    build: .\n",
+                "compose",
+            ),
+            (
+                "compose-dev.yaml",
+                "\u{feff}services:\n  db:\n    image: postgres:16\n",
+                "compose",
+            ),
+            ("compose.yaml", "x-common: &c\n  image: a:1\n", "compose"),
+            (
+                "svc.yaml",
+                "apiVersion: v1\nkind: Service\nservices:\n  a:\n    image: x:1\n",
+                "kubernetes",
+            ),
+            ("list.yaml", "services:\n  - image: a:1\n", "kubernetes"),
+            (
+                "nested.yaml",
+                "app:\n  services:\n    web:\n      image: a:1\n",
+                "kubernetes",
+            ),
+            (
+                "env.yaml",
+                "services:\n  web:\n    environment: {A: 1}\n",
+                "kubernetes",
+            ),
+        ];
+        for (path, text, want) in cases {
+            assert_eq!(settle(path, text), Some(want), "{path}");
+        }
+        // Found once, as Compose.
+        let text = "services:\n  web:\n    image: nginx:1.27\n";
+        let (found, _) = crate::scan::scan_text("stack.yml", super::FORMAT, text);
+        assert_eq!(found.len(), 1);
     }
 
     #[test]

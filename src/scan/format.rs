@@ -28,9 +28,9 @@ pub struct Spec {
     /// Whether the format reads a file at this path: relative to the scanned root,
     /// `/`-separated (a root given as a file: its file name).
     pub reads: fn(&str) -> bool,
-    /// Whether the format reads a file with this text, among those its path admits
-    /// (`|_| true` for formats a path settles).
-    pub accepts: fn(&str) -> bool,
+    /// Whether the format reads a file with this path and text, among those its path
+    /// admits ([`any_text`] for formats a path settles).
+    pub accepts: fn(&str, &str) -> bool,
     /// The format's extractor: candidates and notes for one file's text.
     pub extract: fn(&str) -> Extracted,
 }
@@ -71,10 +71,10 @@ impl Format {
         (self.0.reads)(rel)
     }
 
-    /// Whether the format's sniff accepts `text`.
+    /// Whether the format's sniff accepts the file at `rel` holding `text`.
     #[must_use]
-    pub fn accepts(self, text: &str) -> bool {
-        (self.0.accepts)(text)
+    pub fn accepts(self, rel: &str, text: &str) -> bool {
+        (self.0.accepts)(rel, text)
     }
 
     /// Runs the format's extractor.
@@ -140,7 +140,11 @@ impl serde::Serialize for Format {
 /// The formats whose path predicate admits a file, before its content is read: a set
 /// over [`super::FORMATS`], settled by [`Detected::settle`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Detected(u64);
+pub struct Detected {
+    formats: u64,
+    /// Chosen, not detected: no sniff applies.
+    forced: bool,
+}
 
 impl Detected {
     /// The formats that may read the file at `rel` (relative to the scanned root,
@@ -152,24 +156,30 @@ impl Detected {
             .enumerate()
             .filter(|(_, f)| f.reads(rel))
             .fold(0u64, |bits, (i, _)| bits | 1 << i);
-        (bits != 0).then_some(Self(bits))
+        (bits != 0).then_some(Self {
+            formats: bits,
+            forced: false,
+        })
     }
 
-    /// Exactly this format, whatever the path (a file named on the command line that
-    /// no format's path admits is read as a Dockerfile).
+    /// Exactly this format, whatever the path and content (a file named on the command
+    /// line that no format's path admits is read as a Dockerfile).
     #[must_use]
     pub fn only(format: Format) -> Self {
-        Self(1 << format.position())
+        Self {
+            formats: 1 << format.position(),
+            forced: true,
+        }
     }
 
     /// The first format, in table order, that the path admits and whose sniff accepts
-    /// `text`; `None` when no format reads this file.
+    /// the file at `rel` holding `text`; `None` when no format reads this file.
     #[must_use]
-    pub fn settle(self, text: &str) -> Option<Format> {
+    pub fn settle(self, rel: &str, text: &str) -> Option<Format> {
         FORMATS
             .iter()
             .enumerate()
-            .find(|(i, f)| self.0 & (1 << i) != 0 && f.accepts(text))
+            .find(|(i, f)| self.formats & (1 << i) != 0 && (self.forced || f.accepts(rel, text)))
             .map(|(_, f)| *f)
     }
 }
@@ -189,7 +199,7 @@ pub fn is_yaml(rel: &str) -> bool {
 
 /// A sniff for formats whose path settles them.
 #[must_use]
-pub fn any_text(_: &str) -> bool {
+pub fn any_text(_rel: &str, _text: &str) -> bool {
     true
 }
 
@@ -240,11 +250,13 @@ mod tests {
             (".github/workflows/compose.yml", Some("compose")),
             ("tools/action.yaml", Some("github-actions")),
             (".github/dependabot.yml", Some("kubernetes")),
+            (".gitlab-ci.yml", Some("gitlab-ci")),
+            ("ci/cloudbuild-release.yaml", Some("cloudbuild")),
             ("README.md", None),
             ("compose.json", None),
         ];
         for (path, want) in cases {
-            let got = Detected::from_path(path).and_then(|d| d.settle("a: 1\n"));
+            let got = Detected::from_path(path).and_then(|d| d.settle(path, "a: 1\n"));
             assert_eq!(got.map(Format::name), want, "{path}");
         }
     }
@@ -252,7 +264,7 @@ mod tests {
     #[test]
     fn only_settles_to_its_format() {
         for format in FORMATS {
-            assert_eq!(Detected::only(*format).settle(""), Some(*format));
+            assert_eq!(Detected::only(*format).settle("f", ""), Some(*format));
         }
     }
 }

@@ -25,7 +25,8 @@
 //!    - `pub const FORMAT: Format = Format::new(&Spec { name, reads, accepts, extract })`:
 //!      `reads` is a predicate over the path relative to the root (`/`-separated;
 //!      [`format::file_name`] and [`format::is_yaml`] help), `accepts` a content sniff
-//!      for files the path alone does not settle ([`format::any_text`] otherwise).
+//!      over the path and text for files the path alone does not settle
+//!      ([`format::any_text`] otherwise).
 //! 2. Add `pub mod <name>;` here and `<name>::FORMAT` to [`FORMATS`], before
 //!    any more general format that would also read its files (formats are tried in
 //!    order; the first whose path predicate and sniff accept a file reads it).
@@ -37,10 +38,12 @@
 //! checked by `testing::found`), a fixture under `tests/fixtures/tree` for the
 //! snapshot, and its entry in the README's "What each format reads".
 
+pub mod cloudbuild;
 pub mod compose;
 pub mod dockerfile;
 pub mod format;
 pub mod github_actions;
+pub mod gitlab_ci;
 pub mod kubernetes;
 mod source;
 mod vars;
@@ -65,6 +68,8 @@ pub const FORMATS: &[Format] = &[
     dockerfile::FORMAT,
     compose::FORMAT,
     github_actions::FORMAT,
+    gitlab_ci::FORMAT,
+    cloudbuild::FORMAT,
     kubernetes::FORMAT,
 ];
 
@@ -350,7 +355,7 @@ pub fn scan_bytes(path: &str, detected: Detected, bytes: &[u8]) -> Result<FileSc
             format!("not UTF-8 (invalid byte at offset {})", e.valid_up_to()),
         )
     })?;
-    Ok(match detected.settle(text) {
+    Ok(match detected.settle(path, text) {
         Some(format) => {
             let (found, warnings) = scan_text(path, format, text);
             FileScan {

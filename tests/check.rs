@@ -644,3 +644,30 @@ async fn gitlab_cloudbuild_and_compose_by_content_are_updated_in_place() {
         assert_eq!(read(dir.path(), path), text, "{path}");
     }
 }
+
+/// Kubernetes beyond containers, against the real registry: an image volume, a custom
+/// resource's `imageName`, a Tekton bundle and a KRM function's annotation each follow
+/// the moved tag, and only digest bytes change.
+#[tokio::test(flavor = "multi_thread")]
+async fn kubernetes_image_volumes_custom_resources_bundles_and_functions_update() {
+    let reg = Registry::start(Auth::Open);
+    let mut pusher = Pusher::new(&reg);
+    let (old, new) = moved_index(&mut pusher, "app", "1", Flavor::Oci).await;
+    let host = &reg.host;
+    let manifests = |pin: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nspec:\n  volumes:\n  - name: data\n    image:\n      reference: {pin}\n---\napiVersion: postgresql.cnpg.io/v1\nkind: Cluster\nspec:\n  imageName: \"{pin}\"\n---\napiVersion: tekton.dev/v1\nkind: TaskRun\nspec:\n  taskRef:\n    resolver: bundles\n    params:\n    - name: bundle\n      value: {pin}\n---\napiVersion: fn.kpt.dev/v1alpha1\nkind: SetLabels\nmetadata:\n  annotations:\n    config.kubernetes.io/function: |\n      container:\n        image: {pin}\n"
+        )
+    };
+    let pin = format!("{host}/app:1@{}", old.digest);
+    let dir = tree(&[("deploy/all.yaml", manifests(&pin).as_bytes())]);
+    let (code, checked) = check_json(dir.path(), None);
+    assert_eq!(code, 1, "{checked:?}");
+    assert_eq!(checked.len(), 4, "{checked:?}");
+    let out = run(dir.path(), &["update"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        read(dir.path(), "deploy/all.yaml"),
+        manifests(&format!("{host}/app:1@{}", new.digest))
+    );
+}

@@ -69,13 +69,15 @@ pub fn extract(text: &str) -> Extracted {
         if let Some(kind) = kubernetes_kind(&yaml, doc) {
             let opaque_data = matches!(kind, "ConfigMap" | "Secret");
             walk.node(doc, opaque_data);
+            walk.krm_function(doc);
         }
     }
     out
 }
 
-/// Whether a document needs parsing at all: it must contain an `image` key (the word,
-/// then an optional closing quote and blanks, then `:`), and not be a
+/// Whether a document needs parsing at all: it must contain an `image`, `…Image`,
+/// `imageName` or `bundle` key (the word, then an optional closing quote and blanks,
+/// then `:`) or Tekton's `resolver: bundles`, and not be a
 /// `CustomResourceDefinition` (whose `image:` keys are schema, never references; read
 /// from a top-level `kind:` line). Large CRD bundles are most of the bytes in real
 /// manifests, so this is most of the scanner's speed. The price: a key spelt with YAML
@@ -85,10 +87,14 @@ fn may_hold_images(part: &str) -> bool {
         l.strip_prefix("kind:")
             .is_some_and(|k| k.trim() == "CustomResourceDefinition")
     });
-    !crd && part.match_indices("image").any(|(at, word)| {
-        let rest = part[at + word.len()..].trim_start_matches(['"', '\'']);
-        rest.trim_start_matches([' ', '\t']).starts_with(':')
-    })
+    let keyed = |word: &str| {
+        part.match_indices(word).any(|(at, word)| {
+            let rest = part[at + word.len()..].trim_start_matches(['"', '\'']);
+            rest.trim_start_matches([' ', '\t']).starts_with(':')
+        })
+    };
+    let resolver = part.contains("resolver: bundles");
+    !crd && (keyed("image") || keyed("Image") || keyed("imageName") || keyed("bundle") || resolver)
 }
 
 /// API groups that borrow the Kubernetes shape for tool config whose `image` keys name
@@ -130,8 +136,14 @@ impl Walk<'_> {
                     if SKIPPED_KEYS.contains(&key) || opaque_data && DATA_KEYS.contains(&key) {
                         continue;
                     }
-                    if key == "image" {
-                        self.image(value);
+                    match key {
+                        "image" => self.image_or_volume(value),
+                        "imageName" => self.custom_image(value),
+                        k if k.len() > "Image".len() && k.ends_with("Image") => {
+                            self.custom_image(value);
+                        }
+                        "taskRef" | "pipelineRef" => self.bundle(value),
+                        _ => {}
                     }
                     self.node(value, false);
                 }
@@ -142,6 +154,98 @@ impl Walk<'_> {
                 }
             }
             Node::Scalar { .. } | Node::Alias(_) => {}
+        }
+    }
+
+    /// `image:` holding a reference, or (an image volume) a mapping whose `reference`
+    /// holds one. Any other mapping (a CRD schema's `image: {type: string}`) is not.
+    fn image_or_volume(&mut self, value: NodeId) {
+        match &self.yaml.nodes[self.yaml.resolve(value)] {
+            Node::Map(_) => {
+                if let Some(reference) = self.yaml.get(value, "reference") {
+                    self.image(reference);
+                }
+            }
+            _ => self.image(value),
+        }
+    }
+
+    /// A custom resource's image under another key (`imageName`, `*Image`): only a
+    /// string that parses as a reference and is written like one (a `/`, `:` or `@`),
+    /// so `coverImage: cover.png` is not.
+    fn custom_image(&mut self, value: NodeId) {
+        let Some(text) = self.yaml.str(value) else {
+            return;
+        };
+        let looks = text.contains(['/', ':', '@']) && !text.contains(char::is_whitespace);
+        let template = text.contains("{{") || text.contains('$');
+        if looks && (template || crate::imageref::ImageRef::parse(text).is_ok()) {
+            self.image(value);
+        }
+    }
+
+    /// Tekton: `taskRef.bundle` / `pipelineRef.bundle`, and the bundles resolver's
+    /// `params` entry named `bundle`.
+    fn bundle(&mut self, reference: NodeId) {
+        let yaml = self.yaml;
+        if let Some(bundle) = yaml.get(reference, "bundle") {
+            self.image(bundle);
+        }
+        if yaml.get(reference, "resolver").and_then(|r| yaml.str(r)) != Some("bundles") {
+            return;
+        }
+        let Some(params) = yaml.get(reference, "params") else {
+            return;
+        };
+        if let Node::Seq(params) = &yaml.nodes[yaml.resolve(params)] {
+            for &param in params {
+                if yaml.get(param, "name").and_then(|n| yaml.str(n)) == Some("bundle")
+                    && let Some(value) = yaml.get(param, "value")
+                {
+                    self.image(value);
+                }
+            }
+        }
+    }
+
+    /// A KRM function config: the `config.kubernetes.io/function` annotation holds YAML
+    /// whose `container.image` is a reference; found in the annotation's own text, so
+    /// the span is exact in the file.
+    fn krm_function(&mut self, doc: NodeId) {
+        let yaml = self.yaml;
+        let Some(annotation) = yaml
+            .get(doc, "metadata")
+            .and_then(|m| yaml.get(m, "annotations"))
+            .and_then(|a| yaml.get(a, "config.kubernetes.io/function"))
+        else {
+            return;
+        };
+        let Node::Scalar { span, .. } = &yaml.nodes[yaml.resolve(annotation)] else {
+            return;
+        };
+        let region = &self.text[span.clone()];
+        let mut offset = span.start;
+        for line in region.split_inclusive('\n') {
+            let body = line.trim_end_matches(['\n', '\r']);
+            let trimmed = body.trim_start();
+            if let Some(rest) = trimmed.strip_prefix("image:") {
+                let value = rest.trim();
+                let value = value
+                    .strip_prefix('"')
+                    .and_then(|v| v.strip_suffix('"'))
+                    .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+                    .unwrap_or(value);
+                if !value.is_empty()
+                    && !value.contains(['#', ' '])
+                    && let Some(at) = body.rfind(value)
+                {
+                    let start = offset + at;
+                    self.out
+                        .candidates
+                        .push(Candidate::at(start..start + value.len()));
+                }
+            }
+            offset += line.len();
         }
     }
 
@@ -167,6 +271,42 @@ mod tests {
 
     fn names(text: &str) -> Vec<String> {
         refs(text).into_iter().map(|r| r.0).collect()
+    }
+
+    /// Everything in Kubernetes that holds an image: image volumes, custom resources'
+    /// `imageName` and `*Image` keys (only values written like references), Tekton
+    /// bundles (both spellings), and KRM function configs inside their annotation.
+    #[test]
+    fn everything_that_holds_an_image() {
+        let text = format!(
+            "apiVersion: v1\nkind: Pod\nspec:\n  volumes:\n  - name: data\n    image:\n      reference: ghcr.io/acme/data:1@{D1}\n      pullPolicy: IfNotPresent\n---\napiVersion: postgresql.cnpg.io/v1\nkind: Cluster\nspec:\n  imageName: ghcr.io/cloudnative-pg/postgresql:16.2@{D1}\n  sidecarImage: busybox:1.36\n  coverImage: cover.png\n  baseImage: Always\n---\napiVersion: tekton.dev/v1\nkind: PipelineRun\nspec:\n  pipelineRef:\n    bundle: gcr.io/tekton/pipeline:v1@{D1}\n  taskRunSpecs: []\n---\napiVersion: tekton.dev/v1\nkind: TaskRun\nspec:\n  taskRef:\n    resolver: bundles\n    params:\n    - name: bundle\n      value: gcr.io/tekton/task:v2@{D1}\n    - name: name\n      value: build\n---\napiVersion: fn.kpt.dev/v1alpha1\nkind: SetLabels\nmetadata:\n  name: labels\n  annotations:\n    config.kubernetes.io/function: |\n      container:\n        image: gcr.io/kpt-fn/set-labels:v0.2@{D1}\n"
+        );
+        let (found, _) = found(FORMAT, &text);
+        let refs: Vec<(&str, usize)> = found
+            .iter()
+            .map(|f| (f.reference.as_str(), f.line))
+            .collect();
+        assert_eq!(
+            refs,
+            [
+                (format!("ghcr.io/acme/data:1@{D1}").as_str(), 7),
+                (
+                    format!("ghcr.io/cloudnative-pg/postgresql:16.2@{D1}").as_str(),
+                    13
+                ),
+                ("busybox:1.36", 14),
+                (format!("gcr.io/tekton/pipeline:v1@{D1}").as_str(), 22),
+                (format!("gcr.io/tekton/task:v2@{D1}").as_str(), 32),
+                (format!("gcr.io/kpt-fn/set-labels:v0.2@{D1}").as_str(), 43),
+            ]
+        );
+    }
+
+    /// The prefilter lets through a document whose only image key is `imageName`.
+    #[test]
+    fn image_name_alone_is_read() {
+        let text = "apiVersion: postgresql.cnpg.io/v1\nkind: Cluster\nspec:\n  imageName: ghcr.io/cloudnative-pg/postgresql:16.2\n";
+        assert_eq!(names(text), ["ghcr.io/cloudnative-pg/postgresql:16.2"]);
     }
 
     #[test]

@@ -3,9 +3,9 @@
 //! The top-level `images:` list names images the build *pushes*, so it is not read.
 //! Substitutions (`$PROJECT_ID`, `${_TAG}`) are `contains-variable`.
 
+use super::Extracted;
 use super::format::{self, Format, Spec};
-use super::yaml::{self, ImageValue, Node, UNREADABLE};
-use super::{Candidate, Extracted};
+use super::yaml::Node;
 
 /// The format's row in the table ([`super::format`]).
 pub const FORMAT: Format = Format::new(&Spec {
@@ -28,11 +28,7 @@ pub fn reads(rel: &str) -> bool {
 #[must_use]
 pub fn extract(text: &str) -> Extracted {
     let mut out = Extracted::default();
-    let (yaml, error) = yaml::parse(text);
-    if let Some(error) = error {
-        out.notes
-            .push((error.line, format!("YAML syntax error: {}", error.message)));
-    }
+    let yaml = out.parse_yaml(text);
     for &doc in &yaml.docs {
         let Some(steps) = yaml.get(doc, "steps") else {
             continue;
@@ -44,11 +40,7 @@ pub fn extract(text: &str) -> Extracted {
             let Some(name) = yaml.get(step, "name") else {
                 continue;
             };
-            match yaml.image_value(text, name) {
-                ImageValue::At(span) => out.candidates.push(Candidate::at(span)),
-                ImageValue::Unreadable(line) => out.notes.push((line, UNREADABLE.into())),
-                ImageValue::Absent => {}
-            }
+            out.push_image(yaml.image_value(text, name));
         }
     }
     out

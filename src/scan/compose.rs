@@ -82,11 +82,7 @@ pub fn named(rel: &str) -> bool {
 #[must_use]
 pub fn extract(text: &str) -> Extracted {
     let mut out = Extracted::default();
-    let (yaml, error) = yaml::parse(text);
-    if let Some(error) = error {
-        out.notes
-            .push((error.line, format!("YAML syntax error: {}", error.message)));
-    }
+    let yaml = out.parse_yaml(text);
     let Some(&root) = yaml.docs.first() else {
         return out;
     };

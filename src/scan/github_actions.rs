@@ -12,7 +12,7 @@
 //! pulled). Expressions (`${{ … }}`) are `contains-template`.
 
 use super::format::{self, Format, Spec};
-use super::yaml::{self, ImageValue, Node, NodeId, UNREADABLE, Yaml};
+use super::yaml::{ImageValue, Node, NodeId, Yaml};
 use super::{Candidate, Extracted};
 
 /// The format's row in the table ([`super::format`]).
@@ -77,11 +77,7 @@ pub fn extract(text: &str) -> Extracted {
     if !text.contains("image") && !text.contains("container") && !text.contains("docker://") {
         return out;
     }
-    let (yaml, error) = yaml::parse(text);
-    if let Some(error) = error {
-        out.notes
-            .push((error.line, format!("YAML syntax error: {}", error.message)));
-    }
+    let yaml = out.parse_yaml(text);
     let mut walk = Walk {
         yaml: &yaml,
         text,
@@ -173,11 +169,7 @@ impl Walk<'_> {
 
     /// A value that is a reference as written.
     fn image(&mut self, value: NodeId) {
-        match self.yaml.image_value(self.text, value) {
-            ImageValue::At(span) => self.out.candidates.push(Candidate::at(span)),
-            ImageValue::Unreadable(line) => self.out.notes.push((line, UNREADABLE.into())),
-            ImageValue::Absent => {}
-        }
+        self.out.push_image(self.yaml.image_value(self.text, value));
     }
 
     /// `docker://<reference>`: the reference after the scheme.

@@ -4,9 +4,9 @@
 //! is not a job). `$VAR`s are `contains-variable`. Files pulled in with
 //! `include: local:` are not followed yet.
 
+use super::Extracted;
 use super::format::{self, Format, Spec};
-use super::yaml::{self, ImageValue, Node, NodeId, UNREADABLE, Yaml};
-use super::{Candidate, Extracted};
+use super::yaml::{Node, NodeId, Yaml};
 
 /// The format's row in the table ([`super::format`]).
 pub const FORMAT: Format = Format::new(&Spec {
@@ -30,11 +30,7 @@ const NOT_JOBS: [&str; 5] = ["variables", "stages", "include", "workflow", "spec
 #[must_use]
 pub fn extract(text: &str) -> Extracted {
     let mut out = Extracted::default();
-    let (yaml, error) = yaml::parse(text);
-    if let Some(error) = error {
-        out.notes
-            .push((error.line, format!("YAML syntax error: {}", error.message)));
-    }
+    let yaml = out.parse_yaml(text);
     for &doc in &yaml.docs {
         let Node::Map(pairs) = &yaml.nodes[yaml.resolve(doc)] else {
             continue;
@@ -77,11 +73,7 @@ fn named(yaml: &Yaml, text: &str, node: NodeId, out: &mut Extracted) {
         },
         _ => node,
     };
-    match yaml.image_value(text, node) {
-        ImageValue::At(span) => out.candidates.push(Candidate::at(span)),
-        ImageValue::Unreadable(line) => out.notes.push((line, UNREADABLE.into())),
-        ImageValue::Absent => {}
-    }
+    out.push_image(yaml.image_value(text, node));
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@
 use std::collections::HashSet;
 
 use super::format::{self, Format, Spec};
-use super::yaml::{self, ImageValue, Node, NodeId, UNREADABLE, Yaml};
+use super::yaml::{self, Node, NodeId, Yaml};
 use super::yaml_lines;
 use super::{Candidate, Extracted};
 
@@ -250,11 +250,7 @@ impl Walk<'_> {
     }
 
     fn image(&mut self, value: NodeId) {
-        match self.yaml.image_value(self.text, value) {
-            ImageValue::At(span) => self.out.candidates.push(Candidate::at(span)),
-            ImageValue::Absent => {}
-            ImageValue::Unreadable(line) => self.out.notes.push((line, UNREADABLE.to_owned())),
-        }
+        self.out.push_image(self.yaml.image_value(self.text, value));
     }
 }
 

@@ -229,6 +229,30 @@ pub struct Extracted {
     pub notes: Vec<(usize, String)>,
 }
 
+impl Extracted {
+    /// Records what a YAML format made of an image value: a candidate where it is
+    /// written verbatim, a note where it cannot be edited in place, nothing when absent.
+    pub fn push_image(&mut self, value: yaml::ImageValue) {
+        match value {
+            yaml::ImageValue::At(span) => self.candidates.push(Candidate::at(span)),
+            yaml::ImageValue::Unreadable(line) => {
+                self.notes.push((line, yaml::UNREADABLE.to_owned()));
+            }
+            yaml::ImageValue::Absent => {}
+        }
+    }
+
+    /// Parses a whole YAML file, noting its syntax error (if any) at its line.
+    fn parse_yaml(&mut self, text: &str) -> yaml::Yaml {
+        let (parsed, error) = yaml::parse(text);
+        if let Some(error) = error {
+            self.notes
+                .push((error.line, format!("YAML syntax error: {}", error.message)));
+        }
+        parsed
+    }
+}
+
 /// One image reference found in a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {

@@ -431,19 +431,46 @@ fn push_refspec(
     match rejected {
         Some(reason) => Err(Error::Rejected {
             branch: branch.to_owned(),
-            reason: if said.is_empty() || reason.contains(said) {
-                reason
-            } else {
-                format!("{reason}: {}", said.lines().collect::<Vec<_>>().join(" "))
-            },
+            reason: redact(
+                &if said.is_empty() || reason.contains(said) {
+                    reason
+                } else {
+                    format!("{reason}: {}", said.lines().collect::<Vec<_>>().join(" "))
+                },
+                remote.token.as_ref(),
+            ),
         }),
         None => Ok(()),
+    }
+}
+
+/// The remote's words with the token taken out: a hostile remote could echo what it
+/// was sent, and these words reach errors and logs.
+fn redact(said: &str, token: Option<&Secret>) -> String {
+    match token.map(Secret::expose).filter(|t| !t.is_empty()) {
+        Some(token) => said.replace(token, "***"),
+        None => said.to_owned(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Secrets never reach errors: a remote that echoes the token gets it redacted.
+    #[test]
+    fn secrets_never_reach_errors_remote_words_are_redacted() {
+        let token = Secret::new("ghs_secret123");
+        assert_eq!(
+            redact(
+                "denied for ghs_secret123 (token ghs_secret123)",
+                Some(&token)
+            ),
+            "denied for *** (token ***)"
+        );
+        assert_eq!(redact("denied", None), "denied");
+        assert_eq!(redact("denied", Some(&Secret::new(""))), "denied");
+    }
     use std::process::Command;
 
     fn sh(dir: &Path, args: &[&str]) {

@@ -5,7 +5,6 @@
 
 use super::Extracted;
 use super::format::{self, Format, Spec};
-use super::yaml::Node;
 
 /// The format's row in the table ([`super::format`]).
 pub const FORMAT: Format = Format::new(&Spec {
@@ -30,13 +29,7 @@ pub fn extract(text: &str) -> Extracted {
     let mut out = Extracted::default();
     let yaml = out.parse_yaml(text);
     for &doc in &yaml.docs {
-        let Some(steps) = yaml.get(doc, "steps") else {
-            continue;
-        };
-        let Node::Seq(steps) = &yaml.nodes[yaml.resolve(steps)] else {
-            continue;
-        };
-        for &step in steps {
+        for &step in yaml.items(yaml.get(doc, "steps")) {
             let Some(name) = yaml.get(step, "name") else {
                 continue;
             };

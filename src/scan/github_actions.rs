@@ -102,11 +102,11 @@ impl Walk<'_> {
             if let Some(image) = yaml.get(runs, "image") {
                 self.docker_uri(image);
             }
-            for step in items(yaml, yaml.get(runs, "steps")) {
+            for &step in yaml.items(yaml.get(runs, "steps")) {
                 self.step(step);
             }
         }
-        for (_, job) in pairs(yaml, yaml.get(doc, "jobs")) {
+        for &(_, job) in yaml.pairs(yaml.get(doc, "jobs")) {
             if let Some(container) = yaml.get(job, "container") {
                 match &yaml.nodes[yaml.resolve(container)] {
                     Node::Map(_) => {
@@ -117,12 +117,12 @@ impl Walk<'_> {
                     _ => self.image(container),
                 }
             }
-            for (_, service) in pairs(yaml, yaml.get(job, "services")) {
+            for &(_, service) in yaml.pairs(yaml.get(job, "services")) {
                 if let Some(image) = yaml.get(service, "image") {
                     self.image(image);
                 }
             }
-            for step in items(yaml, yaml.get(job, "steps")) {
+            for &step in yaml.items(yaml.get(job, "steps")) {
                 self.step(step);
             }
         }
@@ -207,22 +207,6 @@ impl Walk<'_> {
                 self.out.candidates.push(Candidate::at(start..start + len));
             }
         }
-    }
-}
-
-/// The items of a sequence node (none for anything else).
-fn items(yaml: &Yaml, node: Option<NodeId>) -> Vec<NodeId> {
-    match node.map(|n| &yaml.nodes[yaml.resolve(n)]) {
-        Some(Node::Seq(list)) => list.clone(),
-        _ => Vec::new(),
-    }
-}
-
-/// The (key, value) pairs of a mapping node (none for anything else).
-fn pairs(yaml: &Yaml, node: Option<NodeId>) -> Vec<(NodeId, NodeId)> {
-    match node.map(|n| &yaml.nodes[yaml.resolve(n)]) {
-        Some(Node::Map(list)) => list.clone(),
-        _ => Vec::new(),
     }
 }
 

@@ -32,12 +32,9 @@ pub fn extract(text: &str) -> Extracted {
     let mut out = Extracted::default();
     let yaml = out.parse_yaml(text);
     for &doc in &yaml.docs {
-        let Node::Map(pairs) = &yaml.nodes[yaml.resolve(doc)] else {
-            continue;
-        };
         // The top level itself is the old place for `image` and `services`.
         holder(&yaml, text, doc, &mut out);
-        for &(key, value) in pairs {
+        for &(key, value) in yaml.pairs(Some(doc)) {
             let key = yaml.str(key).unwrap_or_default();
             if NOT_JOBS.contains(&key) || key == "image" || key == "services" {
                 continue;
@@ -55,12 +52,8 @@ fn holder(yaml: &Yaml, text: &str, map: NodeId, out: &mut Extracted) {
     if let Some(image) = yaml.get(map, "image") {
         named(yaml, text, image, out);
     }
-    if let Some(services) = yaml.get(map, "services")
-        && let Node::Seq(list) = &yaml.nodes[yaml.resolve(services)]
-    {
-        for &service in list {
-            named(yaml, text, service, out);
-        }
+    for &service in yaml.items(yaml.get(map, "services")) {
+        named(yaml, text, service, out);
     }
 }
 

@@ -194,16 +194,11 @@ impl Walk<'_> {
         if yaml.get(reference, "resolver").and_then(|r| yaml.str(r)) != Some("bundles") {
             return;
         }
-        let Some(params) = yaml.get(reference, "params") else {
-            return;
-        };
-        if let Node::Seq(params) = &yaml.nodes[yaml.resolve(params)] {
-            for &param in params {
-                if yaml.get(param, "name").and_then(|n| yaml.str(n)) == Some("bundle")
-                    && let Some(value) = yaml.get(param, "value")
-                {
-                    self.image(value);
-                }
+        for &param in yaml.items(yaml.get(reference, "params")) {
+            if yaml.get(param, "name").and_then(|n| yaml.str(n)) == Some("bundle")
+                && let Some(value) = yaml.get(param, "value")
+            {
+                self.image(value);
             }
         }
     }

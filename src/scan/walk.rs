@@ -180,11 +180,11 @@ fn entry_job(
     // A name that is not UTF-8 cannot be shown, matched by the config's globs, or
     // committed under its own name: such files are not read (a lossy name could point
     // at another file, or make two files one).
-    let Some(rel_text) = rel.to_str() else {
+    if rel.to_str().is_none() {
         return Ok(None);
-    };
-    let Some(detected) = Detected::from_path(&rel_text.replace(std::path::MAIN_SEPARATOR, "/"))
-    else {
+    }
+    let shown = slashed(rel);
+    let Some(detected) = Detected::from_path(&shown) else {
         return Ok(None);
     };
     Ok(Some(FileToScan {
@@ -192,8 +192,8 @@ fn entry_job(
         root: Arc::clone(handle),
         within: rel.to_path_buf(),
         rel: match prefix {
-            Some(prefix) => format!("{prefix}/{}", slashed(rel)),
-            None => slashed(rel),
+            Some(prefix) => format!("{prefix}/{shown}"),
+            None => shown,
         },
         detected,
     }))

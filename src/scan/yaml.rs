@@ -315,6 +315,26 @@ impl Yaml {
         }
     }
 
+    /// The items of a sequence node (aliases followed); none for no node or any other
+    /// kind.
+    #[must_use]
+    pub fn items(&self, node: Option<NodeId>) -> &[NodeId] {
+        match node.map(|n| &self.nodes[self.resolve(n)]) {
+            Some(Node::Seq(list)) => list,
+            _ => &[],
+        }
+    }
+
+    /// The (key, value) pairs of a mapping node (aliases followed); none for no node or
+    /// any other kind.
+    #[must_use]
+    pub fn pairs(&self, node: Option<NodeId>) -> &[(NodeId, NodeId)] {
+        match node.map(|n| &self.nodes[self.resolve(n)]) {
+            Some(Node::Map(list)) => list,
+            _ => &[],
+        }
+    }
+
     /// The value for `key` in a mapping node, if the node is a mapping and has the key.
     #[must_use]
     pub fn get(&self, map: NodeId, key: &str) -> Option<NodeId> {

@@ -52,14 +52,27 @@ impl Edit {
         let mut intended = image.clone();
         intended.digest = Some(digest.clone());
         if let Some(fields) = &found.fields {
-            image.tag.as_ref()?;
             let slot = &fields.digest;
             let value = if slot.bare {
                 digest.hex().to_owned()
             } else {
                 digest.to_string()
             };
-            let lead = if slot.span.is_empty() { slot.lead } else { "" };
+            let mut lead = if slot.span.is_empty() {
+                slot.lead.to_owned()
+            } else {
+                String::new()
+            };
+            if image.tag.is_none() {
+                // A digest inserted right after the whole reference (`@` lead) can
+                // bring the tag it was looked up by; one that replaces a digest or
+                // fills a field of its own cannot.
+                if lead != "@" {
+                    return None;
+                }
+                lead = format!(":{DEFAULT_TAG}@");
+                intended.tag = Some(DEFAULT_TAG.to_owned());
+            }
             return Some(Self {
                 span: found.span.clone(),
                 original: found.written().to_owned(),
@@ -474,6 +487,50 @@ mod tests {
     /// The JSON contract for a composed reference: `reference` is the composed one,
     /// `start`/`end` the digest part's span, and each part's text is the file's bytes
     /// at its span.
+    /// Dockerfile `FROM`s composed from `ARG`s: the digest is rewritten where it is
+    /// written (the `ARG` line or the `FROM` line, prefixed or bare hex), or added after
+    /// the `FROM` word (with the tag looked up, when none is written); every other byte
+    /// stays, and the result re-scans as the intended reference.
+    #[test]
+    fn composed_dockerfile_froms_rewrite_only_the_digest() {
+        let hex = |d: &str| d[7..].to_owned();
+        let cases = [
+            (
+                format!(
+                    "ARG R=registry.example\nARG GO=1.21-alpine@{OLD}\nFROM ${{R}}/library/golang:${{GO}} AS b\nRUN echo $GO\n"
+                ),
+                format!(
+                    "ARG R=registry.example\nARG GO=1.21-alpine@{NEW}\nFROM ${{R}}/library/golang:${{GO}} AS b\nRUN echo $GO\n"
+                ),
+            ),
+            (
+                format!("ARG JVM=acme/temurin\nFROM ${{JVM}}:21-jre@{OLD}\n"),
+                format!("ARG JVM=acme/temurin\nFROM ${{JVM}}:21-jre@{NEW}\n"),
+            ),
+            (
+                format!("ARG HEX=\"{}\"\nFROM alpine:3@sha256:${{HEX}}\n", hex(OLD)),
+                format!("ARG HEX=\"{}\"\nFROM alpine:3@sha256:${{HEX}}\n", hex(NEW)),
+            ),
+            (
+                "ARG V=3.20\nFROM alpine:${V} AS x\n".to_owned(),
+                format!("ARG V=3.20\nFROM alpine:${{V}}@{NEW} AS x\n"),
+            ),
+            (
+                "ARG REG=ghcr.io\nFROM ${REG}/acme/tool\n".to_owned(),
+                format!("ARG REG=ghcr.io\nFROM ${{REG}}/acme/tool:latest@{NEW}\n"),
+            ),
+        ];
+        let format = crate::scan::dockerfile::FORMAT;
+        for (text, expected) in cases {
+            let (found, _) = scan_text("Dockerfile", format, &text);
+            let f = found.iter().find(|f| f.image.is_some()).unwrap();
+            let edit = Edit::pin(f, &digest(NEW)).unwrap_or_else(|| panic!("{text}"));
+            let new = splice("Dockerfile", &text, std::slice::from_ref(&edit)).unwrap();
+            assert_eq!(new, expected);
+            verify("Dockerfile", format, &text, &new, &[edit]).unwrap();
+        }
+    }
+
     #[test]
     fn composed_references_serialize_their_parts() {
         use crate::scan::testing::FIELDS;

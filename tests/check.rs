@@ -599,9 +599,10 @@ async fn gitlab_cloudbuild_and_compose_by_content_are_updated_in_place() {
     let host = &reg.host;
     let gitlab = |pin: &str| {
         format!(
-            "image: {pin}\nservices:\n  - name: \"{pin}\"\n    alias: db\nbuild:\n  image: $CI_REGISTRY_IMAGE:latest\n  script: [make]\n"
+            "include:\n  - local: ci/jobs.yml\nimage: {pin}\nservices:\n  - name: \"{pin}\"\n    alias: db\nbuild:\n  image: $CI_REGISTRY_IMAGE:latest\n  script: [make]\n"
         )
     };
+    let included = |pin: &str| format!("test:\n  image: {pin}\n  script: [make test]\n");
     let cloudbuild = |pin: &str| {
         format!("steps:\n- name: '{pin}'\n  args: [version]\nimages: ['{host}/app:2']\n")
     };
@@ -610,6 +611,7 @@ async fn gitlab_cloudbuild_and_compose_by_content_are_updated_in_place() {
     let files = |pin: &str| {
         [
             (".gitlab-ci.yml", gitlab(pin)),
+            ("ci/jobs.yml", included(pin)),
             ("ci/cloudbuild.yaml", cloudbuild(pin)),
             ("deploy/docker-stack.yml", stack(pin)),
         ]
@@ -635,6 +637,7 @@ async fn gitlab_cloudbuild_and_compose_by_content_are_updated_in_place() {
             "gitlab-ci",
             "gitlab-ci",
             "cloudbuild",
+            "gitlab-ci",
             "compose"
         ]
     );
@@ -670,4 +673,52 @@ async fn kubernetes_image_volumes_custom_resources_bundles_and_functions_update(
         read(dir.path(), "deploy/all.yaml"),
         manifests(&format!("{host}/app:1@{}", new.digest))
     );
+}
+
+/// Dockerfile `FROM`s composed from several `ARG`s, against the real registry: the
+/// lookup uses the composed reference, `check` reports each digest where it is written
+/// (the `ARG` line, the `FROM` line) with its parts, and `update` changes only those
+/// digest bytes.
+#[tokio::test(flavor = "multi_thread")]
+async fn dockerfile_froms_composed_from_args_update_where_the_digest_is_written() {
+    let reg = Registry::start(Auth::Open);
+    let mut pusher = Pusher::new(&reg);
+    let (app_old, app_new) = moved_index(&mut pusher, "app", "1", Flavor::Oci).await;
+    let (tool_old, tool_new) = moved_index(&mut pusher, "acme/tool", "2", Flavor::Oci).await;
+    let host = &reg.host;
+    let dockerfile = |app: &str, tool: &str| {
+        format!(
+            "ARG REGISTRY={host}\nARG APP_VER=1@{app}\nARG TOOL={host}/acme/tool\nFROM ${{REGISTRY}}/app:${{APP_VER}} AS build\nRUN echo \"$APP_VER\"\nFROM ${{TOOL}}:2@{tool}\nCOPY --from=build /a /b\n"
+        )
+    };
+    let before = dockerfile(&app_old.digest, &tool_old.digest);
+    let dir = tree(&[("Dockerfile", before.as_bytes())]);
+    let (code, checked) = check_json(dir.path(), None);
+    assert_eq!(code, 1, "{checked:?}");
+    assert_eq!(checked.len(), 2, "{checked:?}");
+    assert_eq!(
+        checked[0]["reference"],
+        format!("{host}/app:1@{}", app_old.digest)
+    );
+    assert_eq!(checked[0]["line"], 2);
+    assert_eq!(
+        checked[1]["reference"],
+        format!("{host}/acme/tool:2@{}", tool_old.digest)
+    );
+    assert_eq!(checked[1]["line"], 6);
+    for c in &checked {
+        let (start, end) = (c["start"].as_u64().unwrap(), c["end"].as_u64().unwrap());
+        assert_eq!(&before[start as usize..end as usize], c["digest"]);
+        let parts = c["parts"].as_array().unwrap();
+        let digest = parts.iter().find(|p| p["name"] == "digest").unwrap();
+        assert_eq!((&digest["start"], &digest["end"]), (&c["start"], &c["end"]));
+    }
+    let out = run(dir.path(), &["update"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        read(dir.path(), "Dockerfile"),
+        dockerfile(&app_new.digest, &tool_new.digest)
+    );
+    let (code, checked) = check_json(dir.path(), None);
+    assert_eq!(code, 0, "{checked:?}");
 }

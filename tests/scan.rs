@@ -38,11 +38,28 @@ fn every_span_holds_its_reference() {
             f["start"].as_u64().unwrap() as usize,
             f["end"].as_u64().unwrap() as usize,
         );
-        assert_eq!(
-            &bytes[start..end],
-            f["reference"].as_str().unwrap().as_bytes(),
-            "{path}"
-        );
+        // A reference written as one string is at its span; a composed one's span is
+        // its digest part, and each part is at its own span.
+        let at_span = match f["parts"].as_array() {
+            None => f["reference"].as_str().unwrap(),
+            Some(parts) => {
+                for part in parts {
+                    let (s, e) = (
+                        part["start"].as_u64().unwrap(),
+                        part["end"].as_u64().unwrap(),
+                    );
+                    assert_eq!(
+                        &bytes[s as usize..e as usize],
+                        part["text"].as_str().unwrap().as_bytes()
+                    );
+                }
+                parts
+                    .iter()
+                    .find(|p| p["start"] == f["start"] && p["end"] == f["end"])
+                    .map_or("", |p| p["text"].as_str().unwrap())
+            }
+        };
+        assert_eq!(&bytes[start..end], at_span.as_bytes(), "{path}");
         let text = std::str::from_utf8(&bytes).unwrap();
         let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
         let line = 1 + text[..start].matches('\n').count();
@@ -246,5 +263,53 @@ fn empty_environment_fallbacks_count_as_unset() {
         app.stderr.contains("--app needs --app-id"),
         "{}",
         app.stderr
+    );
+}
+
+/// GitLab CI's `include: local:` files are read as GitLab CI, whatever their names,
+/// following their own includes (globs, a leading `/`), each once even in a cycle; a
+/// link among them is never followed, and remote includes are not files here.
+#[test]
+fn gitlab_local_includes_are_read_as_gitlab_ci() {
+    let dir = tree(&[
+        (
+            ".gitlab-ci.yml",
+            b"include:\n  - local: /ci/*.yml\n  - remote: https://example.com/x.yml\nimage: ruby:3.3\n",
+        ),
+        (
+            "ci/a.yml",
+            b"include: ci/nested/**/*.yml\na:\n  image: alpine:3.20\n",
+        ),
+        (
+            "ci/nested/deep/b.yml",
+            b"include: ['/.gitlab-ci.yml', ci/a.yml]\nb:\n  services: [postgres:16]\n",
+        ),
+        ("other/c.yml", b"c:\n  image: not-included:1\n"),
+        ("outside.yml", b"d:\n  image: through-a-link:1\n"),
+    ]);
+    std::os::unix::fs::symlink(
+        dir.path().join("outside.yml"),
+        dir.path().join("ci/link.yml"),
+    )
+    .unwrap();
+    let found = scan_json(dir.path(), &[]);
+    let rows: Vec<(String, String, String)> = found
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_owned(),
+                f["format"].as_str().unwrap().to_owned(),
+                f["reference"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let row = |p: &str, r: &str| (p.to_owned(), "gitlab-ci".to_owned(), r.to_owned());
+    assert_eq!(
+        rows,
+        [
+            row(".gitlab-ci.yml", "ruby:3.3"),
+            row("ci/a.yml", "alpine:3.20"),
+            row("ci/nested/deep/b.yml", "postgres:16"),
+        ]
     );
 }

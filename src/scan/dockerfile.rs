@@ -8,15 +8,26 @@
 //! to file offsets, so a token's span is exact even when the instruction spans lines.
 //!
 //! Stage names (`FROM … AS build`) are not images: a later `FROM build`, `COPY
-//! --from=build` or `--from=0` refers to a stage. `FROM ${BASE}` with a global
-//! `ARG BASE=image` reports the span inside the `ARG` line, where an edit must go.
+//! --from=build` or `--from=0` refers to a stage.
+//!
+//! Variables are expanded as `BuildKit` expands them for `FROM`: from the global `ARG`
+//! defaults (those before the first `FROM`; a stage's own `ARG`s for `COPY --from` and
+//! `RUN --mount`), `ARG` defaults themselves built from earlier `ARG`s, and
+//! `${NAME:-default}`. Each byte of the result is traced to where it is written, so:
+//! `FROM ${BASE}` with `ARG BASE=image` reports the span inside the `ARG` line; a
+//! reference put together from several places (`ARG GO=1.22@sha256:…` with
+//! `FROM golang:${GO}`, or `ARG JVM=acme/temurin` with `FROM ${JVM}:21-jre@sha256:…`)
+//! is a composed finding whose digest part is where the digest is written, the one
+//! place an update rewrites (a digest to add goes after the `FROM` word). A variable
+//! with no value, or a digest spread over several places, leaves the text
+//! `contains-variable`.
 
 use std::collections::HashMap;
 use std::ops::Range;
 
 use super::format::{self, Format, Spec};
-use super::vars::whole_variable;
-use super::{Candidate, Extracted, SkipReason};
+use super::vars::{Segment, segments};
+use super::{Candidate, Composed, DigestSlot, Extracted, SkipReason};
 use crate::imageref::Platform;
 
 /// The format's row in the table ([`super::format`]).
@@ -86,15 +97,44 @@ struct Word {
     range: Range<usize>,
 }
 
-/// A global or stage `ARG` with a literal default.
-#[derive(Debug, Clone)]
-struct ArgDefault {
-    /// The default as written, quotes removed.
-    value: String,
-    /// File span of the default, when it is contiguous in the file.
-    span: Option<Range<usize>>,
-    /// File offset of the `ARG` line, for messages.
-    at: usize,
+/// A run of an expanded value's bytes, written contiguously in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Piece {
+    /// The bytes' span in the file.
+    span: Range<usize>,
+    /// Where they are written, as the finding's part names say: `from` (the
+    /// instruction's own text), `default` (a `${NAME:-default}` there), `arg` (an `ARG`
+    /// line's default).
+    name: &'static str,
+}
+
+/// Why a value cannot be traced to the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unknown {
+    /// A variable with no value, an expansion this reader does not follow, or a value
+    /// grown past [`MAX_PIECES`] or [`MAX_EXPANDED`].
+    Variable,
+    /// Bytes split by a line continuation, on the logical line starting at this offset.
+    Split(usize),
+}
+
+/// A value with its variables expanded: the pieces it is made of, in order.
+type Value = Result<Vec<Piece>, Unknown>;
+
+/// Most pieces one expanded value may have; `ARG`s built from `ARG`s could otherwise
+/// double at every line.
+const MAX_PIECES: usize = 32;
+
+/// Most bytes one expanded value may have (a reference is far shorter).
+const MAX_EXPANDED: usize = 4096;
+
+/// Which `ARG`s a variable may name.
+#[derive(Debug, Clone, Copy)]
+enum Scope {
+    /// A `FROM` line or a global `ARG`: the global `ARG`s.
+    Global,
+    /// Inside a stage: the stage's `ARG`s, then the global ones.
+    Stage,
 }
 
 struct Parser<'a> {
@@ -102,10 +142,11 @@ struct Parser<'a> {
     /// Byte offset of the next physical line.
     pos: usize,
     escape: u8,
-    /// `ARG`s declared before the first `FROM`; only these reach `FROM` lines.
-    global_args: HashMap<String, Option<ArgDefault>>,
+    /// `ARG`s declared before the first `FROM`, with their defaults expanded (`None`:
+    /// declared without one); only these reach `FROM` lines.
+    global_args: HashMap<String, Option<Value>>,
     /// `ARG`s of the current stage (a bare `ARG NAME` inherits the global default).
-    stage_args: HashMap<String, Option<ArgDefault>>,
+    stage_args: HashMap<String, Option<Value>>,
     /// Stage names seen so far, lowercased (`BuildKit` compares them case-insensitively):
     /// a set, so a file with many stages costs linear time, not quadratic.
     stages: std::collections::HashSet<String>,
@@ -318,8 +359,9 @@ impl<'a> Parser<'a> {
         self.push(line, range, platform, None);
     }
 
-    /// `FROM ${BASE}`: follow the variable to its literal default, in the `ARG` line or in
-    /// `${BASE:-default}` itself; otherwise report the text as `contains-variable`.
+    /// Text with variables: expanded and traced to where its bytes are written. One
+    /// place (an `ARG` default, a `${BASE:-default}`) is a plain finding there; several
+    /// make a composed finding whose digest part is where the digest is written.
     fn variable_image(
         &mut self,
         line: &Logical,
@@ -327,48 +369,185 @@ impl<'a> Parser<'a> {
         platform: Option<Platform>,
         from_line: bool,
     ) {
-        let text = &line.text[range.clone()];
         let skip = Some(SkipReason::ContainsVariable);
-        let Some(var) = whole_variable(text) else {
-            self.push(line, range, platform, skip);
-            return;
-        };
-        let arg = if from_line {
-            self.global_args.get(var.name)
+        let scope = if from_line {
+            Scope::Global
         } else {
-            self.stage_args
-                .get(var.name)
-                .or_else(|| self.global_args.get(var.name))
+            Scope::Stage
         };
-        if let Some(Some(arg)) = arg.cloned() {
-            if arg.value.contains('$') || arg.value.is_empty() {
-                self.push(line, range, platform, skip);
-            } else if self.is_stage(&arg.value) || arg.value.eq_ignore_ascii_case("scratch") {
-                // `ARG BASE=builder` then `FROM $BASE`: a stage, not an image.
-            } else if let Some(span) = arg.span {
-                self.out.candidates.push(Candidate {
-                    span,
-                    platform,
-                    skip: None,
-                    composed: None,
-                });
-            } else {
-                self.out.notes.push((
-                    self.line_number(arg.at),
-                    "ARG default is split across lines; it cannot be edited in place".to_owned(),
-                ));
+        let pieces = match self.expand(line, range.clone(), "from", scope) {
+            Ok(pieces) => pieces,
+            Err(Unknown::Split(at)) => {
+                self.out
+                    .notes
+                    .push((self.line_number(at), SPLIT.to_owned()));
+                return;
             }
+            Err(Unknown::Variable) => return self.push(line, range, platform, skip),
+        };
+        let value: String = pieces.iter().map(|p| &self.text[p.span.clone()]).collect();
+        if value.is_empty() {
+            return self.push(line, range, platform, skip);
+        }
+        if self.is_stage(&value) || value.eq_ignore_ascii_case("scratch") {
+            // `ARG BASE=builder` then `FROM $BASE`: a stage, not an image.
             return;
         }
-        match var.default {
-            Some(default) if !text[default.clone()].contains('$') => {
-                let range = range.start + default.start..range.start + default.end;
-                if !self.is_stage(&line.text[range.clone()]) {
-                    self.push(line, range, platform, None);
+        if let [one] = pieces.as_slice() {
+            self.out.candidates.push(Candidate {
+                span: one.span.clone(),
+                platform,
+                skip: None,
+                composed: None,
+            });
+            return;
+        }
+        let end = line.offsets[range.end - 1] + 1;
+        match self.compose(value, &pieces, end) {
+            Some(composed) => {
+                let mut candidate = Candidate::composed(composed);
+                candidate.platform = platform;
+                self.out.candidates.push(candidate);
+            }
+            None => self.push(line, range, platform, skip),
+        }
+    }
+
+    /// A reference made of several pieces: its parts, and its digest's slot — the
+    /// digest's bytes when one piece holds them all (or holds the hex after a piece
+    /// ending in `sha256:`, written back bare), else `None`; without a digest, the
+    /// offset `end` after the instruction's word, where `@digest` goes.
+    fn compose(&self, reference: String, pieces: &[Piece], end: usize) -> Option<Composed> {
+        // Each piece's first byte in the reference.
+        let starts: Vec<usize> = pieces
+            .iter()
+            .scan(0, |at, p| {
+                let start = *at;
+                *at += p.span.len();
+                Some(start)
+            })
+            .collect();
+        // The file span of `range` of the reference, when one piece holds all of it.
+        let within = |range: Range<usize>| {
+            pieces.iter().zip(&starts).find_map(|(p, &start)| {
+                (start <= range.start && range.end <= start + p.span.len())
+                    .then(|| p.span.start + range.start - start..p.span.start + range.end - start)
+            })
+        };
+        let digest = match reference.find('@') {
+            None => DigestSlot {
+                span: end..end,
+                lead: "@",
+                bare: false,
+            },
+            Some(at) => {
+                let digest = at + 1..reference.len();
+                let hex = reference[digest.clone()]
+                    .find(':')
+                    .map(|colon| digest.start + colon + 1..digest.end);
+                if let Some(span) = within(digest) {
+                    DigestSlot {
+                        span,
+                        lead: "",
+                        bare: false,
+                    }
+                } else {
+                    let hex = hex.filter(|hex| starts.contains(&hex.start))?;
+                    DigestSlot {
+                        span: within(hex)?,
+                        lead: "",
+                        bare: true,
+                    }
                 }
             }
-            _ => self.push(line, range, platform, skip),
+        };
+        let slot = digest.span.clone();
+        let mut parts = Vec::new();
+        for piece in pieces {
+            let span = &piece.span;
+            if slot.is_empty() || slot.end <= span.start || span.end <= slot.start {
+                parts.push((piece.name, span.clone()));
+                continue;
+            }
+            // The piece holding the digest: the digest is a part of its own, without
+            // the `@` before it.
+            let mut before = span.start..slot.start;
+            if self.text[before.clone()].ends_with('@') {
+                before.end -= 1;
+            }
+            if !before.is_empty() {
+                parts.push((piece.name, before));
+            }
+            parts.push(("digest", slot.clone()));
+            if slot.end < span.end {
+                parts.push((piece.name, slot.end..span.end));
+            }
         }
+        Some(Composed {
+            reference,
+            parts,
+            digest,
+        })
+    }
+
+    /// Expands the variables in `range` of the logical line, naming its own bytes
+    /// `name`.
+    fn expand(
+        &self,
+        line: &Logical,
+        range: Range<usize>,
+        name: &'static str,
+        scope: Scope,
+    ) -> Value {
+        let text = &line.text[range.clone()];
+        let piece = |r: Range<usize>, name| {
+            let span = line
+                .file_span(range.start + r.start..range.start + r.end)
+                .ok_or(Unknown::Split(line.start))?;
+            Ok(Piece { span, name })
+        };
+        let mut pieces = Vec::new();
+        for segment in segments(text).ok_or(Unknown::Variable)? {
+            match segment {
+                Segment::Literal(r) => pieces.push(piece(r, name)?),
+                Segment::Var {
+                    name: var,
+                    default,
+                    or_empty,
+                } => {
+                    let value = match self.arg_value(var, scope) {
+                        Some(value) => Some(value?),
+                        None => None,
+                    };
+                    match (value, default) {
+                        (Some(value), _) if !(or_empty && value.is_empty()) => {
+                            pieces.extend(value);
+                        }
+                        (_, Some(d)) if d.is_empty() => {}
+                        (_, Some(d)) => pieces.push(piece(d, "default")?),
+                        (_, None) => return Err(Unknown::Variable),
+                    }
+                }
+            }
+            let len: usize = pieces.iter().map(|p| p.span.len()).sum();
+            if pieces.len() > MAX_PIECES || len > MAX_EXPANDED {
+                return Err(Unknown::Variable);
+            }
+        }
+        Ok(pieces)
+    }
+
+    /// The value of `ARG name` in scope: `None` when it is not declared or has no
+    /// default.
+    fn arg_value(&self, name: &str, scope: Scope) -> Option<Value> {
+        let arg = match scope {
+            Scope::Global => self.global_args.get(name),
+            Scope::Stage => self
+                .stage_args
+                .get(name)
+                .or_else(|| self.global_args.get(name)),
+        };
+        arg.cloned().flatten()
     }
 
     fn push(
@@ -387,11 +566,7 @@ impl<'a> Parser<'a> {
             });
         } else {
             let n = self.line_number(line.start);
-            self.out.notes.push((
-                n,
-                "image reference is split by a line continuation; it cannot be edited in place"
-                    .to_owned(),
-            ));
+            self.out.notes.push((n, SPLIT.to_owned()));
         }
     }
 
@@ -399,21 +574,27 @@ impl<'a> Parser<'a> {
         self.stages.contains(&name.to_ascii_lowercase())
     }
 
-    /// `ARG NAME[=default] …`: remember literal defaults.
+    /// `ARG NAME[=default] …`: remember defaults, expanded with the `ARG`s before them.
     fn arg(&mut self, line: &Logical, args: &[Word]) {
+        let scope = if self.in_stage {
+            Scope::Stage
+        } else {
+            Scope::Global
+        };
         for word in args {
             let text = &line.text[word.range.clone()];
             let (name, default) = match text.split_once('=') {
                 Some((name, _)) => {
                     let value_start = word.range.start + name.len() + 1;
                     let range = unquoted_range(&line.text, value_start..word.range.end);
-                    let value = line.text[range.clone()].to_owned();
-                    let default = ArgDefault {
-                        value,
-                        span: line.file_span(range),
-                        at: line.start,
+                    // Single quotes keep `$` literal; such a value is no reference.
+                    let literal = line.text[value_start..].starts_with('\'');
+                    let value = if literal && line.text[range.clone()].contains('$') {
+                        Err(Unknown::Variable)
+                    } else {
+                        self.expand(line, range, "arg", scope)
                     };
-                    (name, Some(default))
+                    (name, Some(value))
                 }
                 None => (text, None),
             };
@@ -490,6 +671,9 @@ impl<'a> Parser<'a> {
         }
     }
 }
+
+/// Why a reference split by a line continuation is not a finding.
+const SPLIT: &str = "image reference is split by a line continuation; it cannot be edited in place";
 
 /// `# key=value` → key and the value's byte range in the line (trimmed). Leading
 /// whitespace is allowed, as `BuildKit` allows it.
@@ -695,10 +879,8 @@ mod tests {
         assert_eq!(found.len(), 3, "{found:?}");
         // The ARG default, once, on line 1.
         assert_eq!(found[0], (format!("alpine:3.20@{D1}"), 1, None, None));
-        assert_eq!(
-            found[1],
-            ("golang:${TAG}".into(), 6, None, Some("contains-variable"))
-        );
+        // Composed from the FROM line and an ARG: a digest would go after the word.
+        assert_eq!(found[1], ("golang:1.22".into(), 6, None, None));
         assert_eq!(
             found[2],
             ("${NOVAL}".into(), 7, None, Some("contains-variable"))
@@ -813,5 +995,189 @@ mod tests {
     #[test]
     fn unterminated_heredoc_ends_the_file_quietly() {
         assert_eq!(refs("FROM a\nRUN <<EOF\nFROM b\n"), vec!["a"]);
+    }
+
+    const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
+    /// A composed finding: its reference, (name, text) of each part, its slot's text.
+    type Parts = (String, Vec<(&'static str, String)>, String);
+
+    /// Each composed finding in `text`.
+    fn parts(text: &str) -> Vec<Parts> {
+        found(FORMAT, text)
+            .0
+            .into_iter()
+            .filter_map(|f| {
+                let fields = f.fields.as_ref()?;
+                let parts = fields
+                    .parts
+                    .iter()
+                    .map(|p| (p.name, p.text.clone()))
+                    .collect();
+                Some((f.reference.clone(), parts, f.written().to_owned()))
+            })
+            .collect()
+    }
+
+    /// The first shape: the digest is written in an `ARG` the `FROM` uses for
+    /// its tag; the registry comes from another `ARG`.
+    #[test]
+    fn composed_from_several_args_digest_in_the_arg_line() {
+        let text = format!(
+            "ARG REGISTRY=registry.example\nARG GO_VER=1.21-alpine@{D1}\nFROM ${{REGISTRY}}/library/golang:${{GO_VER}} AS build\n"
+        );
+        let (found, warnings) = found(FORMAT, &text);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(found.len(), 1);
+        let f = &found[0];
+        assert_eq!(
+            f.reference,
+            format!("registry.example/library/golang:1.21-alpine@{D1}")
+        );
+        assert_eq!(f.line, 2, "reported where the digest is written");
+        assert_eq!(f.skip_reason, None);
+        assert_eq!(&text[f.span.clone()], D1);
+        assert_eq!(
+            parts(&text)[0].1,
+            vec![
+                ("arg", "registry.example".to_owned()),
+                ("from", "/library/golang:".to_owned()),
+                ("arg", "1.21-alpine".to_owned()),
+                ("digest", D1.to_owned()),
+            ]
+        );
+    }
+
+    /// The second shape: the name from an `ARG`, tag and digest in the `FROM`.
+    #[test]
+    fn composed_from_several_args_digest_in_the_from_line() {
+        let text = format!(
+            "ARG JVM=acme/temurin\nARG JAVA_VERSION=21\nFROM ${{JVM}}:${{JAVA_VERSION}}-jre@{D1}\n"
+        );
+        let rows = parts(&text);
+        assert_eq!(rows.len(), 1);
+        let (reference, parts, written) = &rows[0];
+        assert_eq!(reference, &format!("acme/temurin:21-jre@{D1}"));
+        assert_eq!(written, D1);
+        assert_eq!(
+            parts,
+            &vec![
+                ("arg", "acme/temurin".to_owned()),
+                ("from", ":".to_owned()),
+                ("arg", "21".to_owned()),
+                ("from", "-jre".to_owned()),
+                ("digest", D1.to_owned()),
+            ]
+        );
+        assert_eq!(scan(&text)[0].1, 3);
+    }
+
+    /// More shapes of the kind: `ARG`s built from `ARG`s, `${NAME:-default}` beside
+    /// literal text, a digest from its own `ARG`, bare hex after a literal `sha256:`,
+    /// no digest yet (the slot after the word), a stage's `ARG`s for `COPY --from`.
+    #[test]
+    fn composed_from_several_args_more_shapes() {
+        let hex1 = &D1[7..];
+        let cases: Vec<(String, String, &str)> = vec![
+            (
+                format!("ARG R=ghcr.io\nARG BASE=${{R}}/acme/base:1@{D1}\nFROM ${{BASE}}\n"),
+                format!("ghcr.io/acme/base:1@{D1}"),
+                D1,
+            ),
+            (
+                format!("FROM ${{REG:-docker.io}}/library/alpine:3.20@{D1}\n"),
+                format!("docker.io/library/alpine:3.20@{D1}"),
+                D1,
+            ),
+            (
+                format!("ARG DIGEST={D1}\nFROM alpine:3.20@${{DIGEST}}\n"),
+                format!("alpine:3.20@{D1}"),
+                D1,
+            ),
+            (
+                format!("ARG HEX={hex1}\nFROM alpine:3.20@sha256:$HEX\n"),
+                format!("alpine:3.20@{D1}"),
+                hex1,
+            ),
+            (
+                "ARG V=3.20\nFROM alpine:$V\n".to_owned(),
+                "alpine:3.20".to_owned(),
+                "",
+            ),
+            (
+                format!(
+                    "FROM scratch AS s\nARG U=ghcr.io/astral-sh/uv\nCOPY --from=${{U}}:0.5@{D1} /uv /bin/\n"
+                ),
+                format!("ghcr.io/astral-sh/uv:0.5@{D1}"),
+                D1,
+            ),
+        ];
+        for (text, reference, slot) in cases {
+            let (found, warnings) = found(FORMAT, &text);
+            assert!(warnings.is_empty(), "{text}: {warnings:?}");
+            let f = found
+                .iter()
+                .find(|f| f.image.is_some())
+                .unwrap_or_else(|| panic!("{text}: {found:?}"));
+            assert_eq!(f.reference, reference, "{text}");
+            assert_eq!(f.skip_reason, None, "{text}");
+            assert_eq!(f.written(), slot, "{text}");
+        }
+    }
+
+    /// `skip_reason` only where a name part or the digest cannot be determined: a
+    /// variable without a value, a digest spread over two places, an expansion not
+    /// followed.
+    #[test]
+    fn composed_from_several_args_undetermined_is_contains_variable() {
+        let hex = &D1[7..];
+        let cases = [
+            "ARG REGISTRY\nFROM ${REGISTRY}/alpine:3\n".to_owned(),
+            "FROM ${UNDECLARED}/alpine:3\n".to_owned(),
+            format!(
+                "ARG A={}\nARG B={}\nFROM alpine:3@sha256:${{A}}${{B}}\n",
+                &hex[..10],
+                &hex[10..]
+            ),
+            "ARG R=x\nFROM ${R:+y}/alpine:3\n".to_owned(),
+            "ARG R='$X'\nFROM ${R}/alpine:3\n".to_owned(),
+        ];
+        for text in cases {
+            let rows = scan(&text);
+            assert_eq!(rows.len(), 1, "{text}: {rows:?}");
+            assert_eq!(rows[0].3, Some("contains-variable"), "{text}: {rows:?}");
+        }
+    }
+
+    /// One digest written for references to different images (an `ARG DIGEST` used
+    /// by two `FROM`s of different names) is not a finding: no one digest is right
+    /// for both. Used by two `FROM`s of the same image, it is one finding.
+    #[test]
+    fn one_digest_for_different_images_is_not_updated() {
+        let text = format!(
+            "ARG DIGEST={D1}\nFROM alpine:3@${{DIGEST}} AS a\nFROM debian:12@${{DIGEST}}\n"
+        );
+        let (shared, warnings) = found(FORMAT, &text);
+        assert!(shared.is_empty(), "{shared:?}");
+        assert_eq!(warnings.len(), 1);
+        assert_eq!(warnings[0].line, Some(1));
+        let text =
+            format!("ARG DIGEST={D2}\nFROM alpine:3@${{DIGEST}} AS a\nFROM alpine:3@$DIGEST\n");
+        let (same, warnings) = found(FORMAT, &text);
+        assert_eq!((same.len(), warnings.len()), (1, 0), "{same:?}");
+    }
+
+    /// `ARG`s built from `ARG`s cannot grow without bound: each doubling the last
+    /// would reach 2^40 bytes; the value stops at a cap and is `contains-variable`.
+    #[test]
+    fn composed_from_several_args_growth_is_bounded() {
+        let mut text = "ARG A0=ab\n".to_owned();
+        for i in 1..=40 {
+            text.push_str(&format!("ARG A{i}=${{A{}}}${{A{}}}\n", i - 1, i - 1));
+        }
+        text.push_str("FROM alpine:${A40}\n");
+        let rows = scan(&text);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].3, Some("contains-variable"));
     }
 }

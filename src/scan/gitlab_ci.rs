@@ -1,8 +1,13 @@
 //! GitLab CI (`.gitlab-ci.yml`): `image` (a string, or a mapping's `name`) and
 //! `services` (strings, or mappings' `name`) at the top level, in `default`, and in
 //! every job (any other top-level mapping, hidden `.templates` included; `variables`
-//! is not a job). `$VAR`s are `contains-variable`. Files pulled in with
-//! `include: local:` are not followed yet.
+//! is not a job). `$VAR`s are `contains-variable`.
+//!
+//! Local files the pipeline pulls in (`include: local: ci/build.yml`, a plain
+//! `include: ci/*.yml` string or list entry; paths from the repository root, `*` and
+//! `**` globs) are named in [`Extracted::pulls_in`], and the walk reads them as GitLab
+//! CI too, following their own includes. Remote, project, template and component
+//! includes live elsewhere; paths built from `$VARIABLES` cannot be followed.
 
 use super::Extracted;
 use super::format::{self, Format, Spec};
@@ -32,6 +37,7 @@ pub fn extract(text: &str) -> Extracted {
     let mut out = Extracted::default();
     let yaml = out.parse_yaml(text);
     for &doc in &yaml.docs {
+        includes(&yaml, yaml.get(doc, "include"), &mut out);
         // The top level itself is the old place for `image` and `services`.
         holder(&yaml, text, doc, &mut out);
         for &(key, value) in yaml.pairs(Some(doc)) {
@@ -55,6 +61,36 @@ fn holder(yaml: &Yaml, text: &str, map: NodeId, out: &mut Extracted) {
     for &service in yaml.items(yaml.get(map, "services")) {
         named(yaml, text, service, out);
     }
+}
+
+/// The local files named by `include`: a string, a list of strings and mappings, or a
+/// mapping; a mapping's `local`.
+fn includes(yaml: &Yaml, include: Option<NodeId>, out: &mut Extracted) {
+    let Some(include) = include else { return };
+    let entries = match &yaml.nodes[yaml.resolve(include)] {
+        Node::Seq(_) => yaml.items(Some(include)).to_vec(),
+        _ => vec![include],
+    };
+    for entry in entries {
+        let path = match &yaml.nodes[yaml.resolve(entry)] {
+            Node::Map(_) => yaml.get(entry, "local").and_then(|l| yaml.str(l)),
+            _ => yaml.str(entry),
+        };
+        if let Some(path) = path.and_then(local_path) {
+            out.pulls_in.push(path.to_owned());
+        }
+    }
+}
+
+/// A local include's path from the repository root, when it can be followed: not a URL,
+/// no `$VARIABLE`, no `..`.
+fn local_path(path: &str) -> Option<&str> {
+    let path = path.trim().trim_start_matches('/');
+    let followable = !path.is_empty()
+        && !path.contains("://")
+        && !path.contains('$')
+        && !path.split('/').any(|c| c == "..");
+    followable.then_some(path)
 }
 
 /// A reference written as a string, or as a mapping's `name`.
@@ -113,6 +149,21 @@ mod tests {
                 ),
                 row(&format!("docker:24-dind@{D}"), 20, None),
             ]
+        );
+    }
+
+    /// The local files a pipeline pulls in: strings, lists, `local:` mappings, a
+    /// leading `/` dropped; remote, project, template, component and `$VARIABLE`
+    /// includes, and paths climbing out with `..`, are not local files to follow.
+    #[test]
+    fn local_includes_are_pulled_in() {
+        let text = "include:\n  - local: /ci/build.yml\n  - 'ci/jobs/*.yml'\n  - remote: https://example.com/x.yml\n  - https://example.com/y.yml\n  - project: group/other\n    file: /z.yml\n  - template: Auto-DevOps.gitlab-ci.yml\n  - component: gitlab.com/a/b@1\n  - local: $CI_DIR/x.yml\n  - local: ../outside.yml\njob:\n  image: alpine:3\n";
+        let out = super::extract(text);
+        assert_eq!(out.pulls_in, ["ci/build.yml", "ci/jobs/*.yml"]);
+        assert_eq!(super::extract("include: '/a.yml'\n").pulls_in, ["a.yml"]);
+        assert_eq!(
+            super::extract("include:\n  local: b.yml\n").pulls_in,
+            ["b.yml"]
         );
     }
 }

@@ -169,7 +169,9 @@ pub struct DigestSlot {
     /// The digest's bytes in the file; empty when none is written yet and the digest
     /// is inserted at `span.start`.
     pub span: Range<usize>,
-    /// Written before an inserted digest (`@` after a tag); empty to replace one.
+    /// Written before an inserted digest; empty to replace one. `@` means the slot is
+    /// right after the whole reference as composed, so a reference without a tag
+    /// gets `:latest@` there (see [`crate::edit::Edit::pin`]).
     pub lead: &'static str,
     /// Written as bare hex (a `sha: <hex>` field), not `sha256:<hex>`.
     pub bare: bool,
@@ -227,6 +229,10 @@ pub struct Extracted {
     pub candidates: Vec<Candidate>,
     /// What could not be read: a 1-based line and why.
     pub notes: Vec<(usize, String)>,
+    /// Local files this file pulls in (GitLab CI's `include: local:`): paths relative
+    /// to the scanned root, `/`-separated, with `*` (within a folder) and `**` globs.
+    /// The walk reads those no format claims by their own path with this file's format.
+    pub pulls_in: Vec<String>,
 }
 
 impl Extracted {
@@ -347,6 +353,8 @@ pub struct FileScan {
     pub found: Vec<Found>,
     /// Its warnings.
     pub warnings: Vec<Warning>,
+    /// The local files it pulls in ([`Extracted::pulls_in`]).
+    pub pulls_in: Vec<String>,
 }
 
 /// Scans one file's bytes with the first format the path admits that accepts the text
@@ -381,11 +389,14 @@ pub fn scan_bytes(path: &str, detected: Detected, bytes: &[u8]) -> Result<FileSc
     })?;
     Ok(match detected.settle(path, text) {
         Some(format) => {
-            let (found, warnings) = scan_text(path, format, text);
+            let mut extracted = format.extract(text);
+            let pulls_in = std::mem::take(&mut extracted.pulls_in);
+            let (found, warnings) = place_all(path, format, text, extracted);
             FileScan {
                 format: Some(format),
                 found,
                 warnings,
+                pulls_in,
             }
         }
         None => FileScan::default(),
@@ -395,7 +406,16 @@ pub fn scan_bytes(path: &str, detected: Detected, bytes: &[u8]) -> Result<FileSc
 /// Scans one file's text: runs the format, then cuts, parses and places each candidate.
 #[must_use]
 pub fn scan_text(path: &str, format: Format, text: &str) -> (Vec<Found>, Vec<Warning>) {
-    let extracted = format.extract(text);
+    place_all(path, format, text, format.extract(text))
+}
+
+/// Turns a format's candidates for one file into findings, and its notes into warnings.
+fn place_all(
+    path: &str,
+    format: Format,
+    text: &str,
+    extracted: Extracted,
+) -> (Vec<Found>, Vec<Warning>) {
     let lines = if extracted.candidates.is_empty() {
         LineIndex::default()
     } else {
@@ -406,6 +426,11 @@ pub fn scan_text(path: &str, format: Format, text: &str) -> (Vec<Found>, Vec<War
     // One finding per span. A span reached from places that fix different platforms
     // (one `ARG` default used by `FROM --platform=linux/amd64 $IMG` and by
     // `FROM --platform=linux/arm64 $IMG`) fixes none: the pin's own kind decides.
+    let mut notes = extracted.notes;
+    // A span that composed references of different images share (one `ARG DIGEST`
+    // used by `FROM a:1@${DIGEST}` and `FROM b:1@${DIGEST}`) holds no one digest
+    // that is right for all of them: it is not a finding.
+    let mut shared = Vec::new();
     candidates.dedup_by(|later, kept| {
         if later.span != kept.span {
             return false;
@@ -413,9 +438,24 @@ pub fn scan_text(path: &str, format: Format, text: &str) -> (Vec<Found>, Vec<War
         if later.platform != kept.platform {
             kept.platform = None;
         }
+        let reference = |c: &Candidate| c.composed.as_ref().map(|c| c.reference.clone());
+        if reference(later) != reference(kept) {
+            shared.push((kept.span.start, kept.span.end));
+        }
         true
     });
-    let mut notes = extracted.notes;
+    shared.dedup();
+    if !shared.is_empty() {
+        let set: std::collections::HashSet<_> = shared.iter().copied().collect();
+        candidates.retain(|c| !set.contains(&(c.span.start, c.span.end)));
+        notes.extend(shared.iter().map(|&(start, _)| {
+            (
+                lines.line_column(text, start).0,
+                "one digest is written for references to different images; it cannot be updated for each"
+                    .to_owned(),
+            )
+        }));
+    }
     if candidates.len() > MAX_REFERENCES_PER_FILE {
         candidates.truncate(MAX_REFERENCES_PER_FILE);
         let line = candidates

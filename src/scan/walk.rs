@@ -5,6 +5,13 @@
 //! follow symbolic links at all, so nothing outside a root is ever read through one. A
 //! path given explicitly as a file is scanned even if its name matches no format (as a
 //! Dockerfile, or as YAML when it ends in `.yaml`/`.yml`).
+//!
+//! A file may pull in others ([`super::Extracted::pulls_in`]: GitLab CI's
+//! `include: local:`). Once the walk is done, the walked files those paths match are
+//! read with the format of the file that pulls them in (unless a more specific format
+//! read them by their own path), and so on for what they pull in: at most
+//! [`MAX_PULLED_IN`] files, each once. Only files the walk reached are candidates, so the same rules hold for them
+//! (no links, nothing ignored, nothing outside the root).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -245,36 +252,37 @@ fn scan_file(job: &FileToScan) -> Scanned {
         Err(e) => return (Vec::new(), vec![warn(format!("cannot read: {e}"))], None),
     };
     match scan_bytes(&job.rel, job.detected, &bytes) {
-        Ok(scan) => (scan.found, scan.warnings, Some((job.clone(), scan.format))),
+        Ok(scan) => (
+            scan.found,
+            scan.warnings,
+            Some((job.clone(), scan.format, scan.pulls_in)),
+        ),
         Err(warning) => (Vec::new(), vec![warning], None),
     }
 }
 
-/// Findings, warnings, and the job when the file was read and scanned.
+/// Findings, warnings, and when the file was read and scanned: the job, the format
+/// that read it, and the paths it pulls in.
 type Scanned = (
     Vec<Found>,
     Vec<Warning>,
-    Option<(FileToScan, Option<Format>)>,
+    Option<(FileToScan, Option<Format>, Vec<String>)>,
 );
+
+/// Most files read because others pull them in, per scan (GitLab allows 150 includes
+/// per pipeline).
+pub const MAX_PULLED_IN: usize = 150;
+
+/// What a read file pulls in: its path, root and format, and the path patterns.
+type Pulls = (String, Arc<cap_std::fs::Dir>, Format, Vec<String>);
 
 fn into_report(outcomes: Vec<Scanned>) -> Report {
     let mut report = Report::default();
-    for (found, warnings, scanned) in outcomes {
-        report.found.extend(found);
-        report.warnings.extend(warnings);
-        if let Some((job, format)) = scanned {
-            report.files += 1;
-            report.sources.insert(
-                job.rel,
-                Source {
-                    abs: job.abs,
-                    root: job.root,
-                    within: job.within,
-                    format,
-                },
-            );
-        }
+    let mut pulls = Vec::new();
+    for outcome in outcomes {
+        merge(&mut report, &mut pulls, outcome);
     }
+    follow(&mut report, pulls);
     report
         .found
         .sort_by(|a, b| (&a.path, a.span.start).cmp(&(&b.path, b.span.start)));
@@ -287,6 +295,108 @@ fn into_report(outcomes: Vec<Scanned>) -> Report {
         .sort_by(|a, b| (&a.path, a.line).cmp(&(&b.path, b.line)));
     report.warnings.dedup();
     report
+}
+
+/// Adds one file's scan to the report, and what it pulls in to `pulls`.
+fn merge(report: &mut Report, pulls: &mut Vec<Pulls>, (found, warnings, scanned): Scanned) {
+    report.found.extend(found);
+    report.warnings.extend(warnings);
+    if let Some((job, format, pulls_in)) = scanned {
+        report.files += 1;
+        if let Some(format) = format.filter(|_| !pulls_in.is_empty()) {
+            pulls.push((job.rel.clone(), Arc::clone(&job.root), format, pulls_in));
+        }
+        report.sources.insert(
+            job.rel,
+            Source {
+                abs: job.abs,
+                root: job.root,
+                within: job.within,
+                format,
+            },
+        );
+    }
+}
+
+/// Reads the files others pull in (see the module doc): walked files under the same
+/// root that match a pattern and that no format read by their own path.
+/// Past [`MAX_PULLED_IN`] files read, or as many lists of includes followed (each
+/// costs a pass over the files), the rest is reported and not read.
+fn follow(report: &mut Report, mut pulls: Vec<Pulls>) {
+    let mut budget = MAX_PULLED_IN;
+    let mut lists = 0;
+    while let Some((from, root, format, patterns)) = pulls.pop() {
+        lists += 1;
+        if lists > MAX_PULLED_IN {
+            report.warnings.push(Warning {
+                path: from,
+                line: None,
+                message: format!(
+                    "more than {MAX_PULLED_IN} files pull in others; its includes are not followed"
+                ),
+            });
+            continue;
+        }
+        let mut set = globset::GlobSetBuilder::new();
+        for pattern in patterns.iter().take(MAX_PULLED_IN) {
+            if let Ok(glob) = globset::GlobBuilder::new(pattern)
+                .literal_separator(true)
+                .build()
+            {
+                set.add(glob);
+            }
+        }
+        let Ok(set) = set.build() else { continue };
+        let targets: Vec<String> = report
+            .sources
+            .iter()
+            .filter(|(_, s)| {
+                yields(s.format, format) && Arc::ptr_eq(&s.root, &root) && set.is_match(&s.within)
+            })
+            .map(|(rel, _)| rel.clone())
+            .collect();
+        for rel in targets {
+            let Some(source) = report.sources.get(&rel) else {
+                continue;
+            };
+            if !yields(source.format, format) {
+                continue; // pulled in twice: read once
+            }
+            if budget == 0 {
+                report.warnings.push(Warning {
+                    path: rel,
+                    line: None,
+                    message: format!(
+                        "more than {MAX_PULLED_IN} files pulled in by includes; not read"
+                    ),
+                });
+                continue;
+            }
+            budget -= 1;
+            let job = FileToScan {
+                abs: source.abs.clone(),
+                root: Arc::clone(&source.root),
+                within: source.within.clone(),
+                rel: rel.clone(),
+                detected: Detected::only(format),
+            };
+            let outcome = scan_file(&job);
+            if outcome.2.is_some() {
+                report.files -= 1; // counted once, when the walk first read it
+                report.found.retain(|f| f.path != rel);
+                report.warnings.retain(|w| w.path != rel);
+            }
+            merge(report, &mut pulls, outcome);
+        }
+    }
+}
+
+/// Whether a file read as `read` (`None`: by no format) is read again as `puller`, the
+/// format of a file that pulls it in: what pulls a file in says what it is, unless a
+/// format the table tries before the puller's claimed it (a general format, like
+/// Kubernetes for any YAML with image keys, comes after the specific ones).
+fn yields(read: Option<Format>, puller: Format) -> bool {
+    read.is_none_or(|read| read > puller)
 }
 
 /// Scans the given files, sequentially (for callers that already hold the list).

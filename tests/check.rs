@@ -589,8 +589,9 @@ async fn github_actions_pins_are_updated_in_place() {
     assert_eq!(code, 0);
 }
 
-/// GitLab CI, Cloud Build and a Compose file found by its content, against the real
-/// registry: each pin follows the moved tag, and only digest bytes change.
+/// GitLab CI (with a file it includes), Cloud Build and a Compose file found by its
+/// content (with a Dockerfile inline), against the real registry: each pin follows the
+/// moved tag, and only digest bytes change.
 #[tokio::test(flavor = "multi_thread")]
 async fn gitlab_cloudbuild_and_compose_by_content_are_updated_in_place() {
     let reg = Registry::start(Auth::Open);
@@ -606,8 +607,12 @@ async fn gitlab_cloudbuild_and_compose_by_content_are_updated_in_place() {
     let cloudbuild = |pin: &str| {
         format!("steps:\n- name: '{pin}'\n  args: [version]\nimages: ['{host}/app:2']\n")
     };
-    let stack =
-        |pin: &str| format!("version: '3.8'\nservices:\n  web:\n    image: {pin}  # pinned\n");
+    let stack = |pin: &str| {
+        let digest = pin.split_once('@').unwrap().1;
+        format!(
+            "version: '3.8'\nservices:\n  web:\n    image: {pin}  # pinned\n  builder:\n    build:\n      dockerfile_inline: |\n        ARG REG={host}\n        FROM ${{REG}}/app:1@{digest} AS base\n        FROM {pin}\n"
+        )
+    };
     let files = |pin: &str| {
         [
             (".gitlab-ci.yml", gitlab(pin)),
@@ -638,6 +643,8 @@ async fn gitlab_cloudbuild_and_compose_by_content_are_updated_in_place() {
             "gitlab-ci",
             "cloudbuild",
             "gitlab-ci",
+            "compose",
+            "compose",
             "compose"
         ]
     );

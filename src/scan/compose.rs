@@ -11,13 +11,18 @@
 //! whole reference, the default's span is reported; anything else built from variables
 //! is `contains-variable`. A service that has `build:` names the image it builds with
 //! `image:`; that reference is reported as `built-locally`, never looked up.
+//!
+//! `build.dockerfile_inline` holds a Dockerfile: it is read by the Dockerfile format
+//! (every rule of `dockerfile.rs`) and its findings are placed at their exact offsets in
+//! the Compose file ([`super::embedded`]); a literal block (`|`) or a one-line string
+//! written verbatim can be, a folded or escaped one is a note.
 
 use std::collections::{HashMap, HashSet};
 
 use super::format::{self, Format, Spec};
 use super::vars::whole_variable;
 use super::yaml::{self, ImageValue, Node, NodeId, UNREADABLE, Yaml};
-use super::{Candidate, Extracted, SkipReason};
+use super::{Candidate, Extracted, LineIndex, SkipReason};
 
 /// How many merge-key levels are followed; deeper chains are not real Compose files.
 const MAX_MERGE_DEPTH: usize = 16;
@@ -106,13 +111,27 @@ pub fn extract(text: &str) -> Extracted {
     if let Some(services) = services
         && let Node::Map(pairs) = &yaml.nodes[yaml.resolve(services)]
     {
+        let mut inline = Vec::new();
+        let mut seen = HashSet::new();
         for &(key, service) in pairs {
             if yaml.str(key).is_some_and(|k| k.starts_with("x-")) {
                 continue;
             }
+            let build = service_key(&yaml, service, "build", 0);
             if let Some(image) = service_key(&yaml, service, "image", 0) {
-                let builds = service_key(&yaml, service, "build", 0).is_some();
-                use_image(image, builds);
+                use_image(image, build.is_some());
+            }
+            if let Some(dockerfile) = build.and_then(|b| yaml.get(b, "dockerfile_inline")) {
+                let dockerfile = yaml.resolve(dockerfile);
+                if seen.insert(dockerfile) {
+                    inline.push(dockerfile);
+                }
+            }
+        }
+        if !inline.is_empty() {
+            let lines = LineIndex::new(text);
+            for dockerfile in inline {
+                inline_dockerfile(&yaml, text, dockerfile, &lines, &mut out);
             }
         }
     }
@@ -144,6 +163,31 @@ pub fn extract(text: &str) -> Extracted {
         }
     }
     out
+}
+
+/// A Dockerfile written in a Compose value, read as a Dockerfile and placed in the file.
+fn inline_dockerfile(
+    yaml: &Yaml,
+    text: &str,
+    node: NodeId,
+    lines: &LineIndex,
+    out: &mut Extracted,
+) {
+    match yaml.embedded(text, node) {
+        Some(embedded) => {
+            let inner = super::dockerfile::extract(&embedded.text);
+            embedded.place(inner, out, lines);
+        }
+        None => {
+            if let Node::Scalar { span, .. } = &yaml.nodes[node] {
+                out.notes.push((
+                    lines.line(span.start),
+                    "dockerfile_inline uses YAML escapes or line folding; its images cannot be edited in place"
+                        .to_owned(),
+                ));
+            }
+        }
+    }
 }
 
 /// The node for `key` of a service: its own, else the first merged mapping's.
@@ -216,7 +260,7 @@ fn interpolated(text: &str, span: std::ops::Range<usize>) -> Candidate {
 mod tests {
     use super::FORMAT;
     use crate::scan::scan_text;
-    use crate::scan::testing::{Row, rows};
+    use crate::scan::testing::{Row, found, rows};
 
     const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
@@ -366,5 +410,57 @@ mod tests {
             "{}",
             warnings[0]
         );
+    }
+
+    /// `build.dockerfile_inline` is a Dockerfile: its references are found by the
+    /// Dockerfile rules (stages, `COPY --from`, `ARG`s) at their exact offsets in the
+    /// Compose file — a literal block under any chomping, CRLF lines, a one-line string;
+    /// one shared through an anchor is read once.
+    #[test]
+    fn dockerfile_inline_is_a_dockerfile_at_exact_offsets() {
+        let cases = [
+            (
+                format!("services:\n  app:\n    build:\n      context: .\n      dockerfile_inline: |\n        # syntax=docker/dockerfile:1\n        ARG GO=1.22@{D1}\n        FROM golang:${{GO}} AS build\n\n        FROM alpine:3.20@{D1}\n        COPY --from=build /a /b\n        COPY --from=busybox:1.36 /bin/sh /sh\n    image: acme/app:dev\n"),
+                vec![
+                    "docker/dockerfile:1".to_owned(),
+                    format!("golang:1.22@{D1}"),
+                    format!("alpine:3.20@{D1}"),
+                    "busybox:1.36".to_owned(),
+                    "acme/app:dev".to_owned(),
+                ],
+            ),
+            (
+                format!("services:\r\n  a:\r\n    build:\r\n      dockerfile_inline: |-\r\n          FROM node:20@{D1}\r\n          RUN true\r\n"),
+                vec![format!("node:20@{D1}")],
+            ),
+            (
+                "services:\n  a:\n    build: {dockerfile_inline: \"FROM redis:7\"}\n".to_owned(),
+                vec!["redis:7".to_owned()],
+            ),
+            (
+                "x-b: &b\n  dockerfile_inline: |+\n    FROM debian:12\n\nservices:\n  a:\n    build: *b\n  b:\n    build: *b\n".to_owned(),
+                vec!["debian:12".to_owned()],
+            ),
+        ];
+        for (text, want) in cases {
+            let (found, warnings) = found(FORMAT, &text);
+            assert!(warnings.is_empty(), "{text:?}: {warnings:?}");
+            let got: Vec<String> = found.iter().map(|f| f.reference.clone()).collect();
+            assert_eq!(got, want, "{text:?}");
+        }
+    }
+
+    /// A folded or escaped `dockerfile_inline` cannot be edited in place: a note.
+    #[test]
+    fn dockerfile_inline_folded_or_escaped_is_a_note() {
+        for text in [
+            "services:\n  a:\n    build:\n      dockerfile_inline: >\n        FROM alpine:3\n        RUN true\n",
+            "services:\n  a:\n    build:\n      dockerfile_inline: \"FROM alpine:3\\nRUN true\"\n",
+        ] {
+            let (found, warnings) = found(FORMAT, text);
+            assert!(found.is_empty(), "{text:?}: {found:?}");
+            assert_eq!(warnings.len(), 1, "{text:?}");
+            assert_eq!(warnings[0].line, Some(4), "{text:?}");
+        }
     }
 }

@@ -41,6 +41,7 @@
 pub mod cloudbuild;
 pub mod compose;
 pub mod dockerfile;
+mod embedded;
 pub mod format;
 pub mod github_actions;
 pub mod gitlab_ci;

@@ -33,6 +33,12 @@ impl LineIndex {
     pub fn line(&self, offset: usize) -> usize {
         self.starts.partition_point(|&s| s <= offset)
     }
+
+    /// Byte offset where a 1-based line starts, if the text has that line.
+    #[must_use]
+    pub fn start(&self, line: usize) -> Option<usize> {
+        self.starts.get(line.checked_sub(1)?).copied()
+    }
 }
 
 /// 1-based line of a byte offset, for the rare messages (findings use [`LineIndex`]).

@@ -377,6 +377,66 @@ impl Yaml {
     }
 }
 
+impl Yaml {
+    /// The text of a scalar that holds a file of its own (a Dockerfile in Compose's
+    /// `dockerfile_inline`), with each byte's place in `text`: a literal block (`|`,
+    /// `|-`, `|+`; its indentation removed, line breaks kept) or a one-line scalar
+    /// written verbatim. `None` for other styles (folding, escapes) or when the lines
+    /// rebuilt from the file are not exactly the parser's value.
+    #[must_use]
+    pub fn embedded(&self, text: &str, id: NodeId) -> Option<super::embedded::Embedded> {
+        let id = self.resolve(id);
+        let Node::Scalar { value, style, span } = &self.nodes[id] else {
+            return None;
+        };
+        if *style != ScalarStyle::Literal {
+            return super::embedded::Embedded::verbatim(text, self.scalar_text(text, id)?);
+        }
+        let region = text.get(span.clone())?;
+        // The header line (`|-`, a comment) ends at the first line break.
+        let body_start = span.start + region.find('\n')? + 1;
+        let body = &text[body_start..span.end];
+        let indent = body
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .map(|l| l.len() - l.trim_start_matches(' ').len())?;
+        let mut inner = String::new();
+        let mut offsets = Vec::new();
+        let mut at = body_start;
+        for line in body.split_inclusive('\n') {
+            let content = line.trim_end_matches(['\n', '\r']);
+            if content.trim().is_empty() {
+                // A blank line inside the block: only its break is content.
+            } else if content.len() > indent
+                && content.as_bytes()[..indent].iter().all(|&b| b == b' ')
+            {
+                inner.push_str(&content[indent..]);
+                offsets.extend(at + indent..at + content.len());
+            } else {
+                break; // less indented: the block has ended
+            }
+            if line.ends_with('\n') {
+                inner.push('\n');
+                offsets.push(at + content.len());
+            }
+            at += line.len();
+        }
+        let kept = value.trim_end_matches('\n');
+        if !inner.starts_with(kept) || !inner[kept.len()..].bytes().all(|b| b == b'\n') {
+            return None;
+        }
+        let end = kept.len() + usize::from(inner.len() > kept.len());
+        inner.truncate(end);
+        offsets.truncate(end);
+        let after = offsets.last().map_or(body_start, |o| o + 1);
+        offsets.push(after);
+        Some(super::embedded::Embedded {
+            text: inner,
+            offsets,
+        })
+    }
+}
+
 /// What a YAML format makes of a scalar that should hold an image reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageValue {

@@ -621,8 +621,20 @@ async fn pull_requests_past_the_first_page_are_seen() {
 /// Workflow files form their own change set: GitHub's refusal to let a token without
 /// the `workflows` permission change them fails that change set alone, says which
 /// permission is missing and where to grant it, and the other updates go through.
+/// Pushed with git, GitHub names the permission in its refusal.
 #[tokio::test(flavor = "multi_thread")]
 async fn workflow_refusals_name_the_permission_and_block_nothing_else() {
+    workflow_refusal_case(false).await;
+}
+
+/// As above, committed through the Git Data API (`--commit-via-api`), where GitHub only
+/// answers `404 Not Found` to a tree that changes a workflow file.
+#[tokio::test(flavor = "multi_thread")]
+async fn workflow_refusals_name_the_permission_through_the_git_data_api() {
+    workflow_refusal_case(true).await;
+}
+
+async fn workflow_refusal_case(via_api: bool) {
     let reg = Registry::start(Auth::Open);
     let mut pusher = Pusher::new(&reg);
     let host = reg.host.clone();
@@ -643,18 +655,22 @@ async fn workflow_refusals_name_the_permission_and_block_nothing_else() {
     git_server.refuse_workflow_pushes("acme/web");
     let fake = FakeGitHub::start().await;
     fake.add_repo(&git_server, "acme/web");
+    fake.refuse_workflow_trees("acme/web");
     let state_dir = tempfile::tempdir().unwrap();
     let state = state_dir.path().join("state.redb");
-
+    let mut args = vec![
+        "run",
+        "--repo",
+        "acme/web",
+        "--state",
+        state.to_str().unwrap(),
+    ];
+    if via_api {
+        args.push("--commit-via-api");
+    }
     let out = repin_env(
         Path::new("."),
-        &[
-            "run",
-            "--repo",
-            "acme/web",
-            "--state",
-            state.to_str().unwrap(),
-        ],
+        &args,
         &[
             ("GITHUB_TOKEN", TOKEN),
             ("GITHUB_API_URL", fake.url.as_str()),
@@ -676,6 +692,13 @@ async fn workflow_refusals_name_the_permission_and_block_nothing_else() {
         "{}",
         out.stderr
     );
+    if via_api {
+        assert!(
+            out.stderr.contains("create tree") && out.stderr.contains("workflow scope"),
+            "{}",
+            out.stderr
+        );
+    }
     let pulls = fake.pulls();
     assert_eq!(pulls.len(), 1);
     assert!(!pulls[0].head.contains("workflows"), "{}", pulls[0].head);

@@ -299,25 +299,54 @@ fn action_set(action: &Action) -> Option<usize> {
 /// What to do when GitHub refuses to change a workflow file: which permission is
 /// missing and where to grant it. `None` for any other failure.
 ///
-/// GitHub's refusal names who pushed: a GitHub App (an App installation token, and a
+/// A push's refusal names who pushed: a GitHub App (an App installation token, and a
 /// workflow's own `GITHUB_TOKEN`, which is one) lacks the `workflows` permission; an
-/// OAuth App or personal access token lacks the `workflow` scope.
+/// OAuth App or personal access token lacks the `workflow` scope. Through the Git
+/// Data API (`commit_via_api`) GitHub says less: a tree, commit or branch change that
+/// touches a workflow file the credentials may not change is answered `404 Not Found`
+/// (or `403`/`422` with the same words as a push); this is called only for a workflow
+/// change set, so such an answer there is read as the refusal, naming both remedies.
 #[must_use]
 pub fn workflow_refusal(e: &Error) -> Option<String> {
+    const APP: &str = "the GitHub App needs the Workflows permission (Read and write) — grant it in the App's settings under Permissions & events → Repository permissions → Workflows, then accept the new permission in each installation. A workflow's own GITHUB_TOKEN can never push workflow changes; run repin as an App or with a token that has the workflow scope";
+    const TOKEN: &str = "the token needs the workflow scope — a classic personal access token: Settings → Developer settings → Personal access tokens → the `workflow` scope; a fine-grained token: Repository permissions → Workflows: Read and write";
     let said = e.to_string();
     // GitHub's words; the branch name (`…-workflows`) must not count.
-    if !said.contains("to create or update workflow") {
-        return None;
-    }
-    let fix = if said.contains("`workflows` permission") || said.contains("GitHub App") {
-        "GitHub refused to change a workflow file: the GitHub App needs the Workflows permission (Read and write) — grant it in the App's settings under Permissions & events → Repository permissions → Workflows, then accept the new permission in each installation. A workflow's own GITHUB_TOKEN can never push workflow changes; run repin as an App or with a token that has the workflow scope"
+    let fix = if said.contains("to create or update workflow") {
+        if said.contains("`workflows` permission") || said.contains("GitHub App") {
+            format!("GitHub refused to change a workflow file: {APP}")
+        } else {
+            format!("GitHub refused to change a workflow file: {TOKEN}")
+        }
+    } else if let Error::GitHub(
+        github::Error::NotFound { what, .. }
+        | github::Error::Status {
+            what,
+            status: 403 | 422,
+            ..
+        },
+    ) = e
+        && GIT_DATA_WRITES.contains(what)
+    {
+        format!(
+            "GitHub answered {what} of a workflow change with \"{said}\", as it does when the credentials may not change workflow files: if repin runs as a GitHub App, {APP}; with a token, {TOKEN}"
+        )
     } else {
-        "GitHub refused to change a workflow file: the token needs the workflow scope — a classic personal access token: Settings → Developer settings → Personal access tokens → the `workflow` scope; a fine-grained token: Repository permissions → Workflows: Read and write"
+        return None;
     };
     Some(format!(
         "{fix}; or leave workflow files alone with `exclude = [\".github/workflows/**\"]` under `[scan]` in .repin.toml"
     ))
 }
+
+/// The Git Data API calls that write a commit or move a branch (their `what`).
+const GIT_DATA_WRITES: [&str; 5] = [
+    "create blob",
+    "create tree",
+    "create commit",
+    "create branch",
+    "update branch",
+];
 
 /// Carries out one repository's plan.
 struct Executor<'a> {
@@ -683,6 +712,42 @@ mod workflow_tests {
             "refusing to allow a force push",
         ] {
             assert_eq!(workflow_refusal(&rejected(other)), None, "{other}");
+        }
+        // Through the Git Data API: a 404 (or 403/422) to a write names both remedies;
+        // the same answer to a read, or another status, is not a refusal.
+        let api = |what, status: u16| {
+            Error::GitHub(if status == 404 {
+                github::Error::NotFound {
+                    what,
+                    message: "Not Found".into(),
+                }
+            } else {
+                github::Error::Status {
+                    what,
+                    status,
+                    message: "x".into(),
+                }
+            })
+        };
+        for (what, status) in [
+            ("create tree", 404),
+            ("create commit", 422),
+            ("update branch", 403),
+        ] {
+            let why = workflow_refusal(&api(what, status)).unwrap();
+            assert!(
+                why.contains("Workflows permission")
+                    && why.contains("workflow scope")
+                    && why.contains(what),
+                "{why}"
+            );
+        }
+        for (what, status) in [("list pull requests", 404), ("create tree", 500)] {
+            assert_eq!(
+                workflow_refusal(&api(what, status)),
+                None,
+                "{what} {status}"
+            );
         }
     }
 }

@@ -45,6 +45,8 @@ pub(super) fn git_in(
 pub(super) struct Bare {
     pub dir: PathBuf,
     pub tail: String,
+    /// Trees that change workflow files are refused ([`super::FakeGitHub::refuse_workflow_trees`]).
+    pub workflow_guarded: bool,
 }
 
 impl axum::extract::FromRequestParts<Shared> for Bare {
@@ -55,14 +57,18 @@ impl axum::extract::FromRequestParts<Shared> for Bare {
         inner: &Shared,
     ) -> Result<Self, Self::Rejection> {
         let RepoPath { full, tail, .. } = RepoPath::from_request_parts(parts, inner).await?;
+        let inner = inner.lock().unwrap();
         let dir = inner
-            .lock()
-            .unwrap()
             .repos
             .get(&full)
             .map(|(_, bare)| bare.clone())
             .ok_or_else(|| error(StatusCode::NOT_FOUND, "Not Found"))?;
-        Ok(Self { dir, tail })
+        let workflow_guarded = inner.workflow_guarded.contains(&full);
+        Ok(Self {
+            dir,
+            tail,
+            workflow_guarded,
+        })
     }
 }
 
@@ -90,7 +96,24 @@ pub(super) async fn create_blob(Bare { dir: bare, .. }: Bare, Json(body): Json<V
     }
 }
 
-pub(super) async fn create_tree(Bare { dir: bare, .. }: Bare, Json(body): Json<Value>) -> Response {
+pub(super) async fn create_tree(
+    Bare {
+        dir: bare,
+        workflow_guarded,
+        ..
+    }: Bare,
+    Json(body): Json<Value>,
+) -> Response {
+    let entries = body["tree"].as_array().into_iter().flatten();
+    if workflow_guarded
+        && entries.clone().any(|e| {
+            e["path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with(".github/workflows/"))
+        })
+    {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    }
     let index = tempfile::NamedTempFile::new().unwrap();
     let index_path = index.path().to_str().unwrap().to_owned();
     let env = [("GIT_INDEX_FILE", index_path.as_str())];
@@ -153,6 +176,7 @@ pub(super) async fn get_commit(
     Bare {
         dir: bare,
         tail: sha,
+        ..
     }: Bare,
 ) -> Response {
     let out = std::process::Command::new("git")
@@ -183,6 +207,7 @@ pub(super) async fn get_ref(
     Bare {
         dir: bare,
         tail: branch,
+        ..
     }: Bare,
 ) -> Response {
     let sha = head_sha(&bare, &branch);
@@ -220,6 +245,7 @@ pub(super) async fn update_ref(
     Bare {
         dir: bare,
         tail: branch,
+        ..
     }: Bare,
     Json(body): Json<Value>,
 ) -> Response {

@@ -87,6 +87,9 @@ struct Inner {
     app: Option<(u64, PathBuf)>,
     /// Installation ID → (account, repositories).
     installations: Vec<(u64, String, Vec<String>)>,
+    /// Repositories whose Git Data API refuses trees that change workflow files, as
+    /// GitHub does for credentials without the workflows permission (404 Not Found).
+    workflow_guarded: std::collections::HashSet<String>,
 }
 
 /// The `{owner}/{repo}` preamble of a `/repos/{owner}/{repo}/…` route, read once:
@@ -313,6 +316,16 @@ impl FakeGitHub {
             full_name.to_owned(),
             (git.url(full_name), git.path(full_name)),
         );
+    }
+
+    /// Refuses, as GitHub does for credentials that may not change workflow files, any
+    /// tree of `full_name` that writes under `.github/workflows/`: `404 Not Found`.
+    pub fn refuse_workflow_trees(&self, full_name: &str) {
+        self.inner
+            .lock()
+            .unwrap()
+            .workflow_guarded
+            .insert(full_name.to_owned());
     }
 
     /// Makes the fake a GitHub App host: JWTs must be signed by the key whose public half

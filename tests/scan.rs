@@ -313,3 +313,33 @@ fn gitlab_local_includes_are_read_as_gitlab_ci() {
         ]
     );
 }
+
+/// Includes cannot make a scan read without bound: past 150 files pulled in (GitLab's
+/// own limit), the rest are warnings, not findings.
+#[test]
+fn gitlab_local_includes_are_bounded() {
+    let mut files: Vec<(String, Vec<u8>)> = vec![(
+        ".gitlab-ci.yml".to_owned(),
+        b"include: 'ci/*.yml'\n".to_vec(),
+    )];
+    for i in 0..160 {
+        files.push((
+            format!("ci/{i:03}.yml"),
+            format!("j{i}:\n  image: alpine:3.{i}\n").into_bytes(),
+        ));
+    }
+    let files: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_slice()))
+        .collect();
+    let dir = tree(&files);
+    let found = scan_json(dir.path(), &[]);
+    let read = found.iter().filter(|f| f["format"] == "gitlab-ci").count();
+    assert_eq!(read, 150);
+    let run = repin(dir.path(), &["scan"]);
+    let refused = run
+        .stderr
+        .matches("more than 150 files pulled in by includes; not read")
+        .count();
+    assert_eq!(refused, 10, "{}", run.stderr);
+}

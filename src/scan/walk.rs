@@ -174,11 +174,7 @@ fn entry_job(
     prefix: Option<&str>,
     entry: Result<ignore::DirEntry, ignore::Error>,
 ) -> Result<Option<FileToScan>, Warning> {
-    let entry = entry.map_err(|err| Warning {
-        path: slashed(root),
-        line: None,
-        message: err.to_string(),
-    })?;
+    let entry = entry.map_err(|err| file_warning(slashed(root), err.to_string()))?;
     if !entry.file_type().is_some_and(|t| t.is_file()) {
         return Ok(None);
     }
@@ -229,13 +225,18 @@ fn slashed(path: &Path) -> String {
     }
 }
 
-/// Reads and scans one file.
-fn scan_file(job: &FileToScan) -> Scanned {
-    let warn = |message: String| Warning {
-        path: job.rel.clone(),
+/// A warning about a whole file (no line).
+fn file_warning(path: String, message: String) -> Warning {
+    Warning {
+        path,
         line: None,
         message,
-    };
+    }
+}
+
+/// Reads and scans one file.
+fn scan_file(job: &FileToScan) -> Scanned {
+    let warn = |message: String| file_warning(job.rel.clone(), message);
     match std::fs::metadata(&job.abs) {
         Ok(meta) if meta.len() > MAX_FILE_SIZE => {
             let message = format!(
@@ -328,13 +329,12 @@ fn follow(report: &mut Report, mut pulls: Vec<Pulls>) {
     while let Some((from, root, format, patterns)) = pulls.pop() {
         lists += 1;
         if lists > MAX_PULLED_IN {
-            report.warnings.push(Warning {
-                path: from,
-                line: None,
-                message: format!(
+            report.warnings.push(file_warning(
+                from,
+                format!(
                     "more than {MAX_PULLED_IN} files pull in others; its includes are not followed"
                 ),
-            });
+            ));
             continue;
         }
         let mut set = globset::GlobSetBuilder::new();
@@ -363,13 +363,10 @@ fn follow(report: &mut Report, mut pulls: Vec<Pulls>) {
                 continue; // pulled in twice: read once
             }
             if budget == 0 {
-                report.warnings.push(Warning {
-                    path: rel,
-                    line: None,
-                    message: format!(
-                        "more than {MAX_PULLED_IN} files pulled in by includes; not read"
-                    ),
-                });
+                report.warnings.push(file_warning(
+                    rel,
+                    format!("more than {MAX_PULLED_IN} files pulled in by includes; not read"),
+                ));
                 continue;
             }
             budget -= 1;

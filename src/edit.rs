@@ -53,6 +53,9 @@ impl Edit {
         intended.digest = Some(digest.clone());
         if let Some(fields) = &found.fields {
             let slot = &fields.digest;
+            if slot.span.is_empty() && !slot.insertable {
+                return None;
+            }
             let value = if slot.bare {
                 digest.hex().to_owned()
             } else {
@@ -528,6 +531,62 @@ mod tests {
             let new = splice("Dockerfile", &text, std::slice::from_ref(&edit)).unwrap();
             assert_eq!(new, expected);
             verify("Dockerfile", format, &text, &new, &[edit]).unwrap();
+        }
+    }
+
+    /// Helm image maps: the digest rewritten in its own style (quoted prefixed, bare
+    /// `sha`, after `@` in the tag), an empty `digest: ""` filled, and a map with no
+    /// digest field left alone by `--pin`; comments and quotes stay.
+    #[test]
+    fn helm_values_rewrite_only_the_digest_in_its_style() {
+        let hex = |d: &str| d[7..].to_owned();
+        let format = crate::scan::helm_values::FORMAT;
+        let cases = [
+            (
+                format!(
+                    "image:\n  registry: docker.io\n  repository: bitnami/redis # r\n  tag: 7.2\n  digest: \"{OLD}\"  # pinned\n"
+                ),
+                Some(format!(
+                    "image:\n  registry: docker.io\n  repository: bitnami/redis # r\n  tag: 7.2\n  digest: \"{NEW}\"  # pinned\n"
+                )),
+            ),
+            (
+                format!(
+                    "image:\n  image: acme/x\n  version: '1'\n  sha: {}\n",
+                    hex(OLD)
+                ),
+                Some(format!(
+                    "image:\n  image: acme/x\n  version: '1'\n  sha: {}\n",
+                    hex(NEW)
+                )),
+            ),
+            (
+                format!("image:\n  repository: acme/x\n  tag: 1@{OLD}\n"),
+                Some(format!("image:\n  repository: acme/x\n  tag: 1@{NEW}\n")),
+            ),
+            (
+                "image:\n  repository: acme/x\n  tag: \"1\"\n  digest: ''\n".to_owned(),
+                Some(format!(
+                    "image:\n  repository: acme/x\n  tag: \"1\"\n  digest: '{NEW}'\n"
+                )),
+            ),
+            (
+                "image:\n  repository: acme/x\n  tag: \"1\"\n".to_owned(),
+                None,
+            ),
+        ];
+        for (text, expected) in cases {
+            let (found, _) = scan_text("values.yaml", format, &text);
+            assert_eq!(found.len(), 1, "{text}");
+            let edit = Edit::pin(&found[0], &digest(NEW));
+            let Some(expected) = expected else {
+                assert_eq!(edit, None, "{text}");
+                continue;
+            };
+            let edit = edit.unwrap_or_else(|| panic!("{text}"));
+            let new = splice("values.yaml", &text, std::slice::from_ref(&edit)).unwrap();
+            assert_eq!(new, expected);
+            verify("values.yaml", format, &text, &new, &[edit]).unwrap();
         }
     }
 

@@ -435,29 +435,17 @@ impl<'a> Parser<'a> {
             })
         };
         let digest = match reference.find('@') {
-            None => DigestSlot {
-                span: end..end,
-                lead: "@",
-                bare: false,
-            },
+            None => DigestSlot::after(end),
             Some(at) => {
                 let digest = at + 1..reference.len();
                 let hex = reference[digest.clone()]
                     .find(':')
                     .map(|colon| digest.start + colon + 1..digest.end);
                 if let Some(span) = within(digest) {
-                    DigestSlot {
-                        span,
-                        lead: "",
-                        bare: false,
-                    }
+                    DigestSlot::replace(span, false)
                 } else {
                     let hex = hex.filter(|hex| starts.contains(&hex.start))?;
-                    DigestSlot {
-                        span: within(hex)?,
-                        lead: "",
-                        bare: true,
-                    }
+                    DigestSlot::replace(within(hex)?, true)
                 }
             }
         };

@@ -174,12 +174,11 @@ impl Walk<'_> {
     /// string that parses as a reference and is written like one (a `/`, `:` or `@`),
     /// so `coverImage: cover.png` is not.
     fn custom_image(&mut self, value: NodeId) {
-        let Some(text) = self.yaml.str(value) else {
-            return;
-        };
-        let looks = text.contains(['/', ':', '@']) && !text.contains(char::is_whitespace);
-        let template = text.contains("{{") || text.contains('$');
-        if looks && (template || crate::imageref::ImageRef::parse(text).is_ok()) {
+        if self
+            .yaml
+            .str(value)
+            .is_some_and(super::written_like_reference)
+        {
             self.image(value);
         }
     }

@@ -45,6 +45,7 @@ mod embedded;
 pub mod format;
 pub mod github_actions;
 pub mod gitlab_ci;
+pub mod helm_values;
 pub mod kubernetes;
 mod source;
 mod vars;
@@ -71,6 +72,7 @@ pub const FORMATS: &[Format] = &[
     github_actions::FORMAT,
     gitlab_ci::FORMAT,
     cloudbuild::FORMAT,
+    helm_values::FORMAT,
     kubernetes::FORMAT,
 ];
 
@@ -176,6 +178,66 @@ pub struct DigestSlot {
     pub lead: &'static str,
     /// Written as bare hex (a `sha: <hex>` field), not `sha256:<hex>`.
     pub bare: bool,
+    /// Whether a digest may be inserted at an empty span. `false` for a reference
+    /// with no place for one (a Helm image map without a `digest` field): `--pin`
+    /// leaves it as it is.
+    pub insertable: bool,
+}
+
+impl DigestSlot {
+    /// A digest written at `span` (bare hex when `bare`), replaced in place.
+    #[must_use]
+    pub fn replace(span: Range<usize>, bare: bool) -> Self {
+        Self {
+            span,
+            lead: "",
+            bare,
+            insertable: true,
+        }
+    }
+
+    /// An empty field at `at` that a digest fills (bare hex when `bare`).
+    #[must_use]
+    pub fn fill(at: usize, bare: bool) -> Self {
+        Self {
+            span: at..at,
+            lead: "",
+            bare,
+            insertable: true,
+        }
+    }
+
+    /// A digest inserted at `at`, after the whole reference, with `@`.
+    #[must_use]
+    pub fn after(at: usize) -> Self {
+        Self {
+            span: at..at,
+            lead: "@",
+            bare: false,
+            insertable: true,
+        }
+    }
+
+    /// No place for a digest (`at`: where the reference's fields end, for its line).
+    #[must_use]
+    pub fn none(at: usize) -> Self {
+        Self {
+            span: at..at,
+            lead: "",
+            bare: false,
+            insertable: false,
+        }
+    }
+}
+
+/// Whether a string under a key that is not plainly `image` is written like a
+/// reference: it parses as one and holds a `/`, `:` or `@` (so `cover.png` is not),
+/// or is a template or variable (then it is reported as such), and has no whitespace.
+#[must_use]
+pub fn written_like_reference(text: &str) -> bool {
+    let looks = text.contains(['/', ':', '@']) && !text.contains(char::is_whitespace);
+    let template = text.contains("{{") || text.contains('$');
+    looks && (template || crate::imageref::ImageRef::parse(text).is_ok())
 }
 
 /// One field of a reference written across several, as found.
@@ -621,11 +683,7 @@ pub(crate) mod testing {
                 parts.push(("digest", digest.clone()));
                 (
                     tag.start..tag.start + at,
-                    DigestSlot {
-                        span: digest,
-                        lead: "",
-                        bare: false,
-                    },
+                    DigestSlot::replace(digest, false),
                 )
             }
             (None, Some(d)) => {
@@ -633,23 +691,14 @@ pub(crate) mod testing {
                 if !d.is_empty() {
                     parts.push(("digest", d.clone()));
                 }
-                (
-                    tag.clone(),
-                    DigestSlot {
-                        span: d,
-                        lead: "",
-                        bare,
-                    },
-                )
+                let slot = if d.is_empty() {
+                    DigestSlot::fill(d.start, bare)
+                } else {
+                    DigestSlot::replace(d, bare)
+                };
+                (tag.clone(), slot)
             }
-            (None, None) => (
-                tag.clone(),
-                DigestSlot {
-                    span: tag.end..tag.end,
-                    lead: "@",
-                    bare: false,
-                },
-            ),
+            (None, None) => (tag.clone(), DigestSlot::after(tag.end)),
         };
         parts.insert(1, ("tag", tag_span.clone()));
         let digest_text = &text[digest.span.clone()];

@@ -1,0 +1,381 @@
+//! Helm values files (`values.yaml`, `values-prod.yaml`, `ci/test-values.yaml`: any
+//! YAML whose file name holds `values`): images under any key whose name ends in
+//! `image`/`Image`, at any depth.
+//!
+//! Such a key holds a reference as one string (`image: redis:7@sha256:…`), or a map
+//! whose fields make one, as Bitnami-style charts write it:
+//!
+//! ```yaml
+//! image:
+//!   registry: docker.io
+//!   repository: bitnami/redis   # or `image:` or `name:`
+//!   tag: 7.2.4                  # or `version:`; may hold `7.2.4@sha256:…`
+//!   digest: sha256:…            # or `sha: <hex>` (bare), or "" to fill with --pin
+//! ```
+//!
+//! A map is a composed finding ([`super::Composed`]): its parts are the fields as
+//! written, its digest part the one place `update` rewrites — the `digest` value (in
+//! its own style: `sha256:<hex>`, or bare hex as in `sha`), the part after `@` in the
+//! tag, or, with `--pin`, the inside of an empty `digest: ""`. A map with no digest
+//! field has no place for a digest: `--pin` leaves it (adding `@sha256:…` to a tag
+//! would break charts that also use the tag as a label). `{{ … }}` in any field is
+//! `contains-template`. A string under a key other than `image` must be written like
+//! a reference (a `/`, `:` or `@`), so `coverImage: cover.png` is not one.
+//!
+//! Decided: any `*values*.y(a)ml` is read, not only files beside a `Chart.yaml`, since
+//! values for charts kept elsewhere (helmfile, Argo CD's values files) are written the
+//! same way; the image shapes themselves keep it precise, and the corpus measures it.
+
+use std::collections::HashSet;
+use std::ops::Range;
+
+use super::format::{self, Format, Spec};
+use super::yaml::{Node, NodeId, Yaml};
+use super::{Candidate, Composed, DigestSlot, Extracted};
+
+/// The format's row in the table ([`super::format`]).
+pub const FORMAT: Format = Format::new(&Spec {
+    name: "helm-values",
+    reads,
+    accepts,
+    extract,
+});
+
+/// YAML whose file name holds `values` (`values.yaml`, `prod-values.yml`,
+/// `values.staging.yaml`), any case.
+#[must_use]
+pub fn reads(rel: &str) -> bool {
+    format::is_yaml(rel)
+        && format::file_name(rel)
+            .to_ascii_lowercase()
+            .contains("values")
+}
+
+/// Text with a key ending in `image`/`Image` (the word, optional quote, then `:`).
+#[must_use]
+pub fn accepts(_rel: &str, text: &str) -> bool {
+    ["image", "Image"].iter().any(|word| {
+        text.match_indices(word).any(|(at, word)| {
+            let rest = text[at + word.len()..].trim_start_matches(['"', '\'']);
+            rest.trim_start_matches([' ', '\t']).starts_with(':')
+        })
+    })
+}
+
+/// Extracts the images of a values file.
+#[must_use]
+pub fn extract(text: &str) -> Extracted {
+    let mut out = Extracted::default();
+    let yaml = out.parse_yaml(text);
+    let mut walk = Walk {
+        yaml: &yaml,
+        text,
+        seen: HashSet::new(),
+        out: &mut out,
+    };
+    for &doc in &yaml.docs {
+        walk.node(doc);
+    }
+    out
+}
+
+/// Whether a key names an image: `image`, or any name ending in `image`/`Image`.
+fn image_key(key: &str) -> bool {
+    key.ends_with("image") || key.ends_with("Image")
+}
+
+struct Walk<'a> {
+    yaml: &'a Yaml,
+    text: &'a str,
+    /// Nodes already walked (anchors reached through several aliases: once).
+    seen: HashSet<NodeId>,
+    out: &'a mut Extracted,
+}
+
+impl Walk<'_> {
+    fn node(&mut self, id: NodeId) {
+        let id = self.yaml.resolve(id);
+        if !self.seen.insert(id) {
+            return;
+        }
+        match &self.yaml.nodes[id] {
+            Node::Map(pairs) => {
+                for &(key, value) in pairs {
+                    let key = self.yaml.str(key).unwrap_or_default();
+                    if image_key(key) && self.image(key, value) {
+                        continue; // an image's own fields hold no other image
+                    }
+                    self.node(value);
+                }
+            }
+            Node::Seq(items) => {
+                for &item in items {
+                    self.node(item);
+                }
+            }
+            Node::Scalar { .. } | Node::Alias(_) => {}
+        }
+    }
+
+    /// The value of an image key: a reference string, or an image map. Whether it was
+    /// one.
+    fn image(&mut self, key: &str, value: NodeId) -> bool {
+        let yaml = self.yaml;
+        match &yaml.nodes[yaml.resolve(value)] {
+            Node::Map(_) => self.image_map(value),
+            Node::Scalar { value: text, .. } => {
+                let looks = if key == "image" {
+                    crate::imageref::ImageRef::parse(text).is_ok() && !yaml_word(text)
+                } else {
+                    super::written_like_reference(text)
+                };
+                if looks || text.contains("{{") {
+                    self.out.push_image(yaml.image_value(self.text, value));
+                }
+                looks
+            }
+            _ => false,
+        }
+    }
+
+    /// An image map: `repository` (or `image`, `name`) is required; `registry`, `tag`
+    /// (or `version`), `digest` or `sha` complete it.
+    fn image_map(&mut self, map: NodeId) -> bool {
+        let Some(repository) = self.field(map, &["repository", "image", "name"]) else {
+            return false;
+        };
+        let registry = self.field(map, &["registry"]);
+        let tag = self.field(map, &["tag", "version"]);
+        let digest = self.field(map, &["digest"]);
+        let sha = self.field(map, &["sha"]);
+        let unreadable = [&registry, &Some(repository.clone()), &tag, &digest, &sha]
+            .into_iter()
+            .flatten()
+            .find_map(|f| match f {
+                Field::Unreadable(line) => Some(*line),
+                _ => None,
+            });
+        if let Some(line) = unreadable {
+            self.out
+                .notes
+                .push((line, super::yaml::UNREADABLE.to_owned()));
+            return true;
+        }
+        let text = self.text;
+        let at = |f: Option<Field>| match f {
+            Some(Field::At(span)) => Some(span),
+            _ => None,
+        };
+        let (Some(repository), registry, tag) = (at(Some(repository)), at(registry), at(tag))
+        else {
+            return true;
+        };
+        let mut parts: Vec<(&'static str, Range<usize>)> = Vec::new();
+        let mut reference = String::new();
+        if let Some(registry) = registry {
+            parts.push(("registry", registry.clone()));
+            reference.push_str(&text[registry]);
+            reference.push('/');
+        }
+        parts.push(("repository", repository.clone()));
+        reference.push_str(&text[repository]);
+        // The tag may hold the digest (`1.2@sha256:…`), or be the digest itself.
+        let mut slot = None;
+        if let Some(tag) = tag {
+            let written = &text[tag.clone()];
+            if written.starts_with("sha256:") {
+                slot = Some(DigestSlot::replace(tag.clone(), false));
+            } else if let Some(at) = written.find('@') {
+                parts.push(("tag", tag.start..tag.start + at));
+                reference.push(':');
+                reference.push_str(&written[..at]);
+                slot = Some(DigestSlot::replace(tag.start + at + 1..tag.end, false));
+            } else {
+                parts.push(("tag", tag.clone()));
+                reference.push(':');
+                reference.push_str(written);
+            }
+        }
+        for (field, bare_name) in [(digest, false), (sha, true)] {
+            match field {
+                Some(Field::At(span)) => {
+                    let bare = bare_name || !text[span.clone()].starts_with("sha256:");
+                    slot = Some(DigestSlot::replace(span, bare));
+                }
+                Some(Field::Empty(at)) if slot.is_none() => {
+                    slot = Some(DigestSlot::fill(at, bare_name));
+                }
+                _ => {}
+            }
+        }
+        let digest = slot.unwrap_or_else(|| DigestSlot::none(parts.last().map_or(0, |p| p.1.end)));
+        if !digest.span.is_empty() {
+            let written = &text[digest.span.clone()];
+            reference.push('@');
+            if digest.bare {
+                reference.push_str("sha256:");
+            }
+            reference.push_str(written);
+            parts.push(("digest", digest.span.clone()));
+        }
+        parts.sort_by_key(|(_, span)| span.start);
+        self.out.candidates.push(Candidate::composed(Composed {
+            reference,
+            parts,
+            digest,
+        }));
+        true
+    }
+
+    /// The first of `names` the map holds with a scalar value.
+    fn field(&self, map: NodeId, names: &[&str]) -> Option<Field> {
+        let yaml = self.yaml;
+        let id = names.iter().find_map(|name| yaml.get(map, name))?;
+        let id = yaml.resolve(id);
+        let Node::Scalar { value, span, .. } = &yaml.nodes[id] else {
+            return None;
+        };
+        if value.is_empty() {
+            // `""` or `''`: the place between the quotes can be filled; a plain empty
+            // value (null) has no place.
+            let written = &self.text[span.clone()];
+            return (written == "\"\"" || written == "''").then(|| Field::Empty(span.start + 1));
+        }
+        Some(match yaml.scalar_text(self.text, id) {
+            Some(range) => Field::At(range),
+            None => Field::Unreadable(super::source::line_of(self.text, span.start)),
+        })
+    }
+}
+
+/// A field of an image map as written.
+#[derive(Debug, Clone)]
+enum Field {
+    /// Written verbatim at this span.
+    At(Range<usize>),
+    /// An empty quoted value: an insertion point between the quotes.
+    Empty(usize),
+    /// Written with escapes or folding: cannot be edited in place (its line).
+    Unreadable(usize),
+}
+
+/// YAML words a plain `image:` value may hold that are not references.
+fn yaml_word(text: &str) -> bool {
+    matches!(
+        text,
+        "true" | "false" | "True" | "False" | "TRUE" | "FALSE" | "yes" | "no" | "on" | "off"
+    ) || text.parse::<f64>().is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{FORMAT, reads};
+    use crate::scan::testing::found;
+
+    const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const HEX: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+
+    /// (reference, skip reason, slot text, part names) of each finding.
+    fn rows(text: &str) -> Vec<(String, Option<&'static str>, String, Vec<&'static str>)> {
+        let (found, warnings) = found(FORMAT, text);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        found
+            .iter()
+            .map(|f| {
+                let names = f
+                    .fields
+                    .iter()
+                    .flat_map(|fields| fields.parts.iter().map(|p| p.name))
+                    .collect();
+                (
+                    f.reference.clone(),
+                    f.skip_reason.map(crate::scan::SkipReason::name),
+                    f.written().to_owned(),
+                    names,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reads_values_files() {
+        for (path, want) in [
+            ("values.yaml", true),
+            ("chart/values-prod.yml", true),
+            ("chart/ci/test-values.yaml", true),
+            ("envs/Values.staging.YAML", true),
+            ("chart/Chart.yaml", false),
+            ("values.json", false),
+        ] {
+            assert_eq!(reads(path), want, "{path}");
+        }
+    }
+
+    /// Every shape of an image map: registry + repository + tag + digest (prefixed),
+    /// `image`/`name` for the repository, `version` for the tag, `tag@digest`, a bare
+    /// `sha`, a digest as the whole tag, an empty `digest: ""` to fill, and no digest
+    /// field (no place for one); strings under `image` and `…Image` keys.
+    #[test]
+    fn image_maps_and_strings_in_every_shape() {
+        let text = format!(
+            "image:\n  registry: docker.io\n  repository: bitnami/redis\n  tag: 7.2.4-debian-12-r0\n  digest: \"{D1}\"\n  pullPolicy: IfNotPresent\nmetrics:\n  image:\n    image: bitnami/redis-exporter\n    version: '1.58'\n    sha: {HEX}\nsidecars:\n  - name: x\n    proxyImage:\n      name: envoyproxy/envoy\n      tag: v1.29@{D1}\nold:\n  image:\n    repository: acme/old\n    tag: {D1}\nfill:\n  image:\n    repository: acme/fill\n    tag: \"1.0\"\n    digest: \"\"\nnone:\n  image:\n    repository: acme/none\n    tag: 2.0  # no digest field\nplain:\n  image: busybox:1.36@{D1}\n  initImage: alpine:3.20\n  coverImage: cover.png\n  useImage: true\n"
+        );
+        let rows = rows(&text);
+        let want: Vec<(String, Option<&str>, String, Vec<&str>)> = vec![
+            (
+                format!("docker.io/bitnami/redis:7.2.4-debian-12-r0@{D1}"),
+                None,
+                D1.into(),
+                vec!["registry", "repository", "tag", "digest"],
+            ),
+            (
+                format!("bitnami/redis-exporter:1.58@{D1}"),
+                None,
+                HEX.into(),
+                vec!["repository", "tag", "digest"],
+            ),
+            (
+                format!("envoyproxy/envoy:v1.29@{D1}"),
+                None,
+                D1.into(),
+                vec!["repository", "tag", "digest"],
+            ),
+            (
+                format!("acme/old@{D1}"),
+                Some("no-tag"),
+                D1.into(),
+                vec!["repository", "digest"],
+            ),
+            (
+                "acme/fill:1.0".into(),
+                None,
+                String::new(),
+                vec!["repository", "tag"],
+            ),
+            (
+                "acme/none:2.0".into(),
+                None,
+                String::new(),
+                vec!["repository", "tag"],
+            ),
+            (
+                format!("busybox:1.36@{D1}"),
+                None,
+                format!("busybox:1.36@{D1}"),
+                vec![],
+            ),
+            ("alpine:3.20".into(), None, "alpine:3.20".into(), vec![]),
+        ];
+        assert_eq!(rows, want);
+    }
+
+    /// Templates are `contains-template`; maps without a repository, and values that
+    /// are not strings, are not images.
+    #[test]
+    fn templates_and_other_values() {
+        let text = "image:\n  repository: \"{{ .Values.global.registry }}/app\"\n  tag: 1.0\nresources:\n  limits: {cpu: 1}\nimage2:\n  pullPolicy: Always\nlistImage: [a, b]\n";
+        let rows = rows(text);
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(rows[0].1, Some("contains-template"));
+    }
+}

@@ -610,7 +610,7 @@ async fn gitlab_cloudbuild_and_compose_by_content_are_updated_in_place() {
     let stack = |pin: &str| {
         let digest = pin.split_once('@').unwrap().1;
         format!(
-            "version: '3.8'\nservices:\n  web:\n    image: {pin}  # pinned\n  builder:\n    build:\n      dockerfile_inline: |\n        ARG REG={host}\n        FROM ${{REG}}/app:1@{digest} AS base\n        FROM {pin}\n"
+            "version: '3.8'\nservices:\n  web:\n    image: {pin}  # pinned\n  builder:\n    build:\n      dockerfile_inline: |\n        ARG REG={host}\n        FROM $${{REG}}/app:1@{digest} AS base\n        FROM {pin}\n"
         )
     };
     let files = |pin: &str| {

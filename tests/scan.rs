@@ -343,3 +343,45 @@ fn gitlab_local_includes_are_bounded() {
         .count();
     assert_eq!(refused, 10, "{}", run.stderr);
 }
+
+/// Include paths in GitLab's own grammar: `**` crosses folders (`configs/**.yml`), `?`
+/// and `[…]` mean themselves; an included file another format found references in
+/// keeps that format (a Kubernetes manifest, a Cloud Build file).
+#[test]
+fn gitlab_local_includes_use_gitlab_globs_and_keep_other_formats() {
+    let dir = tree(&[
+        (
+            ".gitlab-ci.yml",
+            b"include:\n  - local: configs/**.yml\n  - local: 'lit/a?.yml'\n  - local: k/*.yaml\n",
+        ),
+        ("configs/a.yml", b"a:\n  image: one:1\n"),
+        ("configs/sub/b.yml", b"b:\n  image: two:2\n"),
+        ("lit/ab.yml", b"c:\n  image: not-matched:3\n"),
+        ("lit/a?.yml", b"d:\n  image: matched:4\n"),
+        (
+            "k/pod.yaml",
+            b"apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - image: kube:5\n",
+        ),
+        ("k/cloudbuild.yaml", b"steps:\n- name: builder:6\n"),
+    ]);
+    let found = scan_json(dir.path(), &[]);
+    let rows: Vec<(&str, &str)> = found
+        .iter()
+        .map(|f| {
+            (
+                f["reference"].as_str().unwrap(),
+                f["format"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("one:1", "gitlab-ci"),
+            ("two:2", "gitlab-ci"),
+            ("builder:6", "cloudbuild"),
+            ("kube:5", "kubernetes"),
+            ("matched:4", "gitlab-ci"),
+        ]
+    );
+}

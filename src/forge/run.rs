@@ -215,6 +215,7 @@ pub async fn run_repo(
         .iter()
         .map(|set| OwnBranch::new(&pr::branch(&set.id, &set.settings), &repo.default_branch))
         .collect::<Result<Vec<_>, _>>()?;
+    distinct_branches(outcome.change_sets.iter().map(|s| s.id.as_str()), &branches)?;
     let proposals: Vec<Proposal> = outcome
         .change_sets
         .iter()
@@ -283,6 +284,29 @@ pub async fn run_repo(
         }
     }
     Ok(summary)
+}
+
+/// Refuses change sets whose names slug alike (`app workflows`, `app/workflows`): they
+/// would push over each other's branch.
+///
+/// # Errors
+/// [`git::Error::NotOwnBranch`] naming both.
+fn distinct_branches<'a>(
+    ids: impl Iterator<Item = &'a str>,
+    branches: &[OwnBranch],
+) -> Result<(), git::Error> {
+    let mut seen = std::collections::HashMap::new();
+    for (id, own) in ids.zip(branches) {
+        if let Some(other) = seen.insert(own.as_str(), id) {
+            return Err(git::Error::NotOwnBranch {
+                branch: own.as_str().to_owned(),
+                why: format!(
+                    "change sets {other:?} and {id:?} would share it; name the groups apart"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The change set an action works on, if any.
@@ -683,6 +707,19 @@ fn build(
 #[cfg(test)]
 mod workflow_tests {
     use super::*;
+
+    /// Change sets whose names slug alike never share a branch: the repository stops.
+    #[test]
+    fn change_sets_never_share_a_branch() {
+        let own = |id: &str| OwnBranch::new(&format!("repin/{}", pr::slug(id)), "main").unwrap();
+        let ids = ["ghcr.io/acme/app workflows", "ghcr.io/acme/app/workflows"];
+        let branches: Vec<_> = ids.iter().map(|id| own(id)).collect();
+        let err = distinct_branches(ids.into_iter(), &branches).unwrap_err();
+        assert!(err.to_string().contains("would share it"), "{err}");
+        let ids = ["a", "b"];
+        let branches: Vec<_> = ids.iter().map(|id| own(id)).collect();
+        assert!(distinct_branches(ids.into_iter(), &branches).is_ok());
+    }
 
     /// GitHub's two refusals of a workflow change name the missing permission and where
     /// to grant it; any other failure is not read as one.

@@ -15,7 +15,9 @@
 //! `build.dockerfile_inline` holds a Dockerfile: it is read by the Dockerfile format
 //! (every rule of `dockerfile.rs`) and its findings are placed at their exact offsets in
 //! the Compose file ([`super::embedded`]); a literal block (`|`) or a one-line string
-//! written verbatim can be, a folded or escaped one is a note.
+//! written verbatim can be, a folded or escaped one is a note. Compose interpolates
+//! the value first: `$$` is a `$` for `BuildKit`, any other `$` starts a Compose
+//! variable whose value is not in the file (`contains-variable`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -66,10 +68,123 @@ pub fn looks_like_compose(text: &str) -> bool {
     let Node::Map(entries) = &yaml.nodes[yaml.resolve(services)] else {
         return false;
     };
-    entries.iter().any(|&(_, service)| {
-        yaml.get(service, "image").is_some() || yaml.get(service, "build").is_some()
-    })
+    // Every key of every service must be one the Compose specification defines (or an
+    // `x-` extension): Helm values with `services: {api: {image, tag, port}}` are not
+    // Compose, and Compose itself would refuse them.
+    let schema = entries.iter().all(|&(_, service)| {
+        yaml.pairs(Some(service)).iter().all(|&(key, _)| {
+            yaml.str(key)
+                .is_some_and(|k| k.starts_with("x-") || k == "<<" || SERVICE_KEYS.contains(&k))
+        })
+    });
+    schema
+        && entries.iter().any(|&(_, service)| {
+            yaml.get(service, "image").is_some() || yaml.get(service, "build").is_some()
+        })
 }
+
+/// The keys of a service in the Compose specification (and the legacy file formats'
+/// `dockerfile`, `log_driver`, `log_opt`, `net`, `volume_driver`), sorted.
+const SERVICE_KEYS: [&str; 98] = [
+    "annotations",
+    "attach",
+    "blkio_config",
+    "build",
+    "cap_add",
+    "cap_drop",
+    "cgroup",
+    "cgroup_parent",
+    "command",
+    "configs",
+    "container_name",
+    "cpu_count",
+    "cpu_percent",
+    "cpu_period",
+    "cpu_quota",
+    "cpu_rt_period",
+    "cpu_rt_runtime",
+    "cpu_shares",
+    "cpus",
+    "cpuset",
+    "credential_spec",
+    "depends_on",
+    "deploy",
+    "develop",
+    "device_cgroup_rules",
+    "devices",
+    "dns",
+    "dns_opt",
+    "dns_search",
+    "dockerfile",
+    "domainname",
+    "driver_opts",
+    "entrypoint",
+    "env_file",
+    "environment",
+    "expose",
+    "extends",
+    "external_links",
+    "extra_hosts",
+    "gpus",
+    "group_add",
+    "healthcheck",
+    "hostname",
+    "image",
+    "init",
+    "ipc",
+    "isolation",
+    "label_file",
+    "labels",
+    "links",
+    "log_driver",
+    "log_opt",
+    "logging",
+    "mac_address",
+    "mem_limit",
+    "mem_reservation",
+    "mem_swappiness",
+    "memswap_limit",
+    "models",
+    "net",
+    "network_mode",
+    "networks",
+    "oom_kill_disable",
+    "oom_score_adj",
+    "pid",
+    "pids_limit",
+    "platform",
+    "ports",
+    "post_start",
+    "pre_stop",
+    "privileged",
+    "profiles",
+    "provider",
+    "pull_policy",
+    "pull_refresh_after",
+    "read_only",
+    "restart",
+    "runtime",
+    "scale",
+    "secrets",
+    "security_opt",
+    "shm_size",
+    "stdin_open",
+    "stop_grace_period",
+    "stop_signal",
+    "storage_opt",
+    "sysctls",
+    "tmpfs",
+    "tty",
+    "ulimits",
+    "use_api_socket",
+    "user",
+    "userns_mode",
+    "uts",
+    "volume_driver",
+    "volumes",
+    "volumes_from",
+    "working_dir",
+];
 
 /// Compose files by name: YAML named `compose`, `docker-compose*` or `compose.*`
 /// (`compose.yaml`, `docker-compose.prod.yml`, `compose.override.yaml`).
@@ -175,7 +290,9 @@ fn inline_dockerfile(
 ) {
     match yaml.embedded(text, node) {
         Some(embedded) => {
-            let inner = super::dockerfile::extract(&embedded.text);
+            // Compose interpolates the value before BuildKit reads it.
+            let (embedded, opaque) = embedded.interpolated();
+            let inner = super::dockerfile::extract_interpolated(&embedded.text, &opaque);
             embedded.place(inner, out, lines);
         }
         None => {
@@ -420,7 +537,7 @@ mod tests {
     fn dockerfile_inline_is_a_dockerfile_at_exact_offsets() {
         let cases = [
             (
-                format!("services:\n  app:\n    build:\n      context: .\n      dockerfile_inline: |\n        # syntax=docker/dockerfile:1\n        ARG GO=1.22@{D1}\n        FROM golang:${{GO}} AS build\n\n        FROM alpine:3.20@{D1}\n        COPY --from=build /a /b\n        COPY --from=busybox:1.36 /bin/sh /sh\n    image: acme/app:dev\n"),
+                format!("services:\n  app:\n    build:\n      context: .\n      dockerfile_inline: |\n        # syntax=docker/dockerfile:1\n        ARG GO=1.22@{D1}\n        FROM golang:$${{GO}} AS build\n\n        FROM alpine:3.20@{D1}\n        COPY --from=build /a /b\n        COPY --from=busybox:1.36 /bin/sh /sh\n    image: acme/app:dev\n"),
                 vec![
                     "docker/dockerfile:1".to_owned(),
                     format!("golang:1.22@{D1}"),
@@ -462,5 +579,50 @@ mod tests {
             assert_eq!(warnings.len(), 1, "{text:?}");
             assert_eq!(warnings[0].line, Some(4), "{text:?}");
         }
+    }
+
+    /// Compose is found by content only when every service key is Compose's: Helm
+    /// values shaped like services (`image` beside `tag`, `port`) are not Compose.
+    #[test]
+    fn compose_by_content_only_with_compose_keys() {
+        use super::looks_like_compose;
+        assert!(!looks_like_compose(
+            "replicaCount: 1\nservices:\n  api:\n    image: acme/api\n    tag: \"3.19\"\n    port: 8080\n"
+        ));
+        assert!(
+            looks_like_compose(
+                "services:\n  api:\n    image: acme/api:1\n    ports: ['80:80']\n    x-note: a\n    <<: *d\n"
+            ) || looks_like_compose(
+                "x-d: &d {restart: always}\nservices:\n  api:\n    image: acme/api:1\n    ports: ['80:80']\n    x-note: a\n    <<: *d\n"
+            )
+        );
+    }
+
+    /// Compose fills in its own variables before `BuildKit` reads `dockerfile_inline`:
+    /// `${TAG}` is Compose's (its value unknown here: `contains-variable`), `$${TAG}`
+    /// is `BuildKit`'s and follows the `ARG`.
+    #[test]
+    fn dockerfile_inline_is_interpolated_by_compose_first() {
+        let text = "services:\n  a:\n    build:\n      dockerfile_inline: |\n        ARG TAG=3\n        FROM alpine:${TAG} AS one\n        FROM alpine:$${TAG} AS two\n";
+        let (found, warnings) = found(FORMAT, text);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let rows: Vec<(String, Option<&str>)> = found
+            .iter()
+            .map(|f| {
+                (
+                    f.reference.clone(),
+                    f.skip_reason.map(crate::scan::SkipReason::name),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("alpine:${TAG}".to_owned(), Some("contains-variable")),
+                ("alpine:3".to_owned(), None),
+            ]
+        );
+        // The digest would go right after the `FROM` word in the Compose file.
+        assert_eq!(found[1].span.start, text.find(" AS two").unwrap());
     }
 }

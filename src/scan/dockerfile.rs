@@ -22,7 +22,7 @@
 //! with no value, or a digest spread over several places, leaves the text
 //! `contains-variable`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 use super::format::{self, Format, Spec};
@@ -64,7 +64,15 @@ pub const NOT_DOCKERFILE: [&str; 6] = [".dockerignore", ".md", ".txt", ".json", 
 /// Extracts image references from a Dockerfile's text.
 #[must_use]
 pub fn extract(text: &str) -> Extracted {
-    let mut parser = Parser::new(text);
+    extract_interpolated(text, &HashSet::new())
+}
+
+/// [`extract`] for a Dockerfile some other tool fills in first (Compose's
+/// `dockerfile_inline`): a variable whose `$` is at one of the `opaque` offsets is
+/// that tool's, its value unknown here.
+#[must_use]
+pub(super) fn extract_interpolated(text: &str, opaque: &HashSet<usize>) -> Extracted {
+    let mut parser = Parser::new(text, opaque);
     parser.run();
     parser.out
 }
@@ -111,15 +119,54 @@ struct Piece {
 /// Why a value cannot be traced to the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Unknown {
-    /// A variable with no value, an expansion this reader does not follow, or a value
-    /// grown past [`MAX_PIECES`] or [`MAX_EXPANDED`].
+    /// A variable with no value in the file (not declared, no default, or one of
+    /// `BuildKit`'s [`AUTOMATIC_ARGS`]), an expansion this reader does not follow, or a
+    /// value grown past [`MAX_PIECES`] or [`MAX_EXPANDED`].
     Variable,
     /// Bytes split by a line continuation, on the logical line starting at this offset.
     Split(usize),
 }
 
-/// A value with its variables expanded: the pieces it is made of, in order.
-type Value = Result<Vec<Piece>, Unknown>;
+/// A value with its variables expanded.
+#[derive(Debug, Clone, Default)]
+struct Value {
+    /// The pieces it is made of, in order.
+    pieces: Vec<Piece>,
+    /// Why it cannot be known, if it cannot (then `pieces` is what could be read).
+    unknown: Option<Unknown>,
+    /// Every `ARG` default span it reads, each once: what a use of the value touches.
+    touched: Vec<Range<usize>>,
+    /// More `ARG` spans were read than [`MAX_TOUCHED`]: what it touches is not known.
+    overflow: bool,
+}
+
+impl Value {
+    fn unknown(&mut self, why: Unknown) {
+        self.unknown.get_or_insert(why);
+    }
+
+    fn touch(&mut self, span: &Range<usize>) {
+        if !self.touched.contains(span) {
+            if self.touched.len() == MAX_TOUCHED {
+                self.overflow = true;
+            } else {
+                self.touched.push(span.clone());
+            }
+        }
+    }
+
+    /// Appends what another value is made of (an `ARG` a variable names).
+    fn extend(&mut self, other: &Self) {
+        self.pieces.extend(other.pieces.iter().cloned());
+        if let Some(why) = other.unknown {
+            self.unknown(why);
+        }
+        for span in &other.touched {
+            self.touch(span);
+        }
+        self.overflow |= other.overflow;
+    }
+}
 
 /// Most pieces one expanded value may have; `ARG`s built from `ARG`s could otherwise
 /// double at every line.
@@ -128,13 +175,31 @@ const MAX_PIECES: usize = 32;
 /// Most bytes one expanded value may have (a reference is far shorter).
 const MAX_EXPANDED: usize = 4096;
 
-/// Which `ARG`s a variable may name.
-#[derive(Debug, Clone, Copy)]
-enum Scope {
-    /// A `FROM` line or a global `ARG`: the global `ARG`s.
-    Global,
-    /// Inside a stage: the stage's `ARG`s, then the global ones.
-    Stage,
+/// Most `ARG` default spans one value records as read; past it, digests written in
+/// `ARG` lines are not updated (no one could say which uses agree).
+const MAX_TOUCHED: usize = 64;
+
+/// `ARG`s `BuildKit` sets for every build from the platforms it builds for and on:
+/// their values are never the file's, whatever default it writes.
+const AUTOMATIC_ARGS: [&str; 8] = [
+    "TARGETPLATFORM",
+    "TARGETOS",
+    "TARGETARCH",
+    "TARGETVARIANT",
+    "BUILDPLATFORM",
+    "BUILDOS",
+    "BUILDARCH",
+    "BUILDVARIANT",
+];
+
+/// What the uses of one `ARG` default span resolve to: one reference for all, or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Uses {
+    /// Every use so far makes this reference (or names this stage).
+    One(String),
+    /// Uses disagree, or one cannot be resolved: no digest written there is right for
+    /// all of them.
+    Conflict,
 }
 
 struct Parser<'a> {
@@ -143,26 +208,39 @@ struct Parser<'a> {
     pos: usize,
     escape: u8,
     /// `ARG`s declared before the first `FROM`, with their defaults expanded (`None`:
-    /// declared without one); only these reach `FROM` lines.
+    /// declared without one); only these reach `FROM` lines. A stage's own `ARG`s
+    /// reach no image (`BuildKit` expands no variable in `COPY --from` or a mount's
+    /// `from`).
     global_args: HashMap<String, Option<Value>>,
-    /// `ARG`s of the current stage (a bare `ARG NAME` inherits the global default).
-    stage_args: HashMap<String, Option<Value>>,
+    /// Per `ARG` default span, what the `FROM`s that read it resolve to.
+    uses: HashMap<(usize, usize), Uses>,
+    /// Candidates whose digest is written in an `ARG` default: (index in
+    /// `out.candidates`, that default's span).
+    in_args: Vec<(usize, Range<usize>)>,
+    /// Some use read more `ARG` spans than recorded: digests in `ARG` lines are not
+    /// updated.
+    untracked: bool,
+    /// Offsets of `$`s another tool expands first ([`extract_interpolated`]).
+    opaque: &'a HashSet<usize>,
     /// Stage names seen so far, lowercased (`BuildKit` compares them case-insensitively):
     /// a set, so a file with many stages costs linear time, not quadratic.
-    stages: std::collections::HashSet<String>,
+    stages: HashSet<String>,
     in_stage: bool,
     out: Extracted,
 }
 
 impl<'a> Parser<'a> {
-    fn new(text: &'a str) -> Self {
+    fn new(text: &'a str, opaque: &'a HashSet<usize>) -> Self {
         Self {
             text,
             pos: if text.starts_with('\u{feff}') { 3 } else { 0 },
             escape: b'\\',
             global_args: HashMap::new(),
-            stage_args: HashMap::new(),
-            stages: std::collections::HashSet::new(),
+            uses: HashMap::new(),
+            in_args: Vec::new(),
+            untracked: false,
+            opaque,
+            stages: HashSet::new(),
             in_stage: false,
             out: Extracted::default(),
         }
@@ -191,6 +269,37 @@ impl<'a> Parser<'a> {
         self.directives();
         while let Some(logical) = self.next_logical() {
             self.instruction(&logical);
+        }
+        self.drop_shared_digests();
+    }
+
+    /// Drops each finding whose digest is written in an `ARG` default that another use
+    /// resolves differently (another image, or a text that cannot be resolved): no one
+    /// digest there is right for every `FROM` that reads it.
+    fn drop_shared_digests(&mut self) {
+        let mut dropped = Vec::new();
+        for (index, span) in &self.in_args {
+            let conflict = self.untracked
+                || !matches!(self.uses.get(&(span.start, span.end)), Some(Uses::One(_)));
+            if conflict {
+                dropped.push(*index);
+            }
+        }
+        if dropped.is_empty() {
+            return;
+        }
+        let mut noted = HashSet::new();
+        for &index in dropped.iter().rev() {
+            let candidate = self.out.candidates.remove(index);
+            if !noted.insert((candidate.span.start, candidate.span.end)) {
+                continue;
+            }
+            let line = self.line_number(candidate.span.start);
+            self.out.notes.push((
+                line,
+                "the digest here is read by FROMs that make different references (or one that cannot be resolved); no one digest is right for all, so it is not updated"
+                    .to_owned(),
+            ));
         }
     }
 
@@ -308,7 +417,6 @@ impl<'a> Parser<'a> {
 
     fn from(&mut self, line: &Logical, args: &[Word]) {
         self.in_stage = true;
-        self.stage_args.clear();
         let mut platform = None;
         let mut image = None;
         let mut rest = args.iter();
@@ -344,6 +452,7 @@ impl<'a> Parser<'a> {
         platform: Option<Platform>,
         from_line: bool,
     ) {
+        let single_quoted = line.text[range.clone()].starts_with('\'');
         let range = unquoted_range(&line.text, range);
         let text = &line.text[range.clone()];
         if text.is_empty() || self.is_stage(text) || text.eq_ignore_ascii_case("scratch") {
@@ -353,47 +462,68 @@ impl<'a> Parser<'a> {
             return; // `--from=0`: a stage by index
         }
         if text.contains('$') {
-            self.variable_image(line, range, platform, from_line);
+            // Single quotes keep `$` literal, and `BuildKit` expands no variable in
+            // `COPY --from` or a mount's `from`: such text is no reference to follow.
+            if single_quoted || !from_line {
+                self.push(line, range, platform, Some(SkipReason::ContainsVariable));
+            } else {
+                self.variable_image(line, range, platform);
+            }
             return;
         }
         self.push(line, range, platform, None);
     }
 
-    /// Text with variables: expanded and traced to where its bytes are written. One
-    /// place (an `ARG` default, a `${BASE:-default}`) is a plain finding there; several
-    /// make a composed finding whose digest part is where the digest is written.
-    fn variable_image(
-        &mut self,
-        line: &Logical,
-        range: Range<usize>,
-        platform: Option<Platform>,
-        from_line: bool,
-    ) {
+    /// A `FROM` word with variables: expanded and traced to where its bytes are
+    /// written. One `ARG` default holding a digest, or a `${BASE:-default}`, is a plain
+    /// finding there; otherwise a composed finding whose digest part is where the
+    /// digest is written, or after the word when there is none (never inside an `ARG`
+    /// another `FROM` may read).
+    fn variable_image(&mut self, line: &Logical, range: Range<usize>, platform: Option<Platform>) {
         let skip = Some(SkipReason::ContainsVariable);
-        let scope = if from_line {
-            Scope::Global
-        } else {
-            Scope::Stage
-        };
-        let pieces = match self.expand(line, range.clone(), "from", scope) {
-            Ok(pieces) => pieces,
-            Err(Unknown::Split(at)) => {
+        let value = self.expand(line, range.clone(), "from");
+        let text: String = value
+            .pieces
+            .iter()
+            .map(|p| &self.text[p.span.clone()])
+            .collect();
+        let known = value.unknown.is_none() && !text.is_empty();
+        self.untracked |= value.overflow;
+        for span in &value.touched {
+            let key = (span.start, span.end);
+            let next = match (self.uses.get(&key), known) {
+                (None, true) => Uses::One(text.clone()),
+                (Some(Uses::One(k)), true) if *k == text => continue,
+                _ => Uses::Conflict,
+            };
+            self.uses.insert(key, next);
+        }
+        match value.unknown {
+            Some(Unknown::Split(at)) => {
                 self.out
                     .notes
                     .push((self.line_number(at), SPLIT.to_owned()));
                 return;
             }
-            Err(Unknown::Variable) => return self.push(line, range, platform, skip),
-        };
-        let value: String = pieces.iter().map(|p| &self.text[p.span.clone()]).collect();
-        if value.is_empty() {
+            Some(Unknown::Variable) => return self.push(line, range, platform, skip),
+            None => {}
+        }
+        if text.is_empty() {
             return self.push(line, range, platform, skip);
         }
-        if self.is_stage(&value) || value.eq_ignore_ascii_case("scratch") {
+        if self.is_stage(&text) || text.eq_ignore_ascii_case("scratch") {
             // `ARG BASE=builder` then `FROM $BASE`: a stage, not an image.
             return;
         }
-        if let [one] = pieces.as_slice() {
+        let pieces = &value.pieces;
+        let end = line.offsets[range.end - 1] + 1;
+        if let [one] = pieces.as_slice()
+            && (one.name != "arg" || text.contains('@'))
+        {
+            if one.name == "arg" {
+                self.in_args
+                    .push((self.out.candidates.len(), one.span.clone()));
+            }
             self.out.candidates.push(Candidate {
                 span: one.span.clone(),
                 platform,
@@ -402,9 +532,16 @@ impl<'a> Parser<'a> {
             });
             return;
         }
-        let end = line.offsets[range.end - 1] + 1;
-        match self.compose(value, &pieces, end) {
+        match self.compose(text, pieces, end) {
             Some(composed) => {
+                let slot = composed.digest.span.clone();
+                let holder = pieces.iter().find(|p| {
+                    p.name == "arg" && p.span.start <= slot.start && slot.end <= p.span.end
+                });
+                if let Some(holder) = holder.filter(|_| !slot.is_empty()) {
+                    self.in_args
+                        .push((self.out.candidates.len(), holder.span.clone()));
+                }
                 let mut candidate = Candidate::composed(composed);
                 candidate.platform = platform;
                 self.out.candidates.push(candidate);
@@ -479,63 +616,56 @@ impl<'a> Parser<'a> {
     }
 
     /// Expands the variables in `range` of the logical line, naming its own bytes
-    /// `name`.
-    fn expand(
-        &self,
-        line: &Logical,
-        range: Range<usize>,
-        name: &'static str,
-        scope: Scope,
-    ) -> Value {
+    /// `name`, with the global `ARG`s: as far as it can, noting why not.
+    fn expand(&self, line: &Logical, range: Range<usize>, name: &'static str) -> Value {
         let text = &line.text[range.clone()];
-        let piece = |r: Range<usize>, name| {
-            let span = line
-                .file_span(range.start + r.start..range.start + r.end)
-                .ok_or(Unknown::Split(line.start))?;
-            Ok(Piece { span, name })
+        let mut value = Value::default();
+        let Some(segments) = segments(text) else {
+            value.unknown(Unknown::Variable);
+            return value;
         };
-        let mut pieces = Vec::new();
-        for segment in segments(text).ok_or(Unknown::Variable)? {
+        let piece = |value: &mut Value, r: Range<usize>, name| match line
+            .file_span(range.start + r.start..range.start + r.end)
+        {
+            Some(span) => {
+                if name == "arg" {
+                    value.touch(&span);
+                }
+                value.pieces.push(Piece { span, name });
+            }
+            None => value.unknown(Unknown::Split(line.start)),
+        };
+        for segment in segments {
             match segment {
-                Segment::Literal(r) => pieces.push(piece(r, name)?),
+                Segment::Literal(r) => piece(&mut value, r, name),
                 Segment::Var {
+                    at,
                     name: var,
                     default,
                     or_empty,
                 } => {
-                    let value = match self.arg_value(var, scope) {
-                        Some(value) => Some(value?),
-                        None => None,
-                    };
-                    match (value, default) {
-                        (Some(value), _) if !(or_empty && value.is_empty()) => {
-                            pieces.extend(value);
-                        }
+                    let dollar = line.offsets[range.start + at];
+                    if AUTOMATIC_ARGS.contains(&var) || self.opaque.contains(&dollar) {
+                        value.unknown(Unknown::Variable);
+                        continue;
+                    }
+                    let arg = self.global_args.get(var).and_then(Option::as_ref);
+                    let empty = arg.is_some_and(|a| a.unknown.is_none() && a.pieces.is_empty());
+                    match (arg, default) {
+                        (Some(arg), _) if !(or_empty && empty) => value.extend(arg),
                         (_, Some(d)) if d.is_empty() => {}
-                        (_, Some(d)) => pieces.push(piece(d, "default")?),
-                        (_, None) => return Err(Unknown::Variable),
+                        (_, Some(d)) => piece(&mut value, d, "default"),
+                        (_, None) => value.unknown(Unknown::Variable),
                     }
                 }
             }
-            let len: usize = pieces.iter().map(|p| p.span.len()).sum();
-            if pieces.len() > MAX_PIECES || len > MAX_EXPANDED {
-                return Err(Unknown::Variable);
+            let len: usize = value.pieces.iter().map(|p| p.span.len()).sum();
+            if value.pieces.len() > MAX_PIECES || len > MAX_EXPANDED {
+                value.pieces.truncate(MAX_PIECES);
+                value.unknown(Unknown::Variable);
             }
         }
-        Ok(pieces)
-    }
-
-    /// The value of `ARG name` in scope: `None` when it is not declared or has no
-    /// default.
-    fn arg_value(&self, name: &str, scope: Scope) -> Option<Value> {
-        let arg = match scope {
-            Scope::Global => self.global_args.get(name),
-            Scope::Stage => self
-                .stage_args
-                .get(name)
-                .or_else(|| self.global_args.get(name)),
-        };
-        arg.cloned().flatten()
+        value
     }
 
     fn push(
@@ -562,36 +692,31 @@ impl<'a> Parser<'a> {
         self.stages.contains(&name.to_ascii_lowercase())
     }
 
-    /// `ARG NAME[=default] …`: remember defaults, expanded with the `ARG`s before them.
+    /// `ARG NAME[=default] …` before the first `FROM`: remember defaults, expanded with
+    /// the `ARG`s before them. A bare `ARG NAME` keeps a default given earlier, as
+    /// `BuildKit` does.
     fn arg(&mut self, line: &Logical, args: &[Word]) {
-        let scope = if self.in_stage {
-            Scope::Stage
-        } else {
-            Scope::Global
-        };
+        if self.in_stage {
+            return;
+        }
         for word in args {
             let text = &line.text[word.range.clone()];
-            let (name, default) = match text.split_once('=') {
-                Some((name, _)) => {
-                    let value_start = word.range.start + name.len() + 1;
-                    let range = unquoted_range(&line.text, value_start..word.range.end);
-                    // Single quotes keep `$` literal; such a value is no reference.
-                    let literal = line.text[value_start..].starts_with('\'');
-                    let value = if literal && line.text[range.clone()].contains('$') {
-                        Err(Unknown::Variable)
-                    } else {
-                        self.expand(line, range, "arg", scope)
-                    };
-                    (name, Some(value))
-                }
-                None => (text, None),
+            let Some((name, _)) = text.split_once('=') else {
+                self.global_args.entry(text.to_owned()).or_insert(None);
+                continue;
             };
-            if self.in_stage {
-                let inherited = default.or_else(|| self.global_args.get(name).cloned().flatten());
-                self.stage_args.insert(name.to_owned(), inherited);
+            let value_start = word.range.start + name.len() + 1;
+            let range = unquoted_range(&line.text, value_start..word.range.end);
+            // Single quotes keep `$` literal; such a value is no reference.
+            let literal = line.text[value_start..].starts_with('\'');
+            let value = if literal && line.text[range.clone()].contains('$') {
+                let mut value = Value::default();
+                value.unknown(Unknown::Variable);
+                value
             } else {
-                self.global_args.insert(name.to_owned(), default);
-            }
+                self.expand(line, range, "arg")
+            };
+            self.global_args.insert(name.to_owned(), Some(value));
         }
     }
 
@@ -827,7 +952,8 @@ mod tests {
     fn directives_may_be_indented_and_any_case() {
         let text = "#  syntax=docker/dockerfile:1\n # EsCaPe=`\n ARG `\n\t# c\n   A=alpine:3\nFROM `\n${A} as s1\n";
         assert_eq!(scan(text)[0].0, "docker/dockerfile:1");
-        assert_eq!(scan(text)[1], ("alpine:3".into(), 5, None, None));
+        // No digest: it would go after the FROM word (line 7), not into the ARG.
+        assert_eq!(scan(text)[1], ("alpine:3".into(), 7, None, None));
     }
 
     #[test]
@@ -1092,13 +1218,6 @@ mod tests {
                 "alpine:3.20".to_owned(),
                 "",
             ),
-            (
-                format!(
-                    "FROM scratch AS s\nARG U=ghcr.io/astral-sh/uv\nCOPY --from=${{U}}:0.5@{D1} /uv /bin/\n"
-                ),
-                format!("ghcr.io/astral-sh/uv:0.5@{D1}"),
-                D1,
-            ),
         ];
         for (text, reference, slot) in cases {
             let (found, warnings) = found(FORMAT, &text);
@@ -1167,5 +1286,87 @@ mod tests {
         let rows = scan(&text);
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].3, Some("contains-variable"));
+    }
+
+    /// A digest written in an `ARG` is a finding only when every `FROM` that reads
+    /// the `ARG` makes the same reference: one that cannot be resolved (an `ARG`
+    /// without a value), or one of another image (plain or composed), blocks it — the
+    /// digest would be wrong for that `FROM`.
+    #[test]
+    fn digest_in_an_arg_is_updated_only_when_every_from_agrees() {
+        let blocked = [
+            format!(
+                "ARG R=r.example\nARG TAG=3@{D1}\nARG MIRROR\nFROM ${{R}}/alpine:${{TAG}} AS a\nFROM ${{MIRROR}}/base:${{TAG}}\n"
+            ),
+            format!("ARG A=golang:1@{D1}\nFROM ${{A}}\nFROM r.example/${{A}}\n"),
+            format!(
+                "ARG BASE=python:3.12@{D1}\nARG VARIANT\nFROM $BASE AS app\nFROM ${{BASE}}${{VARIANT}} AS other\n"
+            ),
+        ];
+        for text in blocked {
+            let (found, warnings) = found(FORMAT, &text);
+            assert!(
+                found
+                    .iter()
+                    .all(|f| f.image.is_none() || f.line != 2 && f.line != 1),
+                "{text}: {found:?}"
+            );
+            assert!(
+                warnings
+                    .iter()
+                    .any(|w| w.message.contains("no one digest is right for all")),
+                "{text}: {warnings:?}"
+            );
+        }
+        let agreed =
+            format!("ARG BASE=python:3.12@{D1}\nFROM $BASE AS app\nFROM ${{BASE}} AS other\n");
+        let (found, warnings) = found(FORMAT, &agreed);
+        assert_eq!((found.len(), warnings.len()), (1, 0), "{found:?}");
+    }
+
+    /// Without a digest, a reference read from an `ARG` gets one after each `FROM`
+    /// word, never inside the `ARG` another `FROM` may read differently.
+    #[test]
+    fn digest_in_an_arg_pin_goes_after_the_from_word() {
+        let text = "ARG BASE=python:3.12\nFROM $BASE AS app\nFROM ${BASE}-slim AS other\n";
+        let (found, _) = found(FORMAT, text);
+        let rows: Vec<(String, usize, usize)> = found
+            .iter()
+            .map(|f| (f.reference.clone(), f.line, f.span.start))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("python:3.12".to_owned(), 2, text.find(" AS app").unwrap()),
+                (
+                    "python:3.12-slim".to_owned(),
+                    3,
+                    text.find(" AS other").unwrap()
+                ),
+            ]
+        );
+    }
+
+    /// What `BuildKit` decides, repin does not guess: its automatic platform `ARG`s
+    /// have no value in the file (a default beside them is not used by a real build);
+    /// variables in `COPY --from` and a mount's `from`, and inside single quotes, are
+    /// not expanded. All are `contains-variable`. A bare `ARG` keeps the default given
+    /// earlier.
+    #[test]
+    fn variables_only_as_buildkit_expands_them() {
+        for text in [
+            "FROM alpine:3-${TARGETARCH:-amd64}\n",
+            "ARG ARCH=${TARGETARCH:-amd64}\nFROM alpine:3-${ARCH}\n",
+            "FROM --platform=$BUILDPLATFORM golang:${BUILDOS}\n",
+            "FROM alpine AS a\nARG U=ghcr.io/astral-sh/uv\nCOPY --from=${U}:0.5 /uv /bin/\n",
+            "ARG U=busybox:1\nFROM alpine\nRUN --mount=type=bind,from=$U,target=/b true\n",
+            "ARG R=ghcr.io\nFROM '${R}/acme/app:1'\n",
+        ] {
+            let rows = scan(text);
+            let last = rows.last().unwrap();
+            assert_eq!(last.3, Some("contains-variable"), "{text}: {rows:?}");
+        }
+        let text = "ARG TAG=3.20\nARG TAG\nFROM alpine:${TAG:-3.19}\n";
+        assert_eq!(scan(text)[0].0, "alpine:3.20");
     }
 }

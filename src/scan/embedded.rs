@@ -8,6 +8,7 @@
 //! indentation of a YAML block) is not a finding but a note, so spans stay exact and
 //! `update` still rewrites only the bytes it means to.
 
+use std::collections::HashSet;
 use std::ops::Range;
 
 use super::{Candidate, Extracted, LineIndex};
@@ -30,6 +31,35 @@ impl Embedded {
             text: file.get(range.clone())?.to_owned(),
             offsets: (range.start..=range.end).collect(),
         })
+    }
+
+    /// The inner text as another tool passes it on after its own interpolation
+    /// (Compose's: `$$` is a `$`, any other `$` starts the tool's variable), and the
+    /// offsets of the `$`s whose variables are that tool's.
+    #[must_use]
+    pub fn interpolated(&self) -> (Self, HashSet<usize>) {
+        let bytes = self.text.as_bytes();
+        let mut text = String::with_capacity(self.text.len());
+        let mut offsets = Vec::with_capacity(self.offsets.len());
+        let mut opaque = HashSet::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            let next = self.text[i..].chars().next().map_or(1, char::len_utf8);
+            if bytes[i] == b'$' {
+                if bytes.get(i + 1) == Some(&b'$') {
+                    text.push('$');
+                    offsets.push(self.offsets[i]);
+                    i += 2;
+                    continue;
+                }
+                opaque.insert(text.len());
+            }
+            text.push_str(&self.text[i..i + next]);
+            offsets.extend(&self.offsets[i..i + next]);
+            i += next;
+        }
+        offsets.push(self.offsets[bytes.len()]);
+        (Self { text, offsets }, opaque)
     }
 
     /// The file span of `range` of the inner text, when its bytes are contiguous in the

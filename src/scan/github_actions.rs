@@ -192,6 +192,14 @@ impl Walk<'_> {
             return;
         };
         let region = &self.text[span.clone()];
+        if region.starts_with('"') && region.contains('\\') {
+            // Escapes (`"image=a:1\nnetwork=host"`): the bytes are not the value.
+            let line = super::source::line_of(self.text, span.start);
+            self.out
+                .notes
+                .push((line, super::yaml::UNREADABLE.to_owned()));
+            return;
+        }
         for (at, _) in region.match_indices("image=") {
             let before = region[..at].chars().next_back();
             if before.is_some_and(|c| {
@@ -223,6 +231,16 @@ mod tests {
 
     fn row(reference: &str, line: usize, skip: Option<&'static str>) -> Row {
         (reference.to_owned(), line, skip)
+    }
+
+    /// Options written with escapes cannot be edited in place: a warning, not a
+    /// finding cut from the escaped bytes.
+    #[test]
+    fn escaped_driver_opts_are_a_warning() {
+        let text = "jobs:\n  x:\n    steps:\n      - uses: docker/setup-buildx-action@v3\n        with:\n          driver-opts: \"image=r.example/esc:1\\nnetwork=host\"\n";
+        let (found, warnings) = rows(FORMAT, text);
+        assert!(found.is_empty(), "{found:?}");
+        assert_eq!(warnings.len(), 1);
     }
 
     #[test]

@@ -82,16 +82,21 @@ fn includes(yaml: &Yaml, include: Option<NodeId>, out: &mut Extracted) {
     }
 }
 
-/// A local include's path from the repository root, when it can be followed: not a URL,
-/// no `$VARIABLE`, no `..`.
+/// A local include's path from the repository root, when it can be followed: a YAML
+/// file's (GitLab includes no other), not a URL, no `$VARIABLE`, no `..`, and no
+/// longer than [`MAX_INCLUDE_PATH`].
 fn local_path(path: &str) -> Option<&str> {
     let path = path.trim().trim_start_matches('/');
-    let followable = !path.is_empty()
+    let followable = path.len() <= MAX_INCLUDE_PATH
+        && format::is_yaml(path)
         && !path.contains("://")
         && !path.contains('$')
         && !path.split('/').any(|c| c == "..");
     followable.then_some(path)
 }
+
+/// Longest include path followed, in bytes: far past any real path.
+const MAX_INCLUDE_PATH: usize = 1024;
 
 /// A reference written as a string, or as a mapping's `name`.
 fn named(yaml: &Yaml, text: &str, node: NodeId, out: &mut Extracted) {

@@ -172,7 +172,15 @@ impl Walk<'_> {
         };
         let mut parts: Vec<(&'static str, Range<usize>)> = Vec::new();
         let mut reference = String::new();
-        if let Some(registry) = registry {
+        // A repository that already names its registry (`ghcr.io/acme/app`) is used as
+        // it is, as charts do; the `registry` field is not put before it.
+        let first = text[repository.clone()]
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        let hosted = text[repository.clone()].contains('/')
+            && (first.contains(['.', ':']) || first == "localhost");
+        if let Some(registry) = registry.filter(|_| !hosted) {
             parts.push(("registry", registry.clone()));
             reference.push_str(&text[registry]);
             reference.push('/');
@@ -367,6 +375,15 @@ mod tests {
             ("alpine:3.20".into(), None, "alpine:3.20".into(), vec![]),
         ];
         assert_eq!(rows, want);
+    }
+
+    /// A repository that names its own registry is not prefixed with `registry`.
+    #[test]
+    fn a_repository_with_its_registry_stands_alone() {
+        let text = "image:\n  registry: ghcr.io\n  repository: ghcr.io/acme/app\n  tag: v1\n";
+        assert_eq!(rows(text)[0].0, "ghcr.io/acme/app:v1");
+        let text = "image:\n  registry: ghcr.io\n  repository: acme/app\n  tag: v1\n";
+        assert_eq!(rows(text)[0].0, "ghcr.io/acme/app:v1");
     }
 
     /// Templates are `contains-template`; maps without a repository, and values that

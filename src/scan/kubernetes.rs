@@ -171,8 +171,9 @@ impl Walk<'_> {
     }
 
     /// A custom resource's image under another key (`imageName`, `*Image`): only a
-    /// string that parses as a reference and is written like one (a `/`, `:` or `@`),
-    /// so `coverImage: cover.png` is not.
+    /// string written like a reference ([`super::written_like_reference`]: with a tag
+    /// or digest), so `coverImage: cover.png` and a cloud disk image
+    /// (`sourceImage: debian-cloud/debian-11`) are not.
     fn custom_image(&mut self, value: NodeId) {
         if self
             .yaml
@@ -269,7 +270,7 @@ mod tests {
     #[test]
     fn everything_that_holds_an_image() {
         let text = format!(
-            "apiVersion: v1\nkind: Pod\nspec:\n  volumes:\n  - name: data\n    image:\n      reference: ghcr.io/acme/data:1@{D1}\n      pullPolicy: IfNotPresent\n---\napiVersion: postgresql.cnpg.io/v1\nkind: Cluster\nspec:\n  imageName: ghcr.io/cloudnative-pg/postgresql:16.2@{D1}\n  sidecarImage: busybox:1.36\n  coverImage: cover.png\n  baseImage: Always\n---\napiVersion: tekton.dev/v1\nkind: PipelineRun\nspec:\n  pipelineRef:\n    bundle: gcr.io/tekton/pipeline:v1@{D1}\n  taskRunSpecs: []\n---\napiVersion: tekton.dev/v1\nkind: TaskRun\nspec:\n  taskRef:\n    resolver: bundles\n    params:\n    - name: bundle\n      value: gcr.io/tekton/task:v2@{D1}\n    - name: name\n      value: build\n---\napiVersion: fn.kpt.dev/v1alpha1\nkind: SetLabels\nmetadata:\n  name: labels\n  annotations:\n    config.kubernetes.io/function: |\n      container:\n        image: gcr.io/kpt-fn/set-labels:v0.2@{D1}\n"
+            "apiVersion: v1\nkind: Pod\nspec:\n  volumes:\n  - name: data\n    image:\n      reference: ghcr.io/acme/data:1@{D1}\n      pullPolicy: IfNotPresent\n---\napiVersion: postgresql.cnpg.io/v1\nkind: Cluster\nspec:\n  imageName: ghcr.io/cloudnative-pg/postgresql:16.2@{D1}\n  sidecarImage: busybox:1.36\n  coverImage: cover.png\n  baseImage: Always\n  sourceImage: debian-cloud/debian-11\n  bootImage: projects/ubuntu-os-cloud/global/images/family/ubuntu-2204-lts\n---\napiVersion: tekton.dev/v1\nkind: PipelineRun\nspec:\n  pipelineRef:\n    bundle: gcr.io/tekton/pipeline:v1@{D1}\n  taskRunSpecs: []\n---\napiVersion: tekton.dev/v1\nkind: TaskRun\nspec:\n  taskRef:\n    resolver: bundles\n    params:\n    - name: bundle\n      value: gcr.io/tekton/task:v2@{D1}\n    - name: name\n      value: build\n---\napiVersion: fn.kpt.dev/v1alpha1\nkind: SetLabels\nmetadata:\n  name: labels\n  annotations:\n    config.kubernetes.io/function: |\n      container:\n        image: gcr.io/kpt-fn/set-labels:v0.2@{D1}\n"
         );
         let (found, _) = found(FORMAT, &text);
         let refs: Vec<(&str, usize)> = found
@@ -285,9 +286,9 @@ mod tests {
                     13
                 ),
                 ("busybox:1.36", 14),
-                (format!("gcr.io/tekton/pipeline:v1@{D1}").as_str(), 22),
-                (format!("gcr.io/tekton/task:v2@{D1}").as_str(), 32),
-                (format!("gcr.io/kpt-fn/set-labels:v0.2@{D1}").as_str(), 43),
+                (format!("gcr.io/tekton/pipeline:v1@{D1}").as_str(), 24),
+                (format!("gcr.io/tekton/task:v2@{D1}").as_str(), 34),
+                (format!("gcr.io/kpt-fn/set-labels:v0.2@{D1}").as_str(), 45),
             ]
         );
     }

@@ -231,13 +231,19 @@ impl DigestSlot {
 }
 
 /// Whether a string under a key that is not plainly `image` is written like a
-/// reference: it parses as one and holds a `/`, `:` or `@` (so `cover.png` is not),
-/// or is a template or variable (then it is reported as such), and has no whitespace.
+/// reference: no whitespace, and either it parses as one with a tag or a digest
+/// (`cover.png`, a cloud disk image `debian-cloud/debian-11` or
+/// `projects/p/global/images/family/f` are not), or it is a template or variable
+/// holding a `/`, `:` or `@` (then it is reported as such).
 #[must_use]
 pub fn written_like_reference(text: &str) -> bool {
-    let looks = text.contains(['/', ':', '@']) && !text.contains(char::is_whitespace);
-    let template = text.contains("{{") || text.contains('$');
-    looks && (template || crate::imageref::ImageRef::parse(text).is_ok())
+    if text.contains(char::is_whitespace) {
+        return false;
+    }
+    if text.contains("{{") || text.contains('$') {
+        return text.contains(['/', ':', '@']);
+    }
+    crate::imageref::ImageRef::parse(text).is_ok_and(|r| r.tag.is_some() || r.digest.is_some())
 }
 
 /// One field of a reference written across several, as found.

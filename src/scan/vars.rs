@@ -23,6 +23,8 @@ pub enum Segment<'a> {
     Literal(Range<usize>),
     /// A variable expression.
     Var {
+        /// Offset of its `$` in the text.
+        at: usize,
         /// The variable's name.
         name: &'a str,
         /// Byte range of its literal default (`${NAME:-default}`, `${NAME-default}`)
@@ -83,6 +85,7 @@ fn variable(text: &str, at: usize) -> Option<(Segment<'_>, usize)> {
         let len = name_len(rest);
         return (len > 0).then(|| {
             let var = Segment::Var {
+                at,
                 name: &rest[..len],
                 default: None,
                 or_empty: false,
@@ -118,6 +121,7 @@ fn variable(text: &str, at: usize) -> Option<(Segment<'_>, usize)> {
         return None;
     }
     let var = Segment::Var {
+        at,
         name,
         default,
         or_empty,
@@ -183,6 +187,7 @@ mod tests {
                     name,
                     default,
                     or_empty,
+                    ..
                 } => format!("var {name} {:?} {or_empty}", default.map(|d| &text[d])),
             })
             .collect();

@@ -8,9 +8,9 @@
 //!
 //! A file may pull in others ([`super::Extracted::pulls_in`]: GitLab CI's
 //! `include: local:`). Once the walk is done, the walked files those paths match are
-//! read with the format of the file that pulls them in (unless a more specific format
-//! read them by their own path), and so on for what they pull in: at most
-//! [`MAX_PULLED_IN`] files, each once. Only files the walk reached are candidates, so the same rules hold for them
+//! read with the format of the file that pulls them in (unless another format found
+//! references in them), and so on for what they pull in: at most [`MAX_PULLED_IN`]
+//! files and as many path patterns, each file once. Only files the walk reached are candidates, so the same rules hold for them
 //! (no links, nothing ignored, nothing outside the root).
 
 use std::collections::BTreeMap;
@@ -321,37 +321,34 @@ fn merge(report: &mut Report, pulls: &mut Vec<Pulls>, (found, warnings, scanned)
 
 /// Reads the files others pull in (see the module doc): walked files under the same
 /// root that match a pattern and that no format read by their own path.
-/// Past [`MAX_PULLED_IN`] files read, or as many lists of includes followed (each
-/// costs a pass over the files), the rest is reported and not read.
+/// Past [`MAX_PULLED_IN`] files read, or as many path patterns followed (each costs a
+/// pass over the files), the rest is reported and not read.
 fn follow(report: &mut Report, mut pulls: Vec<Pulls>) {
-    let mut budget = MAX_PULLED_IN;
-    let mut lists = 0;
+    let mut files_left = MAX_PULLED_IN;
+    let mut patterns_left = MAX_PULLED_IN;
+    let mut with_findings: std::collections::HashSet<String> =
+        report.found.iter().map(|f| f.path.clone()).collect();
     while let Some((from, root, format, patterns)) = pulls.pop() {
-        lists += 1;
-        if lists > MAX_PULLED_IN {
+        if patterns.len() > patterns_left {
             report.warnings.push(file_warning(
                 from,
                 format!(
-                    "more than {MAX_PULLED_IN} files pull in others; its includes are not followed"
+                    "more than {MAX_PULLED_IN} include paths in all; its includes are not followed"
                 ),
             ));
             continue;
         }
-        let mut set = globset::GlobSetBuilder::new();
-        for pattern in patterns.iter().take(MAX_PULLED_IN) {
-            if let Ok(glob) = globset::GlobBuilder::new(pattern)
-                .literal_separator(true)
-                .build()
-            {
-                set.add(glob);
-            }
-        }
-        let Ok(set) = set.build() else { continue };
+        patterns_left -= patterns.len();
+        let Ok(set) = regex::RegexSet::new(patterns.iter().map(|p| include_regex(p))) else {
+            continue;
+        };
         let targets: Vec<String> = report
             .sources
             .iter()
-            .filter(|(_, s)| {
-                yields(s.format, format) && Arc::ptr_eq(&s.root, &root) && set.is_match(&s.within)
+            .filter(|(rel, s)| {
+                yields(s.format, with_findings.contains(*rel), format)
+                    && Arc::ptr_eq(&s.root, &root)
+                    && s.within.to_str().is_some_and(|w| set.is_match(w))
             })
             .map(|(rel, _)| rel.clone())
             .collect();
@@ -359,17 +356,17 @@ fn follow(report: &mut Report, mut pulls: Vec<Pulls>) {
             let Some(source) = report.sources.get(&rel) else {
                 continue;
             };
-            if !yields(source.format, format) {
+            if !yields(source.format, with_findings.contains(&rel), format) {
                 continue; // pulled in twice: read once
             }
-            if budget == 0 {
+            if files_left == 0 {
                 report.warnings.push(file_warning(
                     rel,
                     format!("more than {MAX_PULLED_IN} files pulled in by includes; not read"),
                 ));
                 continue;
             }
-            budget -= 1;
+            files_left -= 1;
             let job = FileToScan {
                 abs: source.abs.clone(),
                 root: Arc::clone(&source.root),
@@ -380,20 +377,45 @@ fn follow(report: &mut Report, mut pulls: Vec<Pulls>) {
             let outcome = scan_file(&job);
             if outcome.2.is_some() {
                 report.files -= 1; // counted once, when the walk first read it
-                report.found.retain(|f| f.path != rel);
                 report.warnings.retain(|w| w.path != rel);
+            }
+            if !outcome.0.is_empty() {
+                with_findings.insert(rel.clone());
             }
             merge(report, &mut pulls, outcome);
         }
     }
 }
 
-/// Whether a file read as `read` (`None`: by no format) is read again as `puller`, the
-/// format of a file that pulls it in: what pulls a file in says what it is, unless a
-/// format the table tries before the puller's claimed it (a general format, like
-/// Kubernetes for any YAML with image keys, comes after the specific ones).
-fn yields(read: Option<Format>, puller: Format) -> bool {
-    read.is_none_or(|read| read > puller)
+/// Whether a file read as `read` (`None`: by no format), with or without findings, is
+/// read again as `puller`, the format of a file that pulls it in: what pulls a file in
+/// says what it is, unless a format found references in it by its own path or content
+/// (an included Kubernetes manifest stays one) or it was already read so.
+fn yields(read: Option<Format>, has_findings: bool, puller: Format) -> bool {
+    read != Some(puller) && !has_findings
+}
+
+/// An include path pattern as a regular expression over `/`-separated paths: `**`
+/// matches anything (folders included: GitLab's `configs/**.yml`), `*` anything
+/// within one folder, every other character itself (GitLab gives `?`, `[`, `{` no
+/// meaning).
+fn include_regex(pattern: &str) -> String {
+    let mut out = String::from("^");
+    let mut rest = pattern;
+    while let Some(c) = rest.chars().next() {
+        if let Some(after) = rest.strip_prefix("**") {
+            out.push_str(".*");
+            rest = after;
+        } else if let Some(after) = rest.strip_prefix('*') {
+            out.push_str("[^/]*");
+            rest = after;
+        } else {
+            out.push_str(&regex::escape(&rest[..c.len_utf8()]));
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    out.push('$');
+    out
 }
 
 /// Scans the given files, sequentially (for callers that already hold the list).

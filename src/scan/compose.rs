@@ -14,7 +14,7 @@
 //!
 //! `build.dockerfile_inline` holds a Dockerfile: it is read by the Dockerfile format
 //! (every rule of `dockerfile.rs`) and its findings are placed at their exact offsets in
-//! the Compose file ([`super::embedded`]); a literal block (`|`) or a one-line string
+//! the Compose file (`scan/embedded.rs`); a literal block (`|`) or a one-line string
 //! written verbatim can be, a folded or escaped one is a note. Compose interpolates
 //! the value first: `$$` is a `$` for `BuildKit`, any other `$` starts a Compose
 //! variable whose value is not in the file (`contains-variable`).

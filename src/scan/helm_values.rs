@@ -27,11 +27,11 @@
 //! same way; the image shapes themselves keep it precise, and the corpus measures it.
 
 use std::collections::HashSet;
-use std::ops::Range;
 
 use super::format::{self, Format, Spec};
+use super::image_fields;
 use super::yaml::{Node, NodeId, Yaml};
-use super::{Candidate, Composed, DigestSlot, Extracted};
+use super::{Candidate, Extracted};
 
 /// The format's row in the table ([`super::format`]).
 pub const FORMAT: Format = Format::new(&Spec {
@@ -139,133 +139,27 @@ impl Walk<'_> {
     }
 
     /// An image map: `repository` (or `image`, `name`) is required; `registry`, `tag`
-    /// (or `version`), `digest` or `sha` complete it.
+    /// (or `version`), `digest` or `sha` complete it. Whether it was one.
     fn image_map(&mut self, map: NodeId) -> bool {
-        let Some(repository) = self.field(map, &["repository", "image", "name"]) else {
-            return false;
-        };
-        let registry = self.field(map, &["registry"]);
-        let tag = self.field(map, &["tag", "version"]);
-        let digest = self.field(map, &["digest"]);
-        let sha = self.field(map, &["sha"]);
-        let unreadable = [&registry, &Some(repository.clone()), &tag, &digest, &sha]
-            .into_iter()
-            .flatten()
-            .find_map(|f| match f {
-                Field::Unreadable(line) => Some(*line),
-                _ => None,
-            });
-        if let Some(line) = unreadable {
-            self.out
-                .notes
-                .push((line, super::yaml::UNREADABLE.to_owned()));
-            return true;
-        }
-        let text = self.text;
-        let at = |f: Option<Field>| match f {
-            Some(Field::At(span)) => Some(span),
-            _ => None,
-        };
-        let (Some(repository), registry, tag) = (at(Some(repository)), at(registry), at(tag))
-        else {
-            return true;
-        };
-        let mut parts: Vec<(&'static str, Range<usize>)> = Vec::new();
-        let mut reference = String::new();
-        // A repository that already names its registry (`ghcr.io/acme/app`) is used as
-        // it is, as charts do; the `registry` field is not put before it.
-        let first = text[repository.clone()]
-            .split('/')
-            .next()
-            .unwrap_or_default();
-        let hosted = text[repository.clone()].contains('/')
-            && (first.contains(['.', ':']) || first == "localhost");
-        if let Some(registry) = registry.filter(|_| !hosted) {
-            parts.push(("registry", registry.clone()));
-            reference.push_str(&text[registry]);
-            reference.push('/');
-        }
-        parts.push(("repository", repository.clone()));
-        reference.push_str(&text[repository]);
-        // The tag may hold the digest (`1.2@sha256:…`), or be the digest itself.
-        let mut slot = None;
-        if let Some(tag) = tag {
-            let written = &text[tag.clone()];
-            if written.starts_with("sha256:") {
-                slot = Some(DigestSlot::replace(tag.clone(), false));
-            } else if let Some(at) = written.find('@') {
-                parts.push(("tag", tag.start..tag.start + at));
-                reference.push(':');
-                reference.push_str(&written[..at]);
-                slot = Some(DigestSlot::replace(tag.start + at + 1..tag.end, false));
-            } else {
-                parts.push(("tag", tag.clone()));
-                reference.push(':');
-                reference.push_str(written);
+        match image_fields::read(self.yaml, self.text, map, &NAMES, self.out) {
+            image_fields::Read::NotImage => false,
+            image_fields::Read::Unusable => true,
+            image_fields::Read::Image(composed) => {
+                self.out.candidates.push(Candidate::composed(composed));
+                true
             }
         }
-        for (field, bare_name) in [(digest, false), (sha, true)] {
-            match field {
-                Some(Field::At(span)) => {
-                    let bare = bare_name || !text[span.clone()].starts_with("sha256:");
-                    slot = Some(DigestSlot::replace(span, bare));
-                }
-                Some(Field::Empty(at)) if slot.is_none() => {
-                    slot = Some(DigestSlot::fill(at, bare_name));
-                }
-                _ => {}
-            }
-        }
-        let digest = slot.unwrap_or_else(|| DigestSlot::none(parts.last().map_or(0, |p| p.1.end)));
-        if !digest.span.is_empty() {
-            let written = &text[digest.span.clone()];
-            reference.push('@');
-            if digest.bare {
-                reference.push_str("sha256:");
-            }
-            reference.push_str(written);
-            parts.push(("digest", digest.span.clone()));
-        }
-        parts.sort_by_key(|(_, span)| span.start);
-        self.out.candidates.push(Candidate::composed(Composed {
-            reference,
-            parts,
-            digest,
-        }));
-        true
-    }
-
-    /// The first of `names` the map holds with a scalar value.
-    fn field(&self, map: NodeId, names: &[&str]) -> Option<Field> {
-        let yaml = self.yaml;
-        let id = names.iter().find_map(|name| yaml.get(map, name))?;
-        let id = yaml.resolve(id);
-        let Node::Scalar { value, span, .. } = &yaml.nodes[id] else {
-            return None;
-        };
-        if value.is_empty() {
-            // `""` or `''`: the place between the quotes can be filled; a plain empty
-            // value (null) has no place.
-            let written = &self.text[span.clone()];
-            return (written == "\"\"" || written == "''").then(|| Field::Empty(span.start + 1));
-        }
-        Some(match yaml.scalar_text(self.text, id) {
-            Some(range) => Field::At(range),
-            None => Field::Unreadable(super::source::line_of(self.text, span.start)),
-        })
     }
 }
 
-/// A field of an image map as written.
-#[derive(Debug, Clone)]
-enum Field {
-    /// Written verbatim at this span.
-    At(Range<usize>),
-    /// An empty quoted value: an insertion point between the quotes.
-    Empty(usize),
-    /// Written with escapes or folding: cannot be edited in place (its line).
-    Unreadable(usize),
-}
+/// The fields of a Helm image map.
+const NAMES: image_fields::Names = image_fields::Names {
+    registry: &["registry"],
+    repository: &["repository", "image", "name"],
+    tag: &["tag", "version"],
+    digest: &["digest"],
+    sha: &["sha"],
+};
 
 /// YAML words a plain `image:` value may hold that are not references.
 fn yaml_word(text: &str) -> bool {

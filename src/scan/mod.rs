@@ -45,8 +45,12 @@ mod embedded;
 pub mod format;
 pub mod github_actions;
 pub mod gitlab_ci;
+pub mod helm_chart;
 pub mod helm_values;
+mod image_fields;
+pub mod ko;
 pub mod kubernetes;
+pub mod kustomize;
 mod source;
 mod vars;
 pub mod walk;
@@ -72,6 +76,9 @@ pub const FORMATS: &[Format] = &[
     github_actions::FORMAT,
     gitlab_ci::FORMAT,
     cloudbuild::FORMAT,
+    kustomize::FORMAT,
+    ko::FORMAT,
+    helm_chart::FORMAT,
     helm_values::FORMAT,
     kubernetes::FORMAT,
 ];

@@ -27,7 +27,7 @@ pub fn tag_key(found: &Found) -> Option<TagKey> {
     let image = found.image.as_ref()?;
     Some(TagKey {
         name: image.name(),
-        tag: image.tag_or_default().to_owned(),
+        tag: found.lookup_tag()?.to_owned(),
     })
 }
 

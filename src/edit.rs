@@ -66,10 +66,11 @@ impl Edit {
             } else {
                 String::new()
             };
-            if image.tag.is_none() {
+            if image.tag.is_none() && slot.span.is_empty() {
                 // A digest inserted right after the whole reference (`@` lead) can
-                // bring the tag it was looked up by; one that replaces a digest or
-                // fills a field of its own cannot.
+                // bring the tag it was looked up by; one that fills a field of its own
+                // cannot. (A digest replaced in place needs no tag: the pin follows a
+                // tag given elsewhere.)
                 if lead != "@" {
                     return None;
                 }
@@ -261,7 +262,13 @@ pub fn verify(
             )));
         }
         let (expected_image, expected_skip) = match edit {
-            Some(e) => (Some(&e.intended), None),
+            // A pin without a tag that follows a rule's tag reads `no-tag` to the scan,
+            // which knows no rules: it stays so.
+            Some(e) => (
+                Some(&e.intended),
+                b.skip_reason
+                    .filter(|s| *s == crate::scan::SkipReason::NoTag),
+            ),
             None => (b.image.as_ref(), b.skip_reason),
         };
         if a.image.as_ref() != expected_image || a.skip_reason != expected_skip {

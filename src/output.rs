@@ -56,6 +56,18 @@ pub fn check_text(out: &mut impl Write, checked: &[Record]) -> io::Result<()> {
                 Some(h) => format!("{detail} (held: {})", h.name()),
                 None => detail,
             };
+            // A pin without a tag says which tag it followed, and from where.
+            let detail = match &f.follow {
+                Some(follow) => {
+                    let said = format!("follows tag {} ({})", follow.tag, follow.from);
+                    if detail.is_empty() {
+                        said
+                    } else {
+                        format!("{detail}; {said}")
+                    }
+                }
+                None => detail,
+            };
             [
                 format!("{}:{}:{}", f.path, f.line, f.column),
                 f.reference.clone(),

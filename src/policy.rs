@@ -41,8 +41,18 @@ pub struct ChangeSet {
 pub fn records(found: Vec<Found>, policy: &Rules) -> Vec<Record> {
     found
         .into_iter()
-        .map(|f| {
+        .map(|mut f| {
             let settings = policy.settings_for(&f.path, f.image.as_ref());
+            // A pin without a tag follows the rule's tag (a comment's comes first).
+            if f.skip_reason == Some(crate::scan::SkipReason::NoTag)
+                && let Some(tag) = &settings.follow_tag
+            {
+                f.skip_reason = None;
+                f.follow = Some(crate::scan::Follow {
+                    tag: tag.clone(),
+                    from: "rule",
+                });
+            }
             let held = if !policy.scan.path_included(&f.path) {
                 Some(Held::ExcludedPath)
             } else if settings.ignore {
@@ -104,7 +114,7 @@ pub fn wants_change(record: &Record, pin_flag: bool) -> bool {
 fn seen_key_of(record: &Record) -> Option<String> {
     let image = record.found.image.as_ref()?;
     let digest = record.new_digest()?;
-    let tag = image.tag_or_default();
+    let tag = record.found.lookup_tag()?;
     Some(seen_key(
         &image.registry,
         &image.repository,

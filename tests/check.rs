@@ -729,3 +729,81 @@ async fn dockerfile_froms_composed_from_args_update_where_the_digest_is_written(
     let (code, checked) = check_json(dir.path(), None);
     assert_eq!(code, 0, "{checked:?}");
 }
+
+/// A pin without a tag follows the tag a comment names (`# repin: tag=…`, ratchet's
+/// `# ratchet:image:tag`), against the real registry: `check` says which tag it
+/// followed and from where, `update` rewrites only the digest and keeps the comment.
+#[tokio::test(flavor = "multi_thread")]
+async fn pins_without_a_tag_follow_the_hinted_tag() {
+    let reg = Registry::start(Auth::Open);
+    let mut pusher = Pusher::new(&reg);
+    let (old, new) = moved_index(&mut pusher, "app", "1", Flavor::Oci).await;
+    let host = &reg.host;
+    let compose = |d: &str| {
+        format!(
+            "services:\n  a:\n    image: {host}/app@{d}  # repin: tag=1\n  b:\n    image: {host}/app@{d} # ratchet:{host}/app:1\n  c:\n    image: {host}/app@{d}\n"
+        )
+    };
+    let dir = tree(&[("compose.yaml", compose(&old.digest).as_bytes())]);
+    let (code, checked) = check_json(dir.path(), None);
+    assert_eq!(code, 1, "{checked:?}");
+    let follows: Vec<(&serde_json::Value, &serde_json::Value)> = checked
+        .iter()
+        .map(|c| (&c["follow"], &c["status"]))
+        .collect();
+    assert_eq!(
+        follows,
+        [
+            (
+                &serde_json::json!({"tag": "1", "from": "comment"}),
+                &serde_json::json!("outdated")
+            ),
+            (
+                &serde_json::json!({"tag": "1", "from": "ratchet"}),
+                &serde_json::json!("outdated")
+            ),
+            (&serde_json::Value::Null, &serde_json::json!("skipped")),
+        ]
+    );
+    let text = run(dir.path(), &["check"], None);
+    assert!(
+        text.stdout.contains("follows tag 1 (comment)"),
+        "{}",
+        text.stdout
+    );
+    let out = run(dir.path(), &["update"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let updated = read(dir.path(), "compose.yaml");
+    let expected = compose(&new.digest).replacen(
+        &format!("image: {host}/app@{}\n", new.digest),
+        &format!("image: {host}/app@{}\n", old.digest),
+        1,
+    );
+    assert_eq!(updated, expected);
+}
+
+/// A rule's `follow_tag` gives pins without a tag a tag to follow (a comment's wins),
+/// against the real registry; `update` rewrites only the digest.
+#[tokio::test(flavor = "multi_thread")]
+async fn pins_without_a_tag_follow_the_rule_tag() {
+    let reg = Registry::start(Auth::Open);
+    let mut pusher = Pusher::new(&reg);
+    let (old, new) = moved_index(&mut pusher, "app", "1", Flavor::Oci).await;
+    let host = &reg.host;
+    let config = format!("[[rule]]\nimages = [\"{host}/app\"]\nfollow_tag = \"1\"\n");
+    let compose = |d: &str| format!("services:\n  a:\n    image: {host}/app@{d}\n");
+    let dir = tree(&[
+        ("compose.yaml", compose(&old.digest).as_bytes()),
+        (".repin.toml", config.as_bytes()),
+    ]);
+    let (code, checked) = check_json(dir.path(), None);
+    assert_eq!(code, 1, "{checked:?}");
+    assert_eq!(
+        checked[0]["follow"],
+        serde_json::json!({"tag": "1", "from": "rule"})
+    );
+    assert_eq!(checked[0]["status"], "outdated");
+    let out = run(dir.path(), &["update"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(read(dir.path(), "compose.yaml"), compose(&new.digest));
+}

@@ -728,6 +728,8 @@ pub struct Effective {
     pub group: Option<String>,
     /// Digests never proposed.
     pub ignore_digests: Vec<crate::imageref::Digest>,
+    /// The tag a pin without one follows.
+    pub follow_tag: Option<String>,
     /// How its pull request is made.
     pub pr: settings::PrSettings,
 }
@@ -799,6 +801,7 @@ impl Rules {
             schedule: merged.schedule,
             group: merged.group,
             ignore_digests: merged.ignore_digests.unwrap_or_default(),
+            follow_tag: merged.follow_tag,
             pr: merged.pr,
         }
     }
@@ -814,6 +817,18 @@ mod tests {
             Err(Error::Invalid(list)) => list.iter().map(ToString::to_string).collect(),
             Err(e) => vec![e.to_string()],
         }
+    }
+
+    /// `follow_tag` must be a tag: a bad one is an error naming the line.
+    #[test]
+    fn follow_tag_is_a_tag() {
+        assert!(diagnostics("[update]\nfollow_tag = \"3.20\"\n").is_empty());
+        let bad = diagnostics("[update]\nfollow_tag = \"-bad tag\"\n");
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        assert!(
+            bad[0].contains(":2:") && bad[0].contains("invalid tag"),
+            "{bad:?}"
+        );
     }
 
     #[test]

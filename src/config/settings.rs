@@ -36,6 +36,8 @@ macro_rules! raw_settings {
             pub group: Option<Spanned<String>>,
             /// Digests never proposed (`sha256:<hex>`).
             pub ignore_digests: Option<Vec<Spanned<String>>>,
+            /// The tag a pin without one follows (`latest`, `3.20`).
+            pub follow_tag: Option<Spanned<String>>,
             /// Labels for the pull request.
             pub labels: Option<Vec<String>>,
             /// Reviewers requested (logins).
@@ -66,6 +68,7 @@ macro_rules! raw_settings {
                         timezone: self.timezone.as_ref(),
                         group: self.group.as_ref(),
                         ignore_digests: self.ignore_digests.as_deref(),
+                        follow_tag: self.follow_tag.as_ref(),
                         labels: self.labels.as_ref(),
                         reviewers: self.reviewers.as_ref(),
                         team_reviewers: self.team_reviewers.as_ref(),
@@ -106,6 +109,8 @@ pub struct RawFields<'a> {
     pub group: Option<&'a Spanned<String>>,
     /// Digests never proposed (`sha256:<hex>`).
     pub ignore_digests: Option<&'a [Spanned<String>]>,
+    /// The tag a pin without one follows.
+    pub follow_tag: Option<&'a Spanned<String>>,
     /// Labels for the pull request.
     pub labels: Option<&'a Vec<String>>,
     /// Reviewers requested (logins).
@@ -225,6 +230,8 @@ pub struct Settings {
     pub group: Option<String>,
     /// Digests never proposed (`sha256:<hex>`).
     pub ignore_digests: Option<Vec<crate::imageref::Digest>>,
+    /// The tag a pin without one follows.
+    pub follow_tag: Option<String>,
     /// How pull requests are made.
     #[serde(flatten)]
     pub pr: PrSettings,
@@ -310,6 +317,21 @@ impl Settings {
                 })
                 .collect()
         });
+        let follow_tag = raw.follow_tag.and_then(|t| {
+            let v = t.get_ref();
+            let valid = v.len() <= 128
+                && v.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+            if valid {
+                Some(v.clone())
+            } else {
+                diags.error(
+                    Some(t.span()),
+                    format!("invalid tag {v:?}: letters, digits, '_', '.' and '-', at most 128, not starting with '.' or '-'"),
+                );
+                None
+            }
+        });
         let group = raw.group.and_then(|g| {
             let ok = !g.get_ref().trim().is_empty() && !g.get_ref().contains(['\n', '\r']);
             if ok {
@@ -356,6 +378,7 @@ impl Settings {
             schedule,
             group,
             ignore_digests,
+            follow_tag,
             pr: PrSettings {
                 labels: raw.labels.cloned(),
                 reviewers: raw.reviewers.cloned(),
@@ -382,6 +405,7 @@ impl Settings {
         set(&mut self.schedule, later.schedule.as_ref());
         set(&mut self.group, later.group.as_ref());
         set(&mut self.ignore_digests, later.ignore_digests.as_ref());
+        set(&mut self.follow_tag, later.follow_tag.as_ref());
         set(&mut self.pr.labels, later.pr.labels.as_ref());
         set(&mut self.pr.reviewers, later.pr.reviewers.as_ref());
         set(

@@ -62,7 +62,7 @@ use std::ops::Range;
 
 use serde::Serialize;
 
-use crate::imageref::{ImageRef, Platform};
+use crate::imageref::{DEFAULT_TAG, ImageRef, Platform};
 
 pub use format::{Detected, Format};
 pub use source::LineIndex;
@@ -360,11 +360,33 @@ pub struct Found {
     pub skip_reason: Option<SkipReason>,
     /// Set for a reference written across several fields.
     pub fields: Option<Fields>,
+    /// For a pin without a tag: the tag it follows, and where that was said.
+    pub follow: Option<Follow>,
+}
+
+/// The tag a pin without one follows, and where it was given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Follow {
+    /// The tag looked up for the new digest.
+    pub tag: String,
+    /// Where it was given: `comment` (`# repin: tag=…`), `ratchet` (the
+    /// `# ratchet:image:tag` another pinning tool leaves), or `rule` (`follow_tag` in
+    /// the config).
+    pub from: &'static str,
 }
 
 impl Found {
     /// Number of fields [`Found::serialize_fields`] writes (at most).
-    pub const FIELDS: usize = 14;
+    pub const FIELDS: usize = 15;
+
+    /// The tag the reference is looked up by: the one written, else the one it
+    /// follows, else `latest`. `None` when it is not a parsed reference.
+    #[must_use]
+    pub fn lookup_tag(&self) -> Option<&str> {
+        let image = self.image.as_ref()?;
+        let followed = self.follow.as_ref().map(|f| f.tag.as_str());
+        Some(image.tag.as_deref().or(followed).unwrap_or(DEFAULT_TAG))
+    }
 
     /// The text at [`Found::span`]: the reference, or for one written across several
     /// fields its digest part's text (empty when the digest is still to be inserted).
@@ -404,8 +426,12 @@ impl Found {
         st.serialize_field("platform", &self.platform.as_ref().map(ToString::to_string))?;
         st.serialize_field("skip_reason", &self.skip_reason.map(SkipReason::name))?;
         match &self.fields {
-            Some(fields) => st.serialize_field("parts", &fields.parts),
-            None => st.skip_field("parts"),
+            Some(fields) => st.serialize_field("parts", &fields.parts)?,
+            None => st.skip_field("parts")?,
+        }
+        match &self.follow {
+            Some(follow) => st.serialize_field("follow", follow),
+            None => st.skip_field("follow"),
         }
     }
 }
@@ -595,6 +621,11 @@ fn place(
             Err(_) => (None, Some(SkipReason::InvalidReference)),
         },
     };
+    // A pin without a tag follows the tag a comment names.
+    let follow = (skip == Some(SkipReason::NoTag))
+        .then(|| hint(text, lines, candidate.span.start))
+        .flatten();
+    let skip = if follow.is_some() { None } else { skip };
     let (line, column) = lines.line_column(text, candidate.span.start);
     Some(Found {
         path: path.to_owned(),
@@ -607,6 +638,55 @@ fn place(
         platform: candidate.platform,
         skip_reason: skip,
         fields,
+        follow,
+    })
+}
+
+/// The tag a comment names for the reference at `at`: on its line after it, or alone on
+/// the line above (where a Dockerfile, whose comments are whole lines, writes it).
+/// `# repin: tag=3.20`, or the hint `ratchet` leaves: `# ratchet:alpine:3.20`.
+fn hint(text: &str, lines: &LineIndex, at: usize) -> Option<Follow> {
+    let line = lines.line(at);
+    let end = lines.start(line + 1).unwrap_or(text.len());
+    let after = text.get(at..end)?;
+    if let Some(found) = after.find('#').and_then(|i| parse_hint(&after[i..])) {
+        return Some(found);
+    }
+    let above = lines.start(line.checked_sub(1)?)?;
+    let previous = text.get(above..lines.start(line)?)?.trim();
+    previous
+        .starts_with('#')
+        .then(|| parse_hint(previous))
+        .flatten()
+}
+
+/// A hint comment (`# repin: tag=…`, `# ratchet:image:tag`), starting at its `#`.
+fn parse_hint(comment: &str) -> Option<Follow> {
+    let body = comment.strip_prefix('#')?.trim_start();
+    let (tag, from) = if let Some(rest) = body.strip_prefix("repin:") {
+        (
+            rest.trim_start()
+                .strip_prefix("tag=")?
+                .split_whitespace()
+                .next()?,
+            "comment",
+        )
+    } else {
+        let pinned = body.strip_prefix("ratchet:")?.split_whitespace().next()?;
+        let (_, tag) = pinned.rsplit_once(':')?;
+        (tag, "ratchet")
+    };
+    let valid = tag.len() <= 128
+        && tag
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    valid.then(|| Follow {
+        tag: tag.to_owned(),
+        from,
     })
 }
 
@@ -775,6 +855,83 @@ mod caps {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const D: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+    /// A pin without a tag follows the tag a comment names — `# repin: tag=…` on its
+    /// line or alone on the line above, or ratchet's `# ratchet:image:tag` — and is
+    /// then updatable; without a hint, or with a malformed one, it stays `no-tag`; a
+    /// reference with its own tag ignores hints.
+    #[test]
+    fn pins_without_a_tag_follow_a_hinted_tag() {
+        let follow = |format: Format, text: &str| {
+            let (found, _) = scan_text("f", format, text);
+            let f = &found[0];
+            (
+                f.follow.as_ref().map(|f| (f.tag.clone(), f.from)),
+                f.skip_reason.map(SkipReason::name),
+                f.lookup_tag().map(str::to_owned),
+            )
+        };
+        let compose = compose::FORMAT;
+        let yes = |tag: &str, from| (Some((tag.to_owned(), from)), None, Some(tag.to_owned()));
+        assert_eq!(
+            follow(
+                compose,
+                &format!("services:\n  a:\n    image: alpine@{D}  # repin: tag=3.20\n")
+            ),
+            yes("3.20", "comment")
+        );
+        assert_eq!(
+            follow(
+                compose,
+                &format!("services:\n  a:\n    image: \"alpine@{D}\" # ratchet:alpine:3.20\n")
+            ),
+            yes("3.20", "ratchet")
+        );
+        assert_eq!(
+            follow(
+                dockerfile::FORMAT,
+                &format!("# repin: tag=1.22-alpine\nFROM golang@{D} AS b\n")
+            ),
+            yes("1.22-alpine", "comment")
+        );
+        assert_eq!(
+            follow(
+                ko::FORMAT,
+                &format!(
+                    "defaultBaseImage: localhost:5000/base@{D} # ratchet:localhost:5000/base:v2\n"
+                )
+            ),
+            yes("v2", "ratchet")
+        );
+        for text in [
+            format!("services:\n  a:\n    image: alpine@{D}\n"),
+            format!("services:\n  a:\n    image: alpine@{D}  # repin: tag=-bad\n"),
+            format!("services:\n  a:\n    image: alpine@{D}  # repin: 3.20\n"),
+        ] {
+            assert_eq!(
+                follow(compose, &text),
+                (None, Some("no-tag"), Some("latest".to_owned())),
+                "{text}"
+            );
+        }
+        let tagged = format!("services:\n  a:\n    image: alpine:3.19@{D}  # repin: tag=3.20\n");
+        assert_eq!(
+            follow(compose, &tagged),
+            (None, None, Some("3.19".to_owned()))
+        );
+        let (found, _) = scan_text(
+            "f",
+            compose,
+            &format!("services:\n  a:\n    image: alpine@{D}  # repin: tag=3.20\n"),
+        );
+        let json = serde_json::to_value(&found[0]).unwrap();
+        assert_eq!(
+            json["follow"],
+            serde_json::json!({"tag": "3.20", "from": "comment"})
+        );
+    }
 
     #[test]
     fn bad_bytes_are_warnings() {

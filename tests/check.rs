@@ -807,3 +807,81 @@ async fn pins_without_a_tag_follow_the_rule_tag() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(read(dir.path(), "compose.yaml"), compose(&new.digest));
 }
+
+/// References split across fields and the new single-string formats, against the real
+/// registry: a Helm image map (prefixed digest, bare `sha`, `tag@digest`), a Kustomize
+/// override, ko's base image, a chart's `artifacthub.io/images` annotation, an Argo CD
+/// `Application`'s override and a Flux `HelmRelease`'s values each follow the moved
+/// tag; only digest bytes change, in each digest's own style.
+#[tokio::test(flavor = "multi_thread")]
+async fn helm_kustomize_ko_and_chart_annotations_update_only_digests() {
+    let reg = Registry::start(Auth::Open);
+    let mut pusher = Pusher::new(&reg);
+    let (old, new) = moved_index(&mut pusher, "app", "1", Flavor::Oci).await;
+    let host = &reg.host;
+    let files = |d: &str| {
+        let hex = &d[7..];
+        [
+            (
+                "chart/values.yaml",
+                format!(
+                    "image:\n  registry: {host}\n  repository: app\n  tag: \"1\"\n  digest: \"{d}\"  # kept\nsidecar:\n  image:\n    repository: {host}/app\n    version: '1'\n    sha: {hex}\nproxyImage:\n  name: {host}/app\n  tag: 1@{d}\n"
+                ),
+            ),
+            (
+                "chart/Chart.yaml",
+                format!(
+                    "apiVersion: v2\nname: app\nversion: 1.0.0\nannotations:\n  artifacthub.io/images: |\n    - name: app\n      image: {host}/app:1@{d}\n"
+                ),
+            ),
+            (
+                "overlays/prod/kustomization.yaml",
+                format!(
+                    "images:\n  - name: app\n    newName: {host}/app\n    newTag: \"1\"\n    digest: {d}\n"
+                ),
+            ),
+            (".ko.yaml", format!("defaultBaseImage: {host}/app:1@{d}\n")),
+            (
+                "argo/app.yaml",
+                format!(
+                    "apiVersion: argoproj.io/v1alpha1\nkind: Application\nspec:\n  source:\n    kustomize:\n      images:\n      - app={host}/app:1@{d}\n---\napiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nspec:\n  values:\n    image:\n      repository: {host}/app\n      tag: '1'\n      digest: {d}\n"
+                ),
+            ),
+        ]
+    };
+    let before = files(&old.digest);
+    let dir = tree(
+        &before
+            .iter()
+            .map(|(p, t)| (*p, t.as_bytes()))
+            .collect::<Vec<_>>(),
+    );
+    let (code, checked) = check_json(dir.path(), None);
+    assert_eq!(code, 1, "{checked:?}");
+    let formats: Vec<&str> = checked
+        .iter()
+        .map(|c| c["format"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        formats,
+        [
+            "ko",
+            "kubernetes",
+            "kubernetes",
+            "helm-chart",
+            "helm-values",
+            "helm-values",
+            "helm-values",
+            "kustomize"
+        ]
+    );
+    assert!(
+        checked.iter().all(|c| c["status"] == "outdated"),
+        "{checked:?}"
+    );
+    let out = run(dir.path(), &["update"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for (path, text) in files(&new.digest) {
+        assert_eq!(read(dir.path(), path), text, "{path}");
+    }
+}

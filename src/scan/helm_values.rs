@@ -79,6 +79,18 @@ pub fn extract(text: &str) -> Extracted {
     out
 }
 
+/// The images of Helm values held in another file's node (Argo CD's
+/// `helm.valuesObject`, Flux's `HelmRelease.spec.values`), by the rules above.
+pub(super) fn images_in(yaml: &Yaml, text: &str, values: NodeId, out: &mut Extracted) {
+    Walk {
+        yaml,
+        text,
+        seen: HashSet::new(),
+        out,
+    }
+    .node(values);
+}
+
 /// Whether a key names an image: `image`, or any name ending in `image`/`Image`.
 fn image_key(key: &str) -> bool {
     key.ends_with("image") || key.ends_with("Image")

@@ -70,6 +70,7 @@ pub fn extract(text: &str) -> Extracted {
             let opaque_data = matches!(kind, "ConfigMap" | "Secret");
             walk.node(doc, opaque_data);
             walk.krm_function(doc);
+            walk.gitops(doc, kind);
         }
     }
     out
@@ -94,7 +95,15 @@ fn may_hold_images(part: &str) -> bool {
         })
     };
     let resolver = part.contains("resolver: bundles");
-    !crd && (keyed("image") || keyed("Image") || keyed("imageName") || keyed("bundle") || resolver)
+    // Argo CD's Kustomize overrides and Helm values text, Flux's OCI sources.
+    let gitops =
+        part.contains("kustomize:") || part.contains("values:") || part.contains("OCIRepository");
+    !crd && (keyed("image")
+        || keyed("Image")
+        || keyed("imageName")
+        || keyed("bundle")
+        || resolver
+        || gitops)
 }
 
 /// API groups that borrow the Kubernetes shape for tool config whose `image` keys name
@@ -242,6 +251,129 @@ impl Walk<'_> {
             }
             offset += line.len();
         }
+    }
+
+    /// Argo CD and Flux objects that carry images of their own: an `Application`'s
+    /// Kustomize image overrides (`[old=]name:tag@digest` strings) and Helm values
+    /// (`valuesObject`, or `values` YAML text), in `spec.source` and each of
+    /// `spec.sources`; a `HelmRelease`'s `spec.values`; an `OCIRepository`'s
+    /// `spec.url` with `spec.ref.tag` and `spec.ref.digest`.
+    fn gitops(&mut self, doc: NodeId, kind: &str) {
+        let yaml = self.yaml;
+        let api = yaml
+            .get(doc, "apiVersion")
+            .and_then(|v| yaml.str(v))
+            .unwrap_or_default();
+        let spec = yaml.get(doc, "spec");
+        match (api.split('/').next().unwrap_or_default(), kind) {
+            ("argoproj.io", "Application") => {
+                let sources = spec.into_iter().flat_map(|spec| {
+                    let one = yaml.get(spec, "source");
+                    one.into_iter()
+                        .chain(yaml.items(yaml.get(spec, "sources")).iter().copied())
+                });
+                for source in sources.collect::<Vec<_>>() {
+                    let kustomize = yaml.get(source, "kustomize");
+                    for &image in yaml.items(kustomize.and_then(|k| yaml.get(k, "images"))) {
+                        self.override_string(image);
+                    }
+                    let helm = yaml.get(source, "helm");
+                    if let Some(values) = helm.and_then(|h| yaml.get(h, "valuesObject")) {
+                        super::helm_values::images_in(yaml, self.text, values, self.out);
+                    }
+                    if let Some(values) = helm.and_then(|h| yaml.get(h, "values")) {
+                        self.values_text(values);
+                    }
+                }
+            }
+            ("helm.toolkit.fluxcd.io", "HelmRelease") => {
+                if let Some(values) = spec.and_then(|s| yaml.get(s, "values")) {
+                    super::helm_values::images_in(yaml, self.text, values, self.out);
+                }
+            }
+            ("source.toolkit.fluxcd.io", "OCIRepository") => {
+                if let Some(spec) = spec {
+                    self.oci_repository(spec);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// An Argo CD Kustomize override: the reference after `=` (or the whole string).
+    fn override_string(&mut self, value: NodeId) {
+        if let yaml::ImageValue::At(span) = self.yaml.image_value(self.text, value) {
+            let start = self.text[span.clone()]
+                .find('=')
+                .map_or(span.start, |i| span.start + i + 1);
+            if start < span.end {
+                self.out.candidates.push(Candidate::at(start..span.end));
+            }
+        } else {
+            self.image(value);
+        }
+    }
+
+    /// Helm values written as YAML text (`helm.values: |`), spans exact in the file.
+    fn values_text(&mut self, values: NodeId) {
+        let Some(embedded) = self.yaml.embedded(self.text, values) else {
+            return;
+        };
+        let mut inner = Extracted::default();
+        let parsed = inner.parse_yaml(&embedded.text);
+        for &doc in &parsed.docs {
+            super::helm_values::images_in(&parsed, &embedded.text, doc, &mut inner);
+        }
+        embedded.place(inner, self.out, &super::LineIndex::new(self.text));
+    }
+
+    /// Flux `OCIRepository`: `url: oci://host/repo` with `ref.tag` and `ref.digest`.
+    fn oci_repository(&mut self, spec: NodeId) {
+        let yaml = self.yaml;
+        let text = self.text;
+        let span_of = |node: Option<NodeId>| match node.map(|n| yaml.image_value(text, n)) {
+            Some(yaml::ImageValue::At(span)) => Some(span),
+            _ => None,
+        };
+        let Some(url) = span_of(yaml.get(spec, "url")) else {
+            return;
+        };
+        let Some(repository) = text[url.clone()]
+            .strip_prefix("oci://")
+            .map(|r| url.end - r.len()..url.end)
+        else {
+            return;
+        };
+        let reference = yaml.get(spec, "ref");
+        let tag = span_of(reference.and_then(|r| yaml.get(r, "tag")));
+        let digest = span_of(reference.and_then(|r| yaml.get(r, "digest")));
+        let mut parts = vec![("repository", repository.clone())];
+        let mut composed = text[repository].to_owned();
+        if let Some(tag) = &tag {
+            parts.push(("tag", tag.clone()));
+            composed.push(':');
+            composed.push_str(&text[tag.clone()]);
+        }
+        let slot = match digest {
+            Some(digest) => {
+                parts.push(("digest", digest.clone()));
+                composed.push('@');
+                composed.push_str(&text[digest.clone()]);
+                super::DigestSlot::replace(digest, false)
+            }
+            None => super::DigestSlot::none(parts.last().map_or(0, |p| p.1.end)),
+        };
+        if tag.is_none() && slot.span.is_empty() {
+            return; // a semver range or the default branch: nothing pinned to follow
+        }
+        parts.sort_by_key(|(_, span)| span.start);
+        self.out
+            .candidates
+            .push(Candidate::composed(super::Composed {
+                reference: composed,
+                parts,
+                digest: slot,
+            }));
     }
 
     fn image(&mut self, value: NodeId) {
@@ -425,5 +557,32 @@ mod tests {
         assert_eq!(out.candidates.len(), 3);
         assert_eq!(out.notes.len(), 1);
         assert_eq!(out.notes[0].0, 13);
+    }
+
+    /// Argo CD and Flux: an `Application`'s Kustomize overrides (after `=`) and Helm
+    /// values (`valuesObject`, and `values` text with spans inside it) in `source` and
+    /// `sources`; a `HelmRelease`'s values; an `OCIRepository`'s url, tag and digest.
+    #[test]
+    fn argo_cd_and_flux_objects() {
+        let text = format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nspec:\n  source:\n    kustomize:\n      images:\n      - ghcr.io/acme/app:1@{D1}\n      - old=ghcr.io/acme/new:2\n  sources:\n  - helm:\n      valuesObject:\n        image:\n          repository: acme/api\n          tag: '3'\n          digest: {D1}\n  - helm:\n      values: |\n        worker:\n          image: acme/worker:4@{D1}\n---\napiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nspec:\n  values:\n    image:\n      repository: acme/flux\n      tag: '5'\n---\napiVersion: source.toolkit.fluxcd.io/v1beta2\nkind: OCIRepository\nspec:\n  url: oci://ghcr.io/acme/manifests\n  ref:\n    tag: '6'\n    digest: {D1}\n---\napiVersion: source.toolkit.fluxcd.io/v1beta2\nkind: OCIRepository\nspec:\n  url: oci://ghcr.io/acme/other\n  ref:\n    semver: '>=1.0'\n"
+        );
+        let (found, warnings) = found(FORMAT, &text);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let got: Vec<(String, usize)> = found
+            .iter()
+            .map(|f| (f.reference.clone(), f.line))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (format!("ghcr.io/acme/app:1@{D1}"), 7),
+                ("ghcr.io/acme/new:2".to_owned(), 8),
+                (format!("acme/api:3@{D1}"), 15),
+                (format!("acme/worker:4@{D1}"), 19),
+                ("acme/flux:5".to_owned(), 27),
+                (format!("ghcr.io/acme/manifests:6@{D1}"), 35),
+            ]
+        );
     }
 }

@@ -158,6 +158,51 @@ fn main() {
     println!(
         "digest pins on image lines: {pins}, found: {covered} ({composed} as the digest part of a reference composed from several places)"
     );
+    // Digests in Helm values and Kustomize files, where they are mostly written in a
+    // field of their own (`digest: sha256:…`), in a tag (`tag: 1.2@sha256:…`) or in an
+    // image string: every one on such a line must be inside a finding's span.
+    let (mut split_pins, mut split_found) = (0, 0);
+    for row in manifest.lines().skip(1) {
+        let cols: Vec<&str> = row.split('\t').collect();
+        let (Some(path), Some(kind)) = (cols.first(), cols.get(5)) else {
+            continue;
+        };
+        if !matches!(*kind, "helm-values" | "kustomize") || !detected.contains_key(path) {
+            continue;
+        }
+        let text = std::fs::read(root.join(path)).unwrap_or_default();
+        let text = String::from_utf8_lossy(&text);
+        // Values files count where Helm reads them (a `values` name) and Kustomize files
+        // where Kustomize does; test data under other names is other YAML.
+        let read_as_such = if *kind == "helm-values" {
+            repin::scan::helm_values::reads(path)
+        } else {
+            repin::scan::kustomize::accepts(path, &text)
+        };
+        if !read_as_such {
+            continue;
+        }
+        let in_file: Vec<_> = report.found.iter().filter(|f| f.path == *path).collect();
+        for (at, _) in text.match_indices("sha256:") {
+            let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+            let key = text[start..at].trim_start().trim_start_matches("- ");
+            let key = key.split(':').next().unwrap_or_default().trim();
+            let keyed = matches!(key, "digest" | "tag" | "newTag" | "version" | "image")
+                || key.ends_with("Image");
+            if !keyed || key.starts_with('#') || in_block_scalar(&text, start) {
+                continue;
+            }
+            split_pins += 1;
+            if in_file.iter().any(|f| f.span.contains(&at)) {
+                split_found += 1;
+            } else {
+                failures += 1;
+                let line = text[..at].matches('\n').count() + 1;
+                println!("MISSED {path}:{line}");
+            }
+        }
+    }
+    println!("digests in Helm values and Kustomize fields: {split_pins}, found: {split_found}");
     failures += round_trip(&report);
     for w in report.warnings.iter().take(50) {
         println!("warning: {w}");

@@ -51,10 +51,11 @@ pub fn reads(rel: &str) -> bool {
             .contains("values")
 }
 
-/// Text with a key ending in `image`/`Image` (the word, optional quote, then `:`).
+/// Text with a key ending in `image`/`Image`, or a `repository` key (the word, optional
+/// quote, then `:`).
 #[must_use]
 pub fn accepts(_rel: &str, text: &str) -> bool {
-    ["image", "Image"].iter().any(|word| {
+    ["image", "Image", "repository"].iter().any(|word| {
         text.match_indices(word).any(|(at, word)| {
             let rest = text[at + word.len()..].trim_start_matches(['"', '\'']);
             rest.trim_start_matches([' ', '\t']).starts_with(':')
@@ -74,7 +75,7 @@ pub fn extract(text: &str) -> Extracted {
         out: &mut out,
     };
     for &doc in &yaml.docs {
-        walk.node(doc);
+        walk.node(doc, false);
     }
     out
 }
@@ -88,7 +89,7 @@ pub(super) fn images_in(yaml: &Yaml, text: &str, values: NodeId, out: &mut Extra
         seen: HashSet::new(),
         out,
     }
-    .node(values);
+    .node(values, false);
 }
 
 /// Whether a key names an image: `image`, or any name ending in `image`/`Image`.
@@ -105,7 +106,10 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    fn node(&mut self, id: NodeId) {
+    /// Walks a node; `under_image`: it is inside an image key's value that was no
+    /// image itself (`image: {curl: {repository: …}, netcat: {…}}`), where any map with
+    /// a repository is an image map.
+    fn node(&mut self, id: NodeId, under_image: bool) {
         let id = self.yaml.resolve(id);
         if !self.seen.insert(id) {
             return;
@@ -114,15 +118,24 @@ impl Walk<'_> {
             Node::Map(pairs) => {
                 for &(key, value) in pairs {
                     let key = self.yaml.str(key).unwrap_or_default();
-                    if image_key(key) && self.image(key, value) {
+                    let keyed = image_key(key);
+                    let is_map = matches!(self.yaml.nodes[self.yaml.resolve(value)], Node::Map(_));
+                    let image = if keyed {
+                        self.image(key, value)
+                    } else if is_map && (under_image || self.shaped_like_image(value)) {
+                        self.image_map(value)
+                    } else {
+                        false
+                    };
+                    if image {
                         continue; // an image's own fields hold no other image
                     }
-                    self.node(value);
+                    self.node(value, keyed || under_image);
                 }
             }
             Node::Seq(items) => {
                 for &item in items {
-                    self.node(item);
+                    self.node(item, under_image);
                 }
             }
             Node::Scalar { .. } | Node::Alias(_) => {}
@@ -148,6 +161,22 @@ impl Walk<'_> {
             }
             _ => false,
         }
+    }
+
+    /// A map under any key that is written like an image map all the same: a
+    /// `repository` beside a `registry`, or beside a digest (`digest`, or a `tag` or
+    /// `version` holding `sha256:…`) — as charts write an image under `deployment:` or
+    /// `cloudsql:`.
+    fn shaped_like_image(&self, map: NodeId) -> bool {
+        let yaml = self.yaml;
+        let has = |key| yaml.get(map, key).is_some();
+        let digest_in = |key| {
+            yaml.get(map, key)
+                .and_then(|v| yaml.str(v))
+                .is_some_and(|v| v.starts_with("sha256:") || v.contains("@sha256:"))
+        };
+        has("repository")
+            && (has("registry") || has("digest") || digest_in("tag") || digest_in("version"))
     }
 
     /// An image map: `repository` (or `image`, `name`) is required; `registry`, `tag`
@@ -281,6 +310,41 @@ mod tests {
             ("alpine:3.20".into(), None, "alpine:3.20".into(), vec![]),
         ];
         assert_eq!(rows, want);
+    }
+
+    /// Image maps grouped under an image key (`image: {curl: {…}, netcat: {…}}`) are
+    /// image maps too.
+    #[test]
+    fn image_maps_grouped_under_an_image_key() {
+        let text = format!(
+            "image:\n  curl:\n    registry: docker.io\n    repository: curlimages/curl\n    version: 8.17.0@{D1}\n  netcat:\n    repository: subfuzion/netcat\n    version: {D1}\nother:\n  curl:\n    repository: not/an-image\n"
+        );
+        let got: Vec<String> = rows(&text).into_iter().map(|r| r.0).collect();
+        assert_eq!(
+            got,
+            [
+                format!("docker.io/curlimages/curl:8.17.0@{D1}"),
+                format!("subfuzion/netcat@{D1}"),
+            ]
+        );
+    }
+
+    /// Maps written like images under other keys are images: `repository` beside
+    /// `registry`, or beside a digest; a `repository` alone (a Git repository's URL, a
+    /// chart repository) is not.
+    #[test]
+    fn image_maps_under_other_keys() {
+        let text = format!(
+            "deployment:\n  registry: ghcr.io\n  repository: sigstore/scaffolding/server\n  version: {D1}\ncloudsql:\n  repository: cloud-sql-proxy\n  tag: 2.25@{D1}\ngit:\n  repository: https://github.com/acme/x\n  branch: main\n"
+        );
+        let got: Vec<String> = rows(&text).into_iter().map(|r| r.0).collect();
+        assert_eq!(
+            got,
+            [
+                format!("ghcr.io/sigstore/scaffolding/server@{D1}"),
+                format!("cloud-sql-proxy:2.25@{D1}"),
+            ]
+        );
     }
 
     /// A repository that names its own registry is not prefixed with `registry`.

@@ -27,17 +27,35 @@ use super::{Candidate, Extracted};
 pub const FORMAT: Format = Format::new(&Spec {
     name: "kustomize",
     reads,
-    accepts: format::any_text,
+    accepts,
     extract,
 });
 
-/// `kustomization.yaml`, `kustomization.yml` or `Kustomization`, in any folder.
+/// `kustomization.yaml`, `kustomization.yml` or `Kustomization` in any folder, and any
+/// other YAML whose content says it is one ([`accepts`]).
 #[must_use]
 pub fn reads(rel: &str) -> bool {
+    named(rel) || format::is_yaml(rel)
+}
+
+/// Kustomize's own file names.
+fn named(rel: &str) -> bool {
     matches!(
         format::file_name(rel),
         "kustomization.yaml" | "kustomization.yml" | "Kustomization"
     )
+}
+
+/// A file by its name, or YAML declaring Kustomize's API (`apiVersion:
+/// kustomize.config.k8s.io/…`) with `kind: Kustomization` or `Component` at the left
+/// margin.
+#[must_use]
+pub fn accepts(rel: &str, text: &str) -> bool {
+    named(rel)
+        || text.contains("kustomize.config.k8s.io/")
+            && text
+                .lines()
+                .any(|l| matches!(l.trim_end(), "kind: Kustomization" | "kind: Component"))
 }
 
 /// Extracts the `images` overrides.
@@ -89,10 +107,15 @@ mod tests {
             ("overlays/prod/kustomization.yml", true),
             ("base/Kustomization", true),
             ("kustomization.json", false),
-            ("my-kustomization.yaml", false),
         ] {
             assert_eq!(reads(path), want, "{path}");
         }
+        let declared = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n";
+        assert!(super::accepts("fixtures/digest.yaml", declared));
+        assert!(!super::accepts(
+            "my-kustomization.yaml",
+            "kind: Kustomization\n"
+        ));
     }
 
     /// Every shape of an override: `newName` + `newTag` + `digest`, `name` alone for

@@ -885,3 +885,35 @@ async fn helm_kustomize_ko_and_chart_annotations_update_only_digests() {
         assert_eq!(read(dir.path(), path), text, "{path}");
     }
 }
+
+/// The opt-in scanner reads only the paths `[scan] extra` lists, finds pinned tokens
+/// there with exact spans, and `update` rewrites only their digests (real registry); a
+/// file it does not list is not read.
+#[tokio::test(flavor = "multi_thread")]
+async fn extra_paths_are_scanned_only_when_listed() {
+    let reg = Registry::start(Auth::Open);
+    let mut pusher = Pusher::new(&reg);
+    let (old, new) = moved_index(&mut pusher, "app", "1", Flavor::Oci).await;
+    let host = &reg.host;
+    let config = "[scan]\nextra = [{ paths = [\"Makefile\", \"scripts/*.sh\"] }]\n";
+    let make = |d: &str| format!("IMG ?= {host}/app:1@{d}\nrun:\n\tdocker run $(IMG)\n");
+    let script = |d: &str| format!("#!/bin/sh\nexec docker run {host}/app:1@{d} \"$@\"\n");
+    let dir = tree(&[
+        (".repin.toml", config.as_bytes()),
+        ("Makefile", make(&old.digest).as_bytes()),
+        ("scripts/run.sh", script(&old.digest).as_bytes()),
+        ("other.mk", make(&old.digest).as_bytes()),
+    ]);
+    let (code, checked) = check_json(dir.path(), None);
+    assert_eq!(code, 1, "{checked:?}");
+    let paths: Vec<(&str, &str)> = checked
+        .iter()
+        .map(|c| (c["path"].as_str().unwrap(), c["format"].as_str().unwrap()))
+        .collect();
+    assert_eq!(paths, [("Makefile", "extra"), ("scripts/run.sh", "extra")]);
+    let out = run(dir.path(), &["update"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(read(dir.path(), "Makefile"), make(&new.digest));
+    assert_eq!(read(dir.path(), "scripts/run.sh"), script(&new.digest));
+    assert_eq!(read(dir.path(), "other.mk"), make(&old.digest));
+}

@@ -95,6 +95,15 @@ struct RawScan {
     #[serde(default)]
     exclude: Vec<Spanned<String>>,
     formats: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    extra: Vec<RawExtra>,
+}
+
+/// One `[scan] extra` entry: `{ paths = [...] }`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExtra {
+    paths: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -321,6 +330,8 @@ pub struct ScanRules {
     pub exclude: Matcher,
     /// `None`: every format.
     pub formats: Option<Vec<Format>>,
+    /// Paths the opt-in scanner reads (`[scan] extra`; none when empty).
+    pub extra: Matcher,
 }
 
 impl ScanRules {
@@ -329,6 +340,12 @@ impl ScanRules {
     pub fn path_included(&self, path: &str) -> bool {
         self.include.matches(Some(path))
             && (self.exclude.is_all() || !self.exclude.matches(Some(path)))
+    }
+
+    /// Whether `[scan] extra` lists `path` for the opt-in scanner.
+    #[must_use]
+    pub fn extra_reads(&self, path: &str) -> bool {
+        !self.extra.patterns.is_empty() && self.extra.matches(Some(path))
     }
 
     /// Whether `[scan] formats` (unset: all) includes `format`.
@@ -548,6 +565,15 @@ pub fn parse_repo(file: &str, text: &str) -> Result<RepoConfig, Error> {
         include: Matcher::check(&raw.scan.include, "include", &mut diags),
         exclude: Matcher::check(&raw.scan.exclude, "exclude", &mut diags),
         formats,
+        extra: {
+            let paths: Vec<Spanned<String>> = raw
+                .scan
+                .extra
+                .iter()
+                .flat_map(|e| e.paths.iter().cloned())
+                .collect();
+            Matcher::check(&paths, "extra", &mut diags)
+        },
     };
     let (update, rules) = layers(file, &raw.update, &raw.rule, &mut diags);
     if diags.list.is_empty() {

@@ -172,6 +172,25 @@ impl Detected {
         }
     }
 
+    /// These formats and `format` too (the walk offers the opt-in scanner for paths
+    /// the config lists).
+    #[must_use]
+    pub fn with(self, format: Format) -> Self {
+        Self {
+            formats: self.formats | 1 << format.position(),
+            forced: self.forced,
+        }
+    }
+
+    /// Exactly `format`, as a fallback for a path no format admits.
+    #[must_use]
+    pub fn fallback(format: Format) -> Self {
+        Self {
+            formats: 1 << format.position(),
+            forced: false,
+        }
+    }
+
     /// The first format, in table order, that the path admits and whose sniff accepts
     /// the file at `rel` holding `text`; `None` when no format reads this file.
     #[must_use]

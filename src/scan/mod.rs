@@ -42,6 +42,7 @@ pub mod cloudbuild;
 pub mod compose;
 pub mod dockerfile;
 mod embedded;
+pub mod extra;
 pub mod format;
 pub mod github_actions;
 pub mod gitlab_ci;
@@ -81,6 +82,7 @@ pub const FORMATS: &[Format] = &[
     helm_chart::FORMAT,
     helm_values::FORMAT,
     kubernetes::FORMAT,
+    extra::FORMAT,
 ];
 
 /// Files larger than this are reported and skipped: no real manifest comes close, and

@@ -97,7 +97,7 @@ pub fn collect(paths: &[PathBuf]) -> Result<(Vec<FileToScan>, Vec<Warning>), Err
             (Some(job), _) => jobs.push(job),
             (None, handle) => {
                 for entry in walker(root).build() {
-                    match entry_job(root, &handle, prefix.as_deref(), entry) {
+                    match entry_job(root, &handle, prefix.as_deref(), entry, &|_| false) {
                         Ok(Some(job)) => jobs.push(job),
                         Ok(None) => {}
                         Err(warning) => warnings.push(warning),
@@ -173,6 +173,7 @@ fn entry_job(
     handle: &Arc<cap_std::fs::Dir>,
     prefix: Option<&str>,
     entry: Result<ignore::DirEntry, ignore::Error>,
+    extra: &Extra<'_>,
 ) -> Result<Option<FileToScan>, Warning> {
     let entry = entry.map_err(|err| file_warning(slashed(root), err.to_string()))?;
     if !entry.file_type().is_some_and(|t| t.is_file()) {
@@ -187,8 +188,12 @@ fn entry_job(
         return Ok(None);
     }
     let shown = slashed(rel);
-    let Some(detected) = Detected::from_path(&shown) else {
-        return Ok(None);
+    // The opt-in scanner comes after every format the path admits.
+    let detected = match (Detected::from_path(&shown), extra(&shown)) {
+        (Some(detected), true) => detected.with(super::extra::FORMAT),
+        (Some(detected), false) => detected,
+        (None, true) => Detected::fallback(super::extra::FORMAT),
+        (None, false) => return Ok(None),
     };
     Ok(Some(FileToScan {
         abs: path.to_path_buf(),
@@ -430,6 +435,18 @@ pub fn scan_files(files: &[FileToScan]) -> Report {
 /// # Errors
 /// See [`collect`]; every root is checked before any is scanned.
 pub fn scan_paths(paths: &[PathBuf]) -> Result<Report, Error> {
+    scan_paths_with(paths, &|_| false)
+}
+
+/// Which paths (relative to their root, `/`-separated) the opt-in scanner for files no
+/// format owns reads ([`super::extra`]; the repository config's `[scan] extra`).
+pub type Extra<'a> = dyn Fn(&str) -> bool + Sync + 'a;
+
+/// [`scan_paths`], with the opt-in scanner offered for the paths `extra` admits.
+///
+/// # Errors
+/// See [`collect`].
+pub fn scan_paths_with(paths: &[PathBuf], extra: &Extra<'_>) -> Result<Report, Error> {
     let mut outcomes = Vec::new();
     let mut dirs = Vec::new();
     for root in paths {
@@ -445,7 +462,7 @@ pub fn scan_paths(paths: &[PathBuf]) -> Result<Report, Error> {
         walker(root).build_parallel().run(|| {
             let shared = &shared;
             Box::new(move |entry| {
-                let outcome = match entry_job(root, handle, prefix.as_deref(), entry) {
+                let outcome = match entry_job(root, handle, prefix.as_deref(), entry, extra) {
                     Ok(Some(job)) => scan_file(&job),
                     Ok(None) => return ignore::WalkState::Continue,
                     Err(warning) => (Vec::new(), vec![warning], None),

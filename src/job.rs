@@ -114,7 +114,7 @@ pub async fn check_tree(opts: &JobOptions, tick: &(dyn Fn() + Sync)) -> Result<O
     warnings.extend(config_warnings);
     let policy = Rules::new(opts.service.as_ref(), &repo);
 
-    let mut report = walk::scan_paths_with(&paths, &|path| policy.scan.extra_reads(path))?;
+    let mut report = walk::scan_paths_with(&paths, &|path| policy.scan.reader_for(path))?;
     report
         .found
         .retain(|f| policy.scan.format_enabled(f.format));

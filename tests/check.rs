@@ -917,3 +917,39 @@ async fn extra_paths_are_scanned_only_when_listed() {
     assert_eq!(read(dir.path(), "scripts/run.sh"), script(&new.digest));
     assert_eq!(read(dir.path(), "other.mk"), make(&old.digest));
 }
+
+/// `[scan.read_as]` makes a format read paths its own names do not cover: Helm values
+/// kept as `envs/prod.yaml` are read as Helm values and updated (real registry).
+#[tokio::test(flavor = "multi_thread")]
+async fn read_as_adds_paths_to_a_format() {
+    let reg = Registry::start(Auth::Open);
+    let mut pusher = Pusher::new(&reg);
+    let (old, new) = moved_index(&mut pusher, "app", "1", Flavor::Oci).await;
+    let host = &reg.host;
+    let config = "[scan.read_as]\n\"helm-values\" = [\"envs/*.yaml\"]\n";
+    let values = |d: &str| {
+        format!("app:\n  image:\n    repository: {host}/app\n    tag: '1'\n    digest: {d}\n")
+    };
+    let dir = tree(&[
+        (".repin.toml", config.as_bytes()),
+        ("envs/prod.yaml", values(&old.digest).as_bytes()),
+    ]);
+    let (code, checked) = check_json(dir.path(), None);
+    assert_eq!(code, 1, "{checked:?}");
+    assert_eq!(checked.len(), 1, "{checked:?}");
+    assert_eq!(checked[0]["format"], "helm-values");
+    let out = run(dir.path(), &["update"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(read(dir.path(), "envs/prod.yaml"), values(&new.digest));
+    let bad = tree(&[(
+        ".repin.toml",
+        b"[scan.read_as]\n\"helm-valus\" = [\"x.yaml\"]\n",
+    )]);
+    let out = run(bad.path(), &["check"], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("unknown format \"helm-valus\"") && out.stderr.contains("helm-values"),
+        "{}",
+        out.stderr
+    );
+}

@@ -97,6 +97,8 @@ struct RawScan {
     formats: Option<Vec<Spanned<String>>>,
     #[serde(default)]
     extra: Vec<RawExtra>,
+    #[serde(default)]
+    read_as: BTreeMap<String, Vec<Spanned<String>>>,
 }
 
 /// One `[scan] extra` entry: `{ paths = [...] }`.
@@ -332,6 +334,9 @@ pub struct ScanRules {
     pub formats: Option<Vec<Format>>,
     /// Paths the opt-in scanner reads (`[scan] extra`; none when empty).
     pub extra: Matcher,
+    /// `[scan.read_as]`: a format and the paths it reads whatever their names
+    /// (`"helm-values" = ["envs/**/*.yaml"]`), by format name.
+    pub read_as: Vec<(Format, Matcher)>,
 }
 
 impl ScanRules {
@@ -340,6 +345,17 @@ impl ScanRules {
     pub fn path_included(&self, path: &str) -> bool {
         self.include.matches(Some(path))
             && (self.exclude.is_all() || !self.exclude.matches(Some(path)))
+    }
+
+    /// The format the config names for `path`: `[scan.read_as]`'s, else the opt-in
+    /// scanner's when `[scan] extra` lists it.
+    #[must_use]
+    pub fn reader_for(&self, path: &str) -> Option<Format> {
+        self.read_as
+            .iter()
+            .find(|(_, paths)| paths.matches(Some(path)))
+            .map(|(format, _)| *format)
+            .or_else(|| self.extra_reads(path).then_some(crate::scan::extra::FORMAT))
     }
 
     /// Whether `[scan] extra` lists `path` for the opt-in scanner.
@@ -574,6 +590,25 @@ pub fn parse_repo(file: &str, text: &str) -> Result<RepoConfig, Error> {
                 .collect();
             Matcher::check(&paths, "extra", &mut diags)
         },
+        read_as: raw
+            .scan
+            .read_as
+            .iter()
+            .filter_map(|(name, paths)| {
+                let Some(format) = Format::named(name) else {
+                    let suggestion = diag::closest(name, &Format::names());
+                    let at = paths.first().map(Spanned::span);
+                    diags.error_with(
+                        at,
+                        format!("unknown format {name:?} in [scan.read_as]"),
+                        suggestion,
+                    );
+                    return None;
+                };
+                // An empty list would match every path.
+                (!paths.is_empty()).then(|| (format, Matcher::check(paths, "read_as", &mut diags)))
+            })
+            .collect(),
     };
     let (update, rules) = layers(file, &raw.update, &raw.rule, &mut diags);
     if diags.list.is_empty() {

@@ -33,10 +33,7 @@ pub fn extract(text: &str) -> Extracted {
         if !hex.is_some_and(|h| h.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))) {
             continue;
         }
-        if bytes
-            .get(hex_end)
-            .is_some_and(u8::is_ascii_alphanumeric)
-        {
+        if bytes.get(hex_end).is_some_and(u8::is_ascii_alphanumeric) {
             continue; // a longer run of hex is no sha256 digest
         }
         let mut start = at;

@@ -97,7 +97,7 @@ pub fn collect(paths: &[PathBuf]) -> Result<(Vec<FileToScan>, Vec<Warning>), Err
             (Some(job), _) => jobs.push(job),
             (None, handle) => {
                 for entry in walker(root).build() {
-                    match entry_job(root, &handle, prefix.as_deref(), entry, &|_| false) {
+                    match entry_job(root, &handle, prefix.as_deref(), entry, &|_| None) {
                         Ok(Some(job)) => jobs.push(job),
                         Ok(None) => {}
                         Err(warning) => warnings.push(warning),
@@ -188,12 +188,14 @@ fn entry_job(
         return Ok(None);
     }
     let shown = slashed(rel);
-    // The opt-in scanner comes after every format the path admits.
+    // A format the config names for the path reads it; the opt-in scanner comes after
+    // every format the path admits.
     let detected = match (Detected::from_path(&shown), extra(&shown)) {
-        (Some(detected), true) => detected.with(super::extra::FORMAT),
-        (Some(detected), false) => detected,
-        (None, true) => Detected::fallback(super::extra::FORMAT),
-        (None, false) => return Ok(None),
+        (_, Some(format)) if format != super::extra::FORMAT => Detected::only(format),
+        (Some(detected), Some(_)) => detected.with(super::extra::FORMAT),
+        (Some(detected), None) => detected,
+        (None, Some(_)) => Detected::fallback(super::extra::FORMAT),
+        (None, None) => return Ok(None),
     };
     Ok(Some(FileToScan {
         abs: path.to_path_buf(),
@@ -435,14 +437,16 @@ pub fn scan_files(files: &[FileToScan]) -> Report {
 /// # Errors
 /// See [`collect`]; every root is checked before any is scanned.
 pub fn scan_paths(paths: &[PathBuf]) -> Result<Report, Error> {
-    scan_paths_with(paths, &|_| false)
+    scan_paths_with(paths, &|_| None)
 }
 
-/// Which paths (relative to their root, `/`-separated) the opt-in scanner for files no
-/// format owns reads ([`super::extra`]; the repository config's `[scan] extra`).
-pub type Extra<'a> = dyn Fn(&str) -> bool + Sync + 'a;
+/// What the repository config says reads a path (relative to its root,
+/// `/`-separated): a format that reads it whatever its name (`[scan.read_as]`), or the
+/// opt-in scanner for files no format owns ([`super::extra`]; `[scan] extra`), offered
+/// after every format the path admits.
+pub type Extra<'a> = dyn Fn(&str) -> Option<Format> + Sync + 'a;
 
-/// [`scan_paths`], with the opt-in scanner offered for the paths `extra` admits.
+/// [`scan_paths`], with the formats `extra` names for paths.
 ///
 /// # Errors
 /// See [`collect`].

@@ -45,7 +45,11 @@ pub fn extract(text: &str) -> Extracted {
         // after a variable's `}` or `)`.
         let whole = start < at && bytes[start].is_ascii_alphanumeric();
         let variable = start > 0 && matches!(bytes[start - 1], b'$' | b'{' | b'}' | b')');
-        if whole && !variable {
+        // A URL (`https://host/app:1@…`) or a digest before the `@` (`sha256:…@…`)
+        // is no reference.
+        let name = &text[start..at];
+        let other = name.contains("://") || name.contains("sha256:");
+        if whole && !variable && !other {
             out.candidates.push(Candidate::at(start..hex_end));
         }
     }
@@ -62,7 +66,7 @@ mod tests {
     #[test]
     fn pinned_tokens_anywhere() {
         let text = format!(
-            "BASE := golang:1.22@{D}\nrun:\n\tdocker run --rm ghcr.io/acme/tool:v2@{D} make\nIMG=\"localhost:5000/app@{D}\"\nnot: ${{REG}}/app:1@{D}\nshort: alpine@sha256:abc\nvariable \"TAG\" {{ default = \"alpine:3.20@{D}\" }}\n"
+            "BASE := golang:1.22@{D}\nrun:\n\tdocker run --rm ghcr.io/acme/tool:v2@{D} make\nIMG=\"localhost:5000/app@{D}\"\nnot: ${{REG}}/app:1@{D}\nshort: alpine@sha256:abc\nvariable \"TAG\" {{ default = \"alpine:3.20@{D}\" }}\nDOCS = https://example.com/app:1@{D}\nSUM := {D}@{D}\n"
         );
         let (found, warnings) = rows(FORMAT, &text);
         assert!(warnings.is_empty());

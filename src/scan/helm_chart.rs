@@ -40,6 +40,8 @@ pub fn extract(text: &str) -> Extracted {
         return out;
     }
     let parsed = out.parse_yaml(text);
+    // Built once, on first need: one per document would cost quadratic time.
+    let lines = std::cell::OnceCell::new();
     for &doc in &parsed.docs {
         let Some(annotation) = parsed
             .get(doc, "annotations")
@@ -47,11 +49,11 @@ pub fn extract(text: &str) -> Extracted {
         else {
             continue;
         };
-        let lines = LineIndex::new(text);
+        let lines = lines.get_or_init(|| LineIndex::new(text));
         match parsed.embedded(text, annotation) {
             Some(embedded) => {
                 let inner = images(&embedded.text);
-                embedded.place(inner, &mut out, &lines);
+                embedded.place(inner, &mut out, lines);
             }
             None => out.notes.push((
                 lines.line(annotation_start(&parsed, annotation)),

@@ -64,6 +64,7 @@ pub fn extract(text: &str) -> Extracted {
         text,
         seen: HashSet::new(),
         out: &mut out,
+        lines: std::cell::OnceCell::new(),
     };
     for &doc in &yaml.docs {
         if let Some(kind) = kubernetes_kind(&yaml, doc) {
@@ -130,6 +131,8 @@ struct Walk<'a> {
     /// reported once, and alias bombs cost linear time.
     seen: HashSet<NodeId>,
     out: &'a mut Extracted,
+    /// The file's line index, built once on first need (values text inside objects).
+    lines: std::cell::OnceCell<super::LineIndex>,
 }
 
 impl Walk<'_> {
@@ -324,7 +327,8 @@ impl Walk<'_> {
         for &doc in &parsed.docs {
             super::helm_values::images_in(&parsed, &embedded.text, doc, &mut inner);
         }
-        embedded.place(inner, self.out, &super::LineIndex::new(self.text));
+        let lines = self.lines.get_or_init(|| super::LineIndex::new(self.text));
+        embedded.place(inner, self.out, lines);
     }
 
     /// Flux `OCIRepository`: `url: oci://host/repo` with `ref.tag` and `ref.digest`.

@@ -625,7 +625,7 @@ fn place(
     };
     // A pin without a tag follows the tag a comment names.
     let follow = (skip == Some(SkipReason::NoTag))
-        .then(|| hint(text, lines, candidate.span.start))
+        .then(|| hint(text, lines, &candidate.span, image.as_ref()))
         .flatten();
     let skip = if follow.is_some() { None } else { skip };
     let (line, column) = lines.line_column(text, candidate.span.start);
@@ -644,26 +644,41 @@ fn place(
     })
 }
 
-/// The tag a comment names for the reference at `at`: on its line after it, or alone on
-/// the line above (where a Dockerfile, whose comments are whole lines, writes it).
-/// `# repin: tag=3.20`, or the hint `ratchet` leaves: `# ratchet:alpine:3.20`.
-fn hint(text: &str, lines: &LineIndex, at: usize) -> Option<Follow> {
-    let line = lines.line(at);
-    let end = lines.start(line + 1).unwrap_or(text.len());
-    let after = text.get(at..end)?;
-    if let Some(found) = after.find('#').and_then(|i| parse_hint(&after[i..])) {
-        return Some(found);
+/// The tag a comment names for the reference at `span`: a comment right after it on its
+/// line — only blanks and a closing quote between, so `#` inside a string, or a comment
+/// after other references on the line, is not one — or a comment alone on the line
+/// above (where a Dockerfile, whose comments are whole lines, writes it).
+/// `# repin: tag=3.20`, or the hint `ratchet` leaves, `# ratchet:alpine:3.20`, which
+/// counts only when it names this reference's image.
+fn hint(
+    text: &str,
+    lines: &LineIndex,
+    span: &Range<usize>,
+    image: Option<&ImageRef>,
+) -> Option<Follow> {
+    let image = image?;
+    let line = lines.line(span.start);
+    let end = lines.start(line + 1).unwrap_or(text.len()).max(span.end);
+    let after = text.get(span.end..end)?;
+    if let Some(i) = after.find('#') {
+        let between = &after[..i];
+        let quote_closed = between.trim().is_empty() || matches!(between.trim(), "\"" | "'");
+        if quote_closed && between.ends_with([' ', '\t']) {
+            return parse_hint(&after[i..], image);
+        }
+        return None;
     }
     let above = lines.start(line.checked_sub(1)?)?;
     let previous = text.get(above..lines.start(line)?)?.trim();
     previous
         .starts_with('#')
-        .then(|| parse_hint(previous))
+        .then(|| parse_hint(previous, image))
         .flatten()
 }
 
-/// A hint comment (`# repin: tag=…`, `# ratchet:image:tag`), starting at its `#`.
-fn parse_hint(comment: &str) -> Option<Follow> {
+/// A hint comment (`# repin: tag=…`, `# ratchet:image:tag` for this `image`), starting
+/// at its `#`.
+fn parse_hint(comment: &str, image: &ImageRef) -> Option<Follow> {
     let body = comment.strip_prefix('#')?.trim_start();
     let (tag, from) = if let Some(rest) = body.strip_prefix("repin:") {
         (
@@ -675,8 +690,12 @@ fn parse_hint(comment: &str) -> Option<Follow> {
         )
     } else {
         let pinned = body.strip_prefix("ratchet:")?.split_whitespace().next()?;
-        let (_, tag) = pinned.rsplit_once(':')?;
-        (tag, "ratchet")
+        let named = ImageRef::parse(pinned).ok()?;
+        if named.name() != image.name() {
+            return None; // a hint for another image
+        }
+        named.tag.as_ref()?;
+        (pinned.rsplit_once(':')?.1, "ratchet")
     };
     let valid = tag.len() <= 128
         && tag
@@ -918,6 +937,24 @@ mod tests {
                 "{text}"
             );
         }
+        // Not this reference's comment: a `#` inside a string, a comment after other
+        // references on the line, ratchet's hint for another image.
+        for text in [
+            format!("app: {{image: \"alpine@{D}\", note: \"pin with # repin: tag=2.0\"}}\n"),
+            format!("services:\n  a:\n    image: alpine@{D} # ratchet:acme/other:2.0\n"),
+        ] {
+            let format = if text.starts_with("app") {
+                helm_values::FORMAT
+            } else {
+                compose
+            };
+            assert_eq!(follow(format, &text).0, None, "{text}");
+        }
+        let two = format!(
+            "images: [{{name: a, digest: \"{D}\"}}, {{name: b, digest: \"{D}\"}}] # repin: tag=2.0\n"
+        );
+        let (found, _) = scan_text("kustomization.yaml", kustomize::FORMAT, &two);
+        assert!(found.iter().all(|f| f.follow.is_none()), "{found:?}");
         let tagged = format!("services:\n  a:\n    image: alpine:3.19@{D}  # repin: tag=3.20\n");
         assert_eq!(
             follow(compose, &tagged),

@@ -811,8 +811,8 @@ async fn pins_without_a_tag_follow_the_rule_tag() {
 /// References split across fields and the new single-string formats, against the real
 /// registry: a Helm image map (prefixed digest, bare `sha`, `tag@digest`), a Kustomize
 /// override, ko's base image, a chart's `artifacthub.io/images` annotation, an Argo CD
-/// `Application`'s override and a Flux `HelmRelease`'s values each follow the moved
-/// tag; only digest bytes change, in each digest's own style.
+/// `Application`'s override, a Flux `HelmRelease`'s values and a Flux `OCIRepository`
+/// each follow the moved tag; only digest bytes change, in each digest's own style.
 #[tokio::test(flavor = "multi_thread")]
 async fn helm_kustomize_ko_and_chart_annotations_update_only_digests() {
     let reg = Registry::start(Auth::Open);
@@ -844,7 +844,7 @@ async fn helm_kustomize_ko_and_chart_annotations_update_only_digests() {
             (
                 "argo/app.yaml",
                 format!(
-                    "apiVersion: argoproj.io/v1alpha1\nkind: Application\nspec:\n  source:\n    kustomize:\n      images:\n      - app={host}/app:1@{d}\n---\napiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nspec:\n  values:\n    image:\n      repository: {host}/app\n      tag: '1'\n      digest: {d}\n"
+                    "apiVersion: argoproj.io/v1alpha1\nkind: Application\nspec:\n  source:\n    kustomize:\n      images:\n      - app={host}/app:1@{d}\n---\napiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nspec:\n  values:\n    image:\n      repository: {host}/app\n      tag: '1'\n      digest: {d}\n---\napiVersion: source.toolkit.fluxcd.io/v1beta2\nkind: OCIRepository\nspec:\n  url: oci://{host}/app\n  ref:\n    tag: '1'\n    digest: {d}\n"
                 ),
             ),
         ]
@@ -866,6 +866,7 @@ async fn helm_kustomize_ko_and_chart_annotations_update_only_digests() {
         formats,
         [
             "ko",
+            "kubernetes",
             "kubernetes",
             "kubernetes",
             "helm-chart",

@@ -17,12 +17,18 @@
 //!   per file format behind one narrow interface (text in, candidate spans out), listed
 //!   in the format table [`scan::FORMATS`] ([`mod@scan::format`]: name, path predicate,
 //!   content sniff, extractor; "adding a format" in [`scan`]'s docs):
-//!   [`scan::dockerfile`], [`scan::compose`], [`scan::kubernetes`], sharing a positioned
-//!   YAML tree (`scan/yaml.rs`, `libyaml-safer` underneath), a line-by-line reader for
-//!   Kubernetes documents that do not parse (`scan/yaml_lines.rs`), `${VAR}` handling
-//!   (`scan/vars.rs`) and byte → line/column positions (`scan/source.rs`).
-//!   [`scan::walk`] chooses files (`.gitignore`-aware, hidden files included, no
-//!   symlinks followed) and scans them in parallel. The reference text of every finding
+//!   [`scan::dockerfile`], [`scan::compose`], [`scan::github_actions`],
+//!   [`scan::gitlab_ci`], [`scan::cloudbuild`], [`scan::kustomize`], [`scan::ko`],
+//!   [`scan::helm_chart`], [`scan::helm_values`], [`scan::kubernetes`] (with Argo CD
+//!   and Flux objects) and the opt-in [`scan::extra`], sharing a positioned YAML tree
+//!   (`scan/yaml.rs`, `libyaml-safer` underneath), a line-by-line reader for Kubernetes
+//!   documents that do not parse (`scan/yaml_lines.rs`), `${VAR}` handling
+//!   (`scan/vars.rs`), a reference composed from a mapping's fields
+//!   (`scan/image_fields.rs`), text embedded in another file's value with its spans
+//!   mapped back (`scan/embedded.rs`) and byte → line/column positions
+//!   (`scan/source.rs`). [`scan::walk`] chooses files (`.gitignore`-aware, hidden files
+//!   included, no symlinks followed), scans them in parallel, then reads the files
+//!   others pull in (GitLab CI's local includes). The reference text of every finding
 //!   is cut from the file at its span, so `file[start..end] == reference` holds by
 //!   construction; a reference written across several fields carries its parts and
 //!   its digest's slot ([`scan::Fields`]).

@@ -530,7 +530,11 @@ fn check_component(component: &str) -> Result<(), ParseError> {
     Ok(())
 }
 
-fn check_tag(tag: &str) -> Result<(), ParseError> {
+/// Checks a tag against the grammar (`[\w][\w.-]{0,127}`).
+///
+/// # Errors
+/// [`ParseError::InvalidTag`] naming the rule it breaks.
+pub fn check_tag(tag: &str) -> Result<(), ParseError> {
     let bad = |why| ParseError::InvalidTag {
         tag: tag.to_owned(),
         why,

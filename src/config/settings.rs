@@ -317,21 +317,15 @@ impl Settings {
                 })
                 .collect()
         });
-        let follow_tag = raw.follow_tag.and_then(|t| {
-            let v = t.get_ref();
-            let valid = v.len() <= 128
-                && v.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
-                && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-            if valid {
-                Some(v.clone())
-            } else {
-                diags.error(
-                    Some(t.span()),
-                    format!("invalid tag {v:?}: letters, digits, '_', '.' and '-', at most 128, not starting with '.' or '-'"),
-                );
-                None
-            }
-        });
+        let follow_tag =
+            raw.follow_tag
+                .and_then(|t| match crate::imageref::check_tag(t.get_ref()) {
+                    Ok(()) => Some(t.get_ref().clone()),
+                    Err(e) => {
+                        diags.error(Some(t.span()), e.to_string());
+                        None
+                    }
+                });
         let group = raw.group.and_then(|g| {
             let ok = !g.get_ref().trim().is_empty() && !g.get_ref().contains(['\n', '\r']);
             if ok {

@@ -209,6 +209,17 @@ pub fn file_name(rel: &str) -> &str {
     rel.rsplit('/').next().unwrap_or(rel)
 }
 
+/// Whether `text` has `word` as (the end of) a YAML key: the word, an optional closing
+/// quote and blanks, then `:`. A cheap sniff before parsing; a key spelt with YAML
+/// escapes is not seen.
+#[must_use]
+pub fn has_key(text: &str, word: &str) -> bool {
+    text.match_indices(word).any(|(at, word)| {
+        let rest = text[at + word.len()..].trim_start_matches(['"', '\'']);
+        rest.trim_start_matches([' ', '\t']).starts_with(':')
+    })
+}
+
 /// Whether the path names a YAML file (`.yaml` or `.yml`, any case).
 #[must_use]
 pub fn is_yaml(rel: &str) -> bool {

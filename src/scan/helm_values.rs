@@ -55,12 +55,9 @@ pub fn reads(rel: &str) -> bool {
 /// quote, then `:`).
 #[must_use]
 pub fn accepts(_rel: &str, text: &str) -> bool {
-    ["image", "Image", "repository"].iter().any(|word| {
-        text.match_indices(word).any(|(at, word)| {
-            let rest = text[at + word.len()..].trim_start_matches(['"', '\'']);
-            rest.trim_start_matches([' ', '\t']).starts_with(':')
-        })
-    })
+    ["image", "Image", "repository"]
+        .iter()
+        .any(|word| format::has_key(text, word))
 }
 
 /// Extracts the images of a values file.

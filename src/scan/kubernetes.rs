@@ -89,12 +89,7 @@ fn may_hold_images(part: &str) -> bool {
         l.strip_prefix("kind:")
             .is_some_and(|k| k.trim() == "CustomResourceDefinition")
     });
-    let keyed = |word: &str| {
-        part.match_indices(word).any(|(at, word)| {
-            let rest = part[at + word.len()..].trim_start_matches(['"', '\'']);
-            rest.trim_start_matches([' ', '\t']).starts_with(':')
-        })
-    };
+    let keyed = |word: &str| format::has_key(part, word);
     let resolver = part.contains("resolver: bundles");
     // Argo CD's Kustomize overrides and Helm values text, Flux's OCI sources.
     let gitops =

@@ -680,34 +680,25 @@ fn hint(
 /// at its `#`.
 fn parse_hint(comment: &str, image: &ImageRef) -> Option<Follow> {
     let body = comment.strip_prefix('#')?.trim_start();
-    let (tag, from) = if let Some(rest) = body.strip_prefix("repin:") {
-        (
-            rest.trim_start()
-                .strip_prefix("tag=")?
-                .split_whitespace()
-                .next()?,
-            "comment",
-        )
-    } else {
-        let pinned = body.strip_prefix("ratchet:")?.split_whitespace().next()?;
-        let named = ImageRef::parse(pinned).ok()?;
-        if named.name() != image.name() {
-            return None; // a hint for another image
-        }
-        named.tag.as_ref()?;
-        (pinned.rsplit_once(':')?.1, "ratchet")
-    };
-    let valid = tag.len() <= 128
-        && tag
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
-        && tag
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    valid.then(|| Follow {
-        tag: tag.to_owned(),
-        from,
+    if let Some(rest) = body.strip_prefix("repin:") {
+        let tag = rest
+            .trim_start()
+            .strip_prefix("tag=")?
+            .split_whitespace()
+            .next()?;
+        crate::imageref::check_tag(tag).ok()?;
+        return Some(Follow {
+            tag: tag.to_owned(),
+            from: "comment",
+        });
+    }
+    let pinned = body.strip_prefix("ratchet:")?.split_whitespace().next()?;
+    let named = ImageRef::parse(pinned).ok()?;
+    // A hint for another image is not this reference's.
+    (named.name() == image.name()).then_some(())?;
+    Some(Follow {
+        tag: named.tag?,
+        from: "ratchet",
     })
 }
 

@@ -83,7 +83,9 @@ impl DigestAlgorithm {
 }
 
 /// A platform as Docker writes it: `os/architecture[/variant]`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Platform {
     /// Operating system (`linux`).
     pub os: String,

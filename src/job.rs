@@ -121,7 +121,18 @@ pub async fn check_tree(opts: &JobOptions, tick: &(dyn Fn() + Sync)) -> Result<O
     let found = std::mem::take(&mut report.found);
     let mut records = policy::records(found, &policy);
 
+    // The store is opened before the lookups: they read and keep facts about digests
+    // there. One that cannot be opened costs requests, and matters only when the rules
+    // need it (below).
+    let opened = match (&opts.store, &opts.store_path) {
+        (Some(shared), _) => Some(Ok(Arc::clone(shared))),
+        (None, Some(path)) => Some(Store::open(path).map(Arc::new)),
+        (None, None) => None,
+    };
     let resolver = Arc::clone(&opts.resolver);
+    if let Some(Ok(store)) = &opened {
+        resolver.keep_facts_in(Arc::new(KeptFacts(Arc::clone(store))));
+    }
     check::check(&resolver, &mut records, tick).await;
 
     let now = now_secs();
@@ -132,30 +143,21 @@ pub async fn check_tree(opts: &JobOptions, tick: &(dyn Fn() + Sync)) -> Result<O
             .into_owned()
     });
     let keys = policy::state_keys(&records, opts.pin, &scope);
-    let mut store = opts.store.clone();
+    let store = opened.as_ref().and_then(|o| o.as_ref().ok().cloned());
     let snapshot = if keys.is_empty() {
         Some(state::Snapshot::default())
-    } else if let Some(shared) = &opts.store {
-        match shared.record_and_snapshot(&keys, now) {
-            Ok(snap) => Some(snap),
-            Err(e) => {
-                warnings.push(format!("{e}; references under min_age or a schedule wait"));
-                None
-            }
-        }
     } else {
-        match opts.store_path.clone() {
+        match opened {
             None => {
                 warnings.push("no state store path (set --state or REPIN_STATE); references under min_age or a schedule wait".into());
                 None
             }
-            Some(path) => match Store::open(&path)
-                .and_then(|s| s.record_and_snapshot(&keys, now).map(|snap| (s, snap)))
-            {
-                Ok((s, snap)) => {
-                    store = Some(Arc::new(s));
-                    Some(snap)
-                }
+            Some(Err(e)) => {
+                warnings.push(format!("{e}; references under min_age or a schedule wait"));
+                None
+            }
+            Some(Ok(opened)) => match opened.record_and_snapshot(&keys, now) {
+                Ok(snap) => Some(snap),
                 Err(e) => {
                     warnings.push(format!("{e}; references under min_age or a schedule wait"));
                     None
@@ -174,6 +176,22 @@ pub async fn check_tree(opts: &JobOptions, tick: &(dyn Fn() + Sync)) -> Result<O
         scope,
         resolver,
     })
+}
+
+/// The state store as the lookups' keeper of facts about digests (a failure to read
+/// or keep one only costs requests).
+struct KeptFacts(Arc<Store>);
+
+impl crate::registry::resolve::Kept for KeptFacts {
+    fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.0.cached(state::Cache::Facts, key).ok().flatten()
+    }
+
+    fn put(&self, key: &str, value: &[u8]) {
+        if let Err(e) = self.0.cache(state::Cache::Facts, key, value) {
+            tracing::debug!(%e, "a fact about a digest was not kept");
+        }
+    }
 }
 
 impl Outcome {

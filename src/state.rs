@@ -1,6 +1,8 @@
 //! The state store: when each new digest was first seen, and when each scheduled
-//! change set was last proposed. One `redb` file (pure Rust, no server), created on first
-//! use at a configurable path.
+//! change set was last proposed; and, as caches that only save requests, facts about
+//! digests (which never change) and what each repository's scan was at its default
+//! branch's commit. One `redb` file (pure Rust, no server), created on first use at a
+//! configurable path.
 //!
 //! The policy engine never touches it: commands record what they observe here, take a
 //! [`Snapshot`], and hand that to [`crate::policy`]. A store that cannot be opened means
@@ -9,10 +11,45 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use redb::{Database, ReadableDatabase as _, ReadableTable as _, TableDefinition};
+use redb::{
+    Database, ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _,
+    TableDefinition,
+};
 
 /// Key → Unix seconds.
 const TIMES: TableDefinition<&str, u64> = TableDefinition::new("times");
+/// Kept bytes by key, one table per kind of cache ([`Cache`]).
+type Bytes = TableDefinition<'static, &'static str, &'static [u8]>;
+
+/// A cache in the store: bytes by key, bounded in entries and entry size. Losing any
+/// entry only costs the requests (or the clone) that made it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cache {
+    /// Facts about digests (kind, platform, an index's children, created and source):
+    /// at most 50,000 entries of at most 64 KiB.
+    Facts,
+    /// Per repository, what its scan was at its default branch's commit: at most 20,000
+    /// entries of at most 8 MiB.
+    Trees,
+}
+
+impl Cache {
+    fn table(self) -> Bytes {
+        match self {
+            Self::Facts => TableDefinition::new("facts"),
+            Self::Trees => TableDefinition::new("trees"),
+        }
+    }
+
+    /// (most entries, largest entry in bytes).
+    #[must_use]
+    pub fn bounds(self) -> (u64, usize) {
+        match self {
+            Self::Facts => (50_000, 64 * 1024),
+            Self::Trees => (20_000, 8 * 1024 * 1024),
+        }
+    }
+}
 
 /// Why the store could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +169,65 @@ impl Store {
         tx.commit().map_err(|e| self.fail(e))
     }
 
+    /// The bytes kept under `key` in `cache`.
+    ///
+    /// # Errors
+    /// [`Error`] on a storage failure.
+    pub fn cached(&self, cache: Cache, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        let tx = self.db.begin_read().map_err(|e| self.fail(e))?;
+        let table = match tx.open_table(cache.table()) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(self.fail(e)),
+        };
+        Ok(table
+            .get(key)
+            .map_err(|e| self.fail(e))?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// Keeps `value` under `key` in `cache` (a value over the cache's size bound is not
+    /// kept). A full cache first drops a tenth of its entries, the first in key order.
+    /// Written without waiting for the disk: the next durable write (first-seen times,
+    /// anchors) makes it durable, and a crash before that loses only cache entries.
+    ///
+    /// # Errors
+    /// [`Error`] on a storage failure.
+    pub fn cache(&self, cache: Cache, key: &str, value: &[u8]) -> Result<(), Error> {
+        self.cache_within(cache, key, value, cache.bounds())
+    }
+
+    fn cache_within(
+        &self,
+        cache: Cache,
+        key: &str,
+        value: &[u8],
+        (most, largest): (u64, usize),
+    ) -> Result<(), Error> {
+        if value.len() > largest {
+            return Ok(());
+        }
+        let mut tx = self.db.begin_write().map_err(|e| self.fail(e))?;
+        // Refused only with persistent savepoints (none here): then it is durable.
+        let _ = tx.set_durability(redb::Durability::None);
+        {
+            let mut table = tx.open_table(cache.table()).map_err(|e| self.fail(e))?;
+            if table.len().map_err(|e| self.fail(e))? >= most {
+                let drop: Vec<String> = table
+                    .iter()
+                    .map_err(|e| self.fail(e))?
+                    .take(usize::try_from(most / 10).unwrap_or(usize::MAX).max(1))
+                    .filter_map(|entry| entry.ok().map(|(k, _)| k.value().to_owned()))
+                    .collect();
+                for k in drop {
+                    table.remove(k.as_str()).map_err(|e| self.fail(e))?;
+                }
+            }
+            table.insert(key, value).map_err(|e| self.fail(e))?;
+        }
+        tx.commit().map_err(|e| self.fail(e))
+    }
+
     /// One stored time.
     ///
     /// # Errors
@@ -173,6 +269,46 @@ mod tests {
         store.set(std::slice::from_ref(&anchor), 700).unwrap();
         assert_eq!(store.get(&anchor).unwrap(), Some(700));
         assert_eq!(store.get("missing").unwrap(), None);
+    }
+
+    #[test]
+    fn caches_are_bounded_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        let store = Store::open(&path).unwrap();
+        for i in 0..25 {
+            store
+                .cache_within(Cache::Facts, &format!("k{i:02}"), b"v", (10, 4))
+                .unwrap();
+        }
+        store
+            .cache_within(Cache::Facts, "big", b"too large", (10, 4))
+            .unwrap();
+        assert_eq!(store.cached(Cache::Facts, "big").unwrap(), None);
+        let kept: Vec<_> = (0..25)
+            .filter(|i| {
+                store
+                    .cached(Cache::Facts, &format!("k{i:02}"))
+                    .unwrap()
+                    .is_some()
+            })
+            .collect();
+        assert!(kept.len() <= 10 && kept.contains(&24), "{kept:?}");
+        // Caches are apart: a tree key is not a fact.
+        assert_eq!(store.cached(Cache::Trees, "k24").unwrap(), None);
+        store.cache(Cache::Trees, "k24", b"tree").unwrap();
+        // A durable write (first-seen times) makes the cache writes durable too.
+        store.set(&["anchor".to_owned()], 1).unwrap();
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(
+            store.cached(Cache::Trees, "k24").unwrap().as_deref(),
+            Some(&b"tree"[..])
+        );
+        assert_eq!(
+            store.cached(Cache::Facts, "k24").unwrap().as_deref(),
+            Some(&b"v"[..])
+        );
     }
 
     #[test]

@@ -544,8 +544,162 @@ async fn request_budget_from_the_registry_log() {
             .all(|r| r.method == "HEAD" || r.path == "/v2/"),
         "{requests:?}"
     );
-    assert_eq!(tokens, repos.len());
+    // One token for the three repositories (repeated `scope`).
+    assert_eq!(tokens, 1);
     assert_eq!(challenges, 1);
+}
+
+/// (manifest HEADs, manifest GETs, blob GETs, challenges, tokens) repin made so far.
+fn spent(reg: &Registry) -> [usize; 5] {
+    let requests = reg.requests("repin/");
+    let count = |method: &str, part: &str| {
+        requests
+            .iter()
+            .filter(|r| r.method == method && r.path.contains(part))
+            .count()
+    };
+    [
+        count("HEAD", "/manifests/"),
+        count("GET", "/manifests/"),
+        count("GET", "/blobs/"),
+        requests.iter().filter(|r| r.path == "/v2/").count(),
+        reg.token.as_ref().map_or(0, |t| t.count("repin/")),
+    ]
+}
+
+/// The registry token bench: 20 images, each pinned 10 times (200 references) to the
+/// index its tag had before it moved, behind token auth like Docker Hub's. A cold check
+/// costs one HEAD per tag, one HEAD per old pin (is it an index?), one challenge and
+/// one token for all 20 repositories: 42 requests. A second check with the same state
+/// store knows the old pins' kinds: 22. Every new digest is right both times.
+#[tokio::test(flavor = "multi_thread")]
+async fn registry_token_bench_cold_and_warm() {
+    let reg = Registry::start(Auth::TokenAnonymous);
+    let mut pusher = Pusher::new(&reg);
+    let host = reg.host.clone();
+    let mut new_digests = std::collections::HashMap::new();
+    let mut files: Vec<(String, String)> = Vec::new();
+    for i in 0..20 {
+        let repo = format!("team{}/image{i}", i % 3);
+        let (old, new) = moved_index(&mut pusher, &repo, "1", Flavor::Oci).await;
+        let pin = format!("{host}/{repo}:1@{}", old.digest);
+        new_digests.insert(format!("{host}/{repo}:1"), new.digest);
+        for copy in 0..10 {
+            files.push((format!("svc{copy}/{i}/Dockerfile"), format!("FROM {pin}\n")));
+        }
+    }
+    let files: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_bytes()))
+        .collect();
+    let dir = tree(&files);
+    let state = tempfile::tempdir().unwrap();
+    let store = state.path().join("state.redb");
+    let check = || {
+        let out = repin_env(
+            dir.path(),
+            &["check", "--format", "json"],
+            &[("REPIN_STATE", store.to_str().unwrap())],
+        );
+        assert_eq!(out.code, 1, "{}", out.stderr);
+        let checked: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(checked.len(), 200);
+        for c in &checked {
+            let image = c["reference"].as_str().unwrap().split('@').next().unwrap();
+            assert_eq!(c["status"], "outdated", "{c}");
+            assert_eq!(c["new_digest"], new_digests[image], "{c}");
+        }
+    };
+    check();
+    let cold = spent(&reg);
+    assert_eq!(
+        cold,
+        [40, 0, 0, 1, 1],
+        "cold: HEADs, GETs, blobs, challenges, tokens"
+    );
+    assert!(cold.iter().sum::<usize>() <= 42);
+    check();
+    let warm: Vec<usize> = spent(&reg).iter().zip(cold).map(|(a, b)| a - b).collect();
+    assert_eq!(
+        warm,
+        [20, 0, 0, 1, 1],
+        "warm: only the tags, the challenge, one token"
+    );
+    assert!(warm.iter().sum::<usize>() <= 22);
+}
+
+/// Platform pins keep their facts too: the old pin's platform (from its config) and the
+/// new index's children are learned once; a second run costs only the tags' HEADs.
+#[tokio::test(flavor = "multi_thread")]
+async fn platform_pin_facts_are_kept_across_runs() {
+    let reg = Registry::start(Auth::TokenAnonymous);
+    let mut pusher = Pusher::new(&reg);
+    let host = reg.host.clone();
+    let mut text = String::new();
+    let mut expected = Vec::new();
+    for i in 0..3 {
+        let (old, new) = moved_index(&mut pusher, &format!("p{i}"), "1", Flavor::Docker).await;
+        text.push_str(&format!(
+            "FROM {host}/p{i}:1@{}\n",
+            old.child("linux/arm64")
+        ));
+        expected.push(new.child("linux/arm64").to_owned());
+    }
+    let dir = tree(&[("Dockerfile", text.as_bytes())]);
+    let state = tempfile::tempdir().unwrap();
+    let store = state.path().join("state.redb");
+    let check = || {
+        let out = repin_env(
+            dir.path(),
+            &["check", "--format", "json"],
+            &[("REPIN_STATE", store.to_str().unwrap())],
+        );
+        let checked: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
+        let got: Vec<&str> = checked
+            .iter()
+            .map(|c| c["new_digest"].as_str().unwrap())
+            .collect();
+        assert_eq!(got, expected, "{}", out.stderr);
+    };
+    check();
+    let cold = spent(&reg);
+    assert!(cold[1] > 0 && cold[2] > 0, "{cold:?}");
+    check();
+    let warm: Vec<usize> = spent(&reg).iter().zip(cold).map(|(a, b)| a - b).collect();
+    assert_eq!(
+        warm,
+        [3, 0, 0, 1, 1],
+        "warm: the tags' HEADs, challenge, token"
+    );
+}
+
+/// A registry that grants fewer scopes than a token was asked for: the batched token
+/// is refused for the others, each of which gets its own token; the answers are right,
+/// and later tokens are asked one scope at a time.
+#[tokio::test(flavor = "multi_thread")]
+async fn batched_tokens_fall_back_per_repository() {
+    let reg = Registry::start(Auth::TokenOneScope);
+    let mut pusher = Pusher::new(&reg);
+    let host = reg.host.clone();
+    let mut text = String::new();
+    let mut expected = Vec::new();
+    for i in 0..4 {
+        let (old, new) = moved_index(&mut pusher, &format!("f{i}"), "1", Flavor::Oci).await;
+        text.push_str(&format!("FROM {host}/f{i}:1@{}\n", old.digest));
+        expected.push(new.digest);
+    }
+    let dir = tree(&[("Dockerfile", text.as_bytes())]);
+    let (code, checked) = check_json(dir.path(), None);
+    assert_eq!(code, 1, "{checked:?}");
+    let got: Vec<&str> = checked
+        .iter()
+        .map(|c| c["new_digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, expected);
+    let [_, _, _, challenges, tokens] = spent(&reg);
+    assert_eq!(challenges, 1);
+    // The batch, then one for each of the three repositories it did not cover.
+    assert_eq!(tokens, 4);
 }
 
 /// GitHub Actions against the real registry: a workflow's job container, service,

@@ -197,15 +197,22 @@ pub async fn for_run(flags: &RunFlags, env: &Env) -> Result<RunSetup, Error> {
         .author_email
         .clone()
         .unwrap_or_else(|| format!("{name}@users.noreply.github.com"));
+    let store_path = super::state_path(flags.state.as_deref(), env, service.as_ref());
+    // Opened once for the whole run (a `redb` file opens once per process, and
+    // repositories run concurrently); one that cannot be opened is each job's warning.
+    let store = store_path
+        .as_deref()
+        .and_then(|p| Store::open(p).ok())
+        .map(Arc::new);
     let options = RunOptions {
         author: Identity { name, email },
         max_open: super::max_open(flags.pr.max_open, service.as_ref()),
         dry_run: flags.pr.dry_run,
-        store_path: super::state_path(flags.state.as_deref(), env, service.as_ref()),
+        store_path,
         commit_via_api: super::commit_via_api(flags.pr.commit_via_api, service.as_ref()),
         service,
         resolver,
-        store: None,
+        store,
     };
     Ok(RunSetup {
         fleet,
@@ -250,16 +257,12 @@ pub async fn for_serve(
         .map(|s| s.serve.clone())
         .unwrap_or_default();
     let mut warnings = Vec::new();
-    let store = match &run.store_path {
-        Some(path) => match Store::open(path) {
-            Ok(store) => Some(Arc::new(store)),
-            Err(e) => {
-                warnings.push(format!("{e}; references under min_age or a schedule wait"));
-                None
-            }
-        },
-        None => None,
-    };
+    let store = run.store.clone();
+    if let (None, Some(path)) = (&store, &run.store_path)
+        && let Err(e) = Store::open(path)
+    {
+        warnings.push(format!("{e}; references under min_age or a schedule wait"));
+    }
     let webhook_secret = super::webhook_secret(env, &config);
     if webhook_secret.is_none() {
         warnings.push(format!(

@@ -71,6 +71,9 @@ pub struct Token {
     pub value: Secret,
     /// When it expires (capped at 24 hours from issue).
     pub expires: Instant,
+    /// Asked for several repositories at once (repeated `scope`); the registry may
+    /// have granted fewer.
+    pub batch: bool,
 }
 
 /// Bearer tokens by scope, for one registry: one cell per scope, so concurrent lookups
@@ -78,6 +81,9 @@ pub struct Token {
 #[derive(Debug, Default)]
 pub struct TokenCache {
     cells: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Token>>>>>,
+    /// Set when a token asked for several scopes was refused for one of them: the
+    /// registry grants fewer scopes than asked, so it gets one scope per token.
+    batches_refused: std::sync::atomic::AtomicBool,
 }
 
 impl TokenCache {
@@ -91,7 +97,9 @@ impl TokenCache {
         cells.entry(scope.to_owned()).or_default().clone()
     }
 
-    /// Drops the scope's token, unless a fetch holds the cell (its token is new).
+    /// Drops the scope's token, unless a fetch holds the cell (its token is new). A
+    /// token asked for with other scopes that was refused for this one means the
+    /// registry grants fewer scopes than asked: no more batches ([`Self::batches`]).
     pub fn forget(&self, scope: &str) {
         let cell = self
             .cells
@@ -102,8 +110,20 @@ impl TokenCache {
         if let Some(cell) = cell
             && let Ok(mut slot) = cell.try_lock()
         {
+            if slot.as_ref().is_some_and(|t| t.batch) {
+                self.batches_refused
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             *slot = None;
         }
+    }
+
+    /// Whether tokens may be asked for several scopes at once (until one was refused).
+    #[must_use]
+    pub fn batches(&self) -> bool {
+        !self
+            .batches_refused
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -238,7 +258,33 @@ pub fn parse_token(body: &[u8], now: Instant) -> Result<Token, String> {
         value: Secret::new(value),
         // Checked: an `Instant` far in the future may not be representable.
         expires: now.checked_add(lifetime).unwrap_or(now),
+        batch: false,
     })
+}
+
+/// At most this many scopes in one token request: a token names every scope it grants,
+/// and travels in every request's `Authorization` header, so batches stay small.
+pub const MAX_BATCH_SCOPES: usize = 25;
+/// At most this many bytes of scopes in one token request (its URL stays short).
+pub const MAX_BATCH_BYTES: usize = 2048;
+
+/// Scopes split into token requests of at most [`MAX_BATCH_SCOPES`] scopes and
+/// [`MAX_BATCH_BYTES`] bytes each (a longer scope alone).
+#[must_use]
+pub fn batches(scopes: &[String]) -> Vec<&[String]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, scope) in scopes.iter().enumerate() {
+        if i > start && (i - start == MAX_BATCH_SCOPES || bytes + scope.len() > MAX_BATCH_BYTES) {
+            out.push(&scopes[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += scope.len();
+    }
+    if start < scopes.len() {
+        out.push(&scopes[start..]);
+    }
+    out
 }
 
 /// The scope that reading a repository needs.
@@ -315,6 +361,26 @@ mod tests {
         }
         let err = parse_token(br#"{"token":""}"#, now).unwrap_err();
         assert_eq!(err, "token response holds no token");
+    }
+
+    #[test]
+    fn batches_stay_small() {
+        let scopes: Vec<String> = (0..60).map(|i| pull_scope(&format!("r{i}"))).collect();
+        let split = batches(&scopes);
+        assert_eq!(
+            split.iter().map(|b| b.len()).collect::<Vec<_>>(),
+            [25, 25, 10]
+        );
+        assert_eq!(split.concat(), scopes);
+        let long: Vec<String> = (0..5)
+            .map(|i| pull_scope(&format!("{i}{}", "x".repeat(900))))
+            .collect();
+        let split = batches(&long);
+        assert!(split.iter().all(|b| b.len() <= 2), "{}", split.len());
+        assert_eq!(split.concat(), long);
+        let huge = vec![pull_scope(&"y".repeat(5000))];
+        assert_eq!(batches(&huge), [&huge[..]]);
+        assert!(batches(&[]).is_empty());
     }
 
     #[test]

@@ -96,7 +96,13 @@ impl Client {
                     return Ok(Some(token.bearer()));
                 }
                 let token = self
-                    .fetch_token(registry, state, realm, service.as_deref(), &scope)
+                    .fetch_token(
+                        registry,
+                        state,
+                        realm,
+                        service.as_deref(),
+                        std::slice::from_ref(&scope),
+                    )
                     .await?;
                 let header = token.bearer();
                 *slot = Some(token);
@@ -105,7 +111,52 @@ impl Client {
         }
     }
 
-    /// A token for `scope` from the realm: with a refresh token (an identity token in
+    /// Bearer tokens for many repositories of one registry ahead of their requests:
+    /// one token request per batch of scopes (repeated `scope` parameters, batched by
+    /// [`auth::batches`]), each token kept for every scope it was asked for. Best
+    /// effort: a scope without a token here gets its own when its request needs it,
+    /// and a registry that refuses a batched token for one of its scopes (it granted
+    /// fewer than asked) gets one scope per token from then on.
+    pub async fn authorize_ahead(&self, registry: &str, repositories: &[&str]) {
+        let state = self.state(registry);
+        let Ok(Challenge::Bearer { realm, service }) = self.challenge(registry, &state).await
+        else {
+            return;
+        };
+        if !state.tokens.batches() {
+            return;
+        }
+        let mut scopes: Vec<String> = repositories.iter().map(|r| auth::pull_scope(r)).collect();
+        scopes.sort();
+        scopes.dedup();
+        // Cells locked in one (sorted) order: two batches never wait on each other
+        // crosswise; a request's own fetch locks one cell at a time.
+        let mut wanted = Vec::new();
+        for scope in scopes {
+            let cell = state.tokens.cell(&scope);
+            let slot = cell.lock_owned().await;
+            if !slot.as_ref().is_some_and(Token::is_fresh) {
+                wanted.push((scope, slot));
+            }
+        }
+        let scopes: Vec<String> = wanted.iter().map(|(s, _)| s.clone()).collect();
+        let mut slots = wanted.into_iter().map(|(_, slot)| slot);
+        for batch in auth::batches(&scopes) {
+            let token = self
+                .fetch_token(registry, &state, &realm, service.as_deref(), batch)
+                .await;
+            for mut slot in slots.by_ref().take(batch.len()) {
+                if let Ok(token) = &token {
+                    *slot = Some(Token {
+                        batch: batch.len() > 1,
+                        ..token.clone()
+                    });
+                }
+            }
+        }
+    }
+
+    /// A token for `scopes` from the realm: with a refresh token (an identity token in
     /// Docker's config) by `POST`, else by `GET` with Basic credentials or none.
     async fn fetch_token(
         &self,
@@ -113,7 +164,7 @@ impl Client {
         state: &RegistryState,
         realm: &str,
         service: Option<&str>,
-        scope: &str,
+        scopes: &[String],
     ) -> Result<Token, Error> {
         let bad = |why: String| Error::Invalid {
             registry: registry.to_owned(),
@@ -143,10 +194,12 @@ impl Client {
             .run(unexpected, |timeout| async move {
                 let request = match credential {
                     Some(Credential::IdentityToken(refresh)) => {
+                        // OAuth2 names several scopes in one space-separated `scope`.
+                        let joined = scopes.join(" ");
                         let mut form = vec![
                             ("grant_type", "refresh_token"),
                             ("refresh_token", refresh.expose()),
-                            ("scope", scope),
+                            ("scope", joined.as_str()),
                             ("client_id", "repin"),
                         ];
                         if let Some(service) = service {
@@ -158,7 +211,8 @@ impl Client {
                             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
                     }
                     other => {
-                        let mut query = vec![("scope", scope)];
+                        let mut query: Vec<(&str, &str)> =
+                            scopes.iter().map(|s| ("scope", s.as_str())).collect();
                         if let Some(service) = service {
                             query.push(("service", service));
                         }

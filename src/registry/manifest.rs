@@ -27,7 +27,7 @@ pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 
 /// Whether a digest names an index (multi-platform) or a platform manifest (an image
 /// manifest for one platform).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub enum Kind {
     /// An image index (or Docker manifest list): one descriptor per platform.
     Index,
@@ -136,7 +136,7 @@ struct RawManifest {
 }
 
 /// One platform's entry in an index: a descriptor with a platform.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct PlatformDescriptor {
     /// The platform manifest's digest.
     pub digest: Digest,
@@ -179,7 +179,7 @@ pub fn config_digest(bytes: &[u8]) -> Result<Digest, String> {
 
 /// What an image says about itself, for a reviewer: when it was built and where its
 /// source is (OCI annotations on the manifest or index, else the config's labels).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct ImageFacts {
     /// `created` from the config; `None` when absent or the reproducible-build epoch.
     pub created: Option<String>,

@@ -127,9 +127,21 @@ pub enum PinUpdate {
     Outdated(Digest),
 }
 
+/// Where immutable facts outlive a run: bytes by key. The job hands the state store in
+/// ([`Resolver::keep_facts_in`]); both ways are best effort: a fact that is not kept,
+/// or kept in a shape that no longer reads, is learned again from the registry.
+pub trait Kept: Send + Sync {
+    /// The bytes kept under `key`, if any.
+    fn get(&self, key: &str) -> Option<Vec<u8>>;
+    /// Keeps `value` under `key`.
+    fn put(&self, key: &str, value: &[u8]);
+}
+
 /// Lookups for one run.
 pub struct Resolver {
     client: Arc<Client>,
+    /// Where facts about digests are kept across runs, once the job gives a place.
+    kept: std::sync::OnceLock<Arc<dyn Kept>>,
     tags: Memo<TagKey, Head>,
     kinds: Memo<DigestKey, Option<Kind>>,
     platforms: Memo<DigestKey, Platform>,
@@ -149,12 +161,44 @@ impl Resolver {
     pub fn new(client: Arc<Client>) -> Arc<Self> {
         Arc::new(Self {
             client,
+            kept: std::sync::OnceLock::new(),
             tags: Memo::new(),
             kinds: Memo::new(),
             platforms: Memo::new(),
             descriptors: Memo::new(),
             facts: Memo::new(),
         })
+    }
+
+    /// Keeps facts about digests (kind, platform, an index's children, created and
+    /// source) in `kept` from now on, and reads them from there before asking a
+    /// registry. The first place given stays.
+    pub fn keep_facts_in(&self, kept: Arc<dyn Kept>) {
+        let _ = self.kept.set(kept);
+    }
+
+    /// A fact about a digest: kept from an earlier run, else `learn`ed (and kept). The
+    /// key names the fact, the repository and the digest; a digest's bytes never
+    /// change, so neither does what they say.
+    async fn remembered<V, F, Fut>(&self, fact: &str, dk: &DigestKey, learn: F) -> Result<V, Error>
+    where
+        V: serde::Serialize + serde::de::DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, Error>>,
+    {
+        let kept = self.kept.get();
+        let key = format!("{fact} {}@{}", dk.name, dk.digest);
+        if let Some(v) = kept
+            .and_then(|k| k.get(&key))
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        {
+            return Ok(v);
+        }
+        let v = learn().await?;
+        if let (Some(kept), Ok(bytes)) = (kept, serde_json::to_vec(&v)) {
+            kept.put(&key, &bytes);
+        }
+        Ok(v)
     }
 
     /// The tag's current digest and media type: one `HEAD` per tag per run.
@@ -186,18 +230,38 @@ impl Resolver {
         let dk = Self::digest_key(name, digest);
         let _ = self
             .descriptors
-            .get(&dk, || async {
-                manifest::platform_descriptors(body).map_err(|why| Error::Invalid {
-                    registry: dk.name.registry.clone(),
-                    what: "index",
-                    why,
+            .get(&dk, || {
+                self.remembered("children", &dk, || async {
+                    manifest::platform_descriptors(body).map_err(|why| Error::Invalid {
+                        registry: dk.name.registry.clone(),
+                        what: "index",
+                        why,
+                    })
                 })
             })
             .await;
     }
 
-    /// Looks up every tag concurrently (the client limits each registry).
+    /// Looks up every tag concurrently (the client limits each registry), after asking
+    /// each registry for its repositories' tokens in batches
+    /// ([`Client::authorize_ahead`]).
     pub async fn tags(self: &Arc<Self>, keys: HashSet<TagKey>) -> HashMap<TagKey, Shared<Head>> {
+        let mut by_registry: HashMap<String, Vec<String>> = HashMap::new();
+        for key in &keys {
+            by_registry
+                .entry(key.name.registry.clone())
+                .or_default()
+                .push(key.name.repository.clone());
+        }
+        let mut ahead = JoinSet::new();
+        for (registry, repositories) in by_registry {
+            let client = Arc::clone(&self.client);
+            ahead.spawn(async move {
+                let repositories: Vec<&str> = repositories.iter().map(String::as_str).collect();
+                client.authorize_ahead(&registry, &repositories).await;
+            });
+        }
+        while ahead.join_next().await.is_some() {}
         let mut set = JoinSet::new();
         for key in keys {
             let this = Arc::clone(self);
@@ -358,40 +422,42 @@ impl Resolver {
     pub async fn facts(&self, name: &RepositoryName, digest: &Digest) -> Shared<ImageFacts> {
         let dk = Self::digest_key(name, digest);
         self.facts
-            .get(&dk, || async {
-                let mut facts = ImageFacts::default();
-                let mut fetched = self
-                    .client
-                    .get_manifest(
-                        &dk.name.registry,
-                        &dk.name.repository,
-                        &dk.digest.to_string(),
-                    )
-                    .await?;
-                facts.add_annotations(&fetched.bytes);
-                if fetched.media_type.as_deref().and_then(Kind::of) == Some(Kind::Index)
-                    && let Some(child) = manifest::platform_descriptors(&fetched.bytes)
-                        .ok()
-                        .and_then(|c| c.into_iter().next())
-                {
-                    fetched = self
+            .get(&dk, || {
+                self.remembered("facts", &dk, || async {
+                    let mut facts = ImageFacts::default();
+                    let mut fetched = self
                         .client
                         .get_manifest(
                             &dk.name.registry,
                             &dk.name.repository,
-                            &child.digest.to_string(),
+                            &dk.digest.to_string(),
                         )
                         .await?;
                     facts.add_annotations(&fetched.bytes);
-                }
-                if let Ok(config) = manifest::config_digest(&fetched.bytes) {
-                    let blob = self
-                        .client
-                        .get_blob(&dk.name.registry, &dk.name.repository, &config)
-                        .await?;
-                    facts.add_config(&blob);
-                }
-                Ok(facts)
+                    if fetched.media_type.as_deref().and_then(Kind::of) == Some(Kind::Index)
+                        && let Some(child) = manifest::platform_descriptors(&fetched.bytes)
+                            .ok()
+                            .and_then(|c| c.into_iter().next())
+                    {
+                        fetched = self
+                            .client
+                            .get_manifest(
+                                &dk.name.registry,
+                                &dk.name.repository,
+                                &child.digest.to_string(),
+                            )
+                            .await?;
+                        facts.add_annotations(&fetched.bytes);
+                    }
+                    if let Ok(config) = manifest::config_digest(&fetched.bytes) {
+                        let blob = self
+                            .client
+                            .get_blob(&dk.name.registry, &dk.name.repository, &config)
+                            .await?;
+                        facts.add_config(&blob);
+                    }
+                    Ok(facts)
+                })
             })
             .await
     }
@@ -434,42 +500,44 @@ impl Resolver {
     async fn kind(&self, name: &RepositoryName, digest: &Digest) -> Shared<Option<Kind>> {
         let dk = Self::digest_key(name, digest);
         self.kinds
-            .get(&dk, || async {
-                let head = self
-                    .client
-                    .head_manifest(
-                        &dk.name.registry,
-                        &dk.name.repository,
-                        &dk.digest.to_string(),
-                    )
-                    .await?;
-                let mut body = head.body;
-                let kind = if let Some(kind) = head.media_type.as_deref().and_then(Kind::of) {
-                    Some(kind)
-                } else {
-                    let bytes = match &body {
-                        Some(bytes) => Arc::clone(bytes),
-                        None => self
-                            .client
-                            .get_manifest(
-                                &dk.name.registry,
-                                &dk.name.repository,
-                                &dk.digest.to_string(),
-                            )
-                            .await?
-                            .bytes
-                            .into(),
+            .get(&dk, || {
+                self.remembered("kind", &dk, || async {
+                    let head = self
+                        .client
+                        .head_manifest(
+                            &dk.name.registry,
+                            &dk.name.repository,
+                            &dk.digest.to_string(),
+                        )
+                        .await?;
+                    let mut body = head.body;
+                    let kind = if let Some(kind) = head.media_type.as_deref().and_then(Kind::of) {
+                        Some(kind)
+                    } else {
+                        let bytes = match &body {
+                            Some(bytes) => Arc::clone(bytes),
+                            None => self
+                                .client
+                                .get_manifest(
+                                    &dk.name.registry,
+                                    &dk.name.repository,
+                                    &dk.digest.to_string(),
+                                )
+                                .await?
+                                .bytes
+                                .into(),
+                        };
+                        let kind = Kind::of_body(&bytes);
+                        body = Some(bytes);
+                        kind
                     };
-                    let kind = Kind::of_body(&bytes);
-                    body = Some(bytes);
-                    kind
-                };
-                if let Some(bytes) = &body
-                    && kind == Some(Kind::Index)
-                {
-                    self.keep_descriptors(name, digest, bytes).await;
-                }
-                Ok(kind)
+                    if let Some(bytes) = &body
+                        && kind == Some(Kind::Index)
+                    {
+                        self.keep_descriptors(name, digest, bytes).await;
+                    }
+                    Ok(kind)
+                })
             })
             .await
     }
@@ -478,29 +546,31 @@ impl Resolver {
     async fn platform(&self, name: &RepositoryName, digest: &Digest) -> Shared<Platform> {
         let dk = Self::digest_key(name, digest);
         self.platforms
-            .get(&dk, || async {
-                let invalid = |why: String| Error::Invalid {
-                    registry: dk.name.registry.clone(),
-                    what: "image manifest",
-                    why,
-                };
-                let fetched = self
-                    .client
-                    .get_manifest(
-                        &dk.name.registry,
-                        &dk.name.repository,
-                        &dk.digest.to_string(),
-                    )
-                    .await?;
-                let config = manifest::config_digest(&fetched.bytes).map_err(invalid)?;
-                let blob = self
-                    .client
-                    .get_blob(&dk.name.registry, &dk.name.repository, &config)
-                    .await?;
-                manifest::config_platform(&blob).map_err(|why| Error::Invalid {
-                    registry: dk.name.registry.clone(),
-                    what: "image config",
-                    why,
+            .get(&dk, || {
+                self.remembered("platform", &dk, || async {
+                    let invalid = |why: String| Error::Invalid {
+                        registry: dk.name.registry.clone(),
+                        what: "image manifest",
+                        why,
+                    };
+                    let fetched = self
+                        .client
+                        .get_manifest(
+                            &dk.name.registry,
+                            &dk.name.repository,
+                            &dk.digest.to_string(),
+                        )
+                        .await?;
+                    let config = manifest::config_digest(&fetched.bytes).map_err(invalid)?;
+                    let blob = self
+                        .client
+                        .get_blob(&dk.name.registry, &dk.name.repository, &config)
+                        .await?;
+                    manifest::config_platform(&blob).map_err(|why| Error::Invalid {
+                        registry: dk.name.registry.clone(),
+                        what: "image config",
+                        why,
+                    })
                 })
             })
             .await
@@ -514,19 +584,21 @@ impl Resolver {
     ) -> Shared<Vec<PlatformDescriptor>> {
         let dk = Self::digest_key(name, digest);
         self.descriptors
-            .get(&dk, || async {
-                let fetched = self
-                    .client
-                    .get_manifest(
-                        &dk.name.registry,
-                        &dk.name.repository,
-                        &dk.digest.to_string(),
-                    )
-                    .await?;
-                manifest::platform_descriptors(&fetched.bytes).map_err(|why| Error::Invalid {
-                    registry: dk.name.registry.clone(),
-                    what: "index",
-                    why,
+            .get(&dk, || {
+                self.remembered("children", &dk, || async {
+                    let fetched = self
+                        .client
+                        .get_manifest(
+                            &dk.name.registry,
+                            &dk.name.repository,
+                            &dk.digest.to_string(),
+                        )
+                        .await?;
+                    manifest::platform_descriptors(&fetched.bytes).map_err(|why| Error::Invalid {
+                        registry: dk.name.registry.clone(),
+                        what: "index",
+                        why,
+                    })
                 })
             })
             .await

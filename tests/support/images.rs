@@ -95,7 +95,7 @@ impl<'a> Pusher<'a> {
         match self.registry.auth {
             Auth::Open => None,
             Auth::Basic => Some(basic),
-            Auth::TokenAnonymous | Auth::TokenCredentialed => {
+            Auth::TokenAnonymous | Auth::TokenCredentialed | Auth::TokenOneScope => {
                 if let Some(token) = self.tokens.get(repo) {
                     return Some(token.clone());
                 }

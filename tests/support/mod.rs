@@ -46,7 +46,10 @@ pub fn repin_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         .current_dir(dir)
         .env_remove("RUST_LOG")
         .env(process::MARKER, "1")
-        .env("DOCKER_CONFIG", empty.path());
+        .env("DOCKER_CONFIG", empty.path())
+        // The default state store in a folder of this run's own (tests that keep state
+        // across runs name a store with --state or REPIN_STATE).
+        .env("XDG_STATE_HOME", empty.path());
     for (k, v) in env {
         command.env(k, v);
     }

@@ -27,6 +27,8 @@ pub enum Auth {
     TokenAnonymous,
     /// Token auth; the token server wants the user's credentials.
     TokenCredentialed,
+    /// Token auth, anonymous; the token server grants only the first scope asked for.
+    TokenOneScope,
 }
 
 /// One logged request.
@@ -84,10 +86,14 @@ impl Registry {
                     path.display()
                 )
             }
-            Auth::TokenAnonymous | Auth::TokenCredentialed => {
+            Auth::TokenAnonymous | Auth::TokenCredentialed | Auth::TokenOneScope => {
                 let credentials =
                     (auth == Auth::TokenCredentialed).then(|| format!("{USER}:{PASSWORD}"));
-                let server = TokenServer::start(dir.path(), credentials.as_deref());
+                let server = TokenServer::granting(
+                    dir.path(),
+                    credentials.as_deref(),
+                    (auth == Auth::TokenOneScope).then_some(1),
+                );
                 let section = format!(
                     "auth:\n  token:\n    realm: {}\n    service: {SERVICE}\n    issuer: {ISSUER}\n    rootcertbundle: {}\n",
                     server.realm(),

@@ -36,12 +36,16 @@ struct Config {
     kid: String,
     /// `user:password` that must be presented as HTTP Basic; `None` allows anonymous.
     credentials: Option<String>,
+    /// Grant at most this many of the scopes a request asks for (as a registry that
+    /// grants fewer than asked); `None`: all.
+    max_scopes: Option<usize>,
     counter: AtomicUsize,
 }
 
 impl TokenServer {
-    /// Starts a token server; keys are written into `dir`.
-    pub fn start(dir: &Path, credentials: Option<&str>) -> Self {
+    /// Starts a token server that grants at most `max_scopes` of the scopes asked for
+    /// (`None`: all); keys are written into `dir`.
+    pub fn granting(dir: &Path, credentials: Option<&str>, max_scopes: Option<usize>) -> Self {
         let key = dir.join("token-key.pem");
         let cert = dir.join("token-cert.pem");
         openssl(&["genrsa", "-out", key.to_str().unwrap(), "2048"]);
@@ -70,6 +74,7 @@ impl TokenServer {
             key,
             kid: libtrust_kid(&der),
             credentials: credentials.map(str::to_owned),
+            max_scopes,
             counter: AtomicUsize::new(0),
         });
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -143,7 +148,13 @@ fn serve(stream: TcpStream, config: &Config) -> Option<String> {
         .chain(std::str::from_utf8(&body).unwrap_or("").split('&'))
     {
         if let Some(v) = pair.strip_prefix("scope=") {
-            scopes.push(decode(v));
+            // Repeated `scope` parameters (GET), or one space-separated list (OAuth2).
+            scopes.extend(
+                decode(v)
+                    .split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned),
+            );
         }
         if let Some(v) = pair.strip_prefix("refresh_token=") {
             refresh = Some(decode(v));
@@ -183,6 +194,7 @@ fn token_json(config: &Config, account: &str, scopes: &[String]) -> String {
         .as_secs();
     let access: Vec<serde_json::Value> = scopes
         .iter()
+        .take(config.max_scopes.unwrap_or(usize::MAX))
         .filter_map(|s| {
             let mut parts = s.splitn(3, ':');
             let (kind, name, actions) = (parts.next()?, parts.next()?, parts.next()?);

@@ -137,6 +137,10 @@ pub struct RunArgs {
     /// How to reach registries.
     #[command(flatten)]
     pub registry: RegistryArgs,
+    /// Repositories worked on at once; else the service config's `[serve]
+    /// concurrency`, else 4.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub concurrency: Option<u64>,
 }
 
 /// `repin serve`: the daemon.
@@ -327,6 +331,7 @@ impl RunArgs {
             config: self.policy.config.clone(),
             state: self.policy.state.clone(),
             registry: self.registry.flags(),
+            concurrency: self.concurrency.and_then(|n| usize::try_from(n).ok()),
         }
     }
 }

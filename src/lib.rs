@@ -65,7 +65,7 @@
 //!   change set and open PR; [`forge::run`] gathers, plans and executes.
 //! - [`shard`]: the stable split of a fleet across N workers (`--shard`, Indexed Jobs).
 //! - [`serve`]: the daemon around [`forge::run`]: [`serve::schedule`] (cron, no overlap),
-//!   [`serve::queue`] (concurrency limit, one run per repository at a time),
+//!   [`forge::queue`] (concurrency limit, one run per repository at a time, shared with `run`),
 //!   [`serve::debounce`], [`serve::webhook`] (signature check before parsing, events),
 //!   [`serve::http`] (axum routes), [`serve::metrics`] (Prometheus text).
 //! - [`rooted`]: files under a root, reached without following any link (`cap-std`):

@@ -164,6 +164,7 @@ async fn run_command(args: RunArgs, env: &Env) -> anyhow::Result<ExitCode> {
         &run.options,
         work.path(),
         run.stop_at,
+        run.concurrency,
         &mut |repo| {
             let stdout = &mut std::io::stdout().lock();
             // A closed stdout or stderr must not stop the fleet: the summary still counts.

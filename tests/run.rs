@@ -336,7 +336,9 @@ async fn app_mode_across_two_installations() {
         out.stdout
     );
     let pulls = fake.pulls();
-    let repos: Vec<&str> = pulls.iter().map(|p| p.repo.as_str()).collect();
+    // Repositories run concurrently: the pull requests come in any order.
+    let mut repos: Vec<&str> = pulls.iter().map(|p| p.repo.as_str()).collect();
+    repos.sort_unstable();
     assert_eq!(repos, vec!["acme/one", "acme/two", "globex/three"]);
     for repo in ["acme/one", "acme/two", "globex/three"] {
         let bare = git_server.path(repo);

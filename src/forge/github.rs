@@ -226,6 +226,17 @@ pub fn rate_limit_wait(
     })))
 }
 
+tokio::task_local! {
+    /// Calls made inside [`counting`], whichever client made them.
+    static TASK_CALLS: std::sync::Arc<AtomicUsize>;
+}
+
+/// Runs `work`, adding every GitHub API call it makes to `calls` (repositories that
+/// share a client run concurrently; each counts its own).
+pub async fn counting<F: Future>(calls: std::sync::Arc<AtomicUsize>, work: F) -> F::Output {
+    TASK_CALLS.scope(calls, work).await
+}
+
 /// A repository as `run` needs it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Repo {
@@ -422,6 +433,7 @@ impl GitHub {
     fn count(&self) {
         self.calls.fetch_add(1, Ordering::Relaxed);
         PROCESS_CALLS.fetch_add(1, Ordering::Relaxed);
+        let _ = TASK_CALLS.try_with(|n| n.fetch_add(1, Ordering::Relaxed));
     }
 
     /// One REST call, with GitHub's rate limits honoured: a 429, or a 403 that says the

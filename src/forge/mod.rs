@@ -17,4 +17,5 @@ pub mod fleet;
 pub mod github;
 pub mod plan;
 pub mod pr;
+pub mod queue;
 pub mod run;

@@ -10,9 +10,11 @@ use std::path::Path;
 
 use crate::config::ServiceConfig;
 use crate::edit;
+use crate::forge::fleet::Target;
 use crate::forge::github::{self, GitHub, NewPull, Pull};
 use crate::forge::plan::{self, Action, Proposal, Why};
 use crate::forge::pr::{self, Proposed};
+use crate::forge::queue::{Queue, Ran};
 use crate::git::{self, Identity, Lease, OwnBranch, Remote};
 use crate::job::{self, JobOptions, Outcome};
 use crate::model::Status;
@@ -118,35 +120,93 @@ impl FleetReport {
     }
 }
 
-/// `repin run`: every target in turn (clones under `work`), each reported to `done` as
-/// it finishes. After `stop_at` (`--deadline`), no repository starts: each left is a
-/// failure saying so.
+/// `repin run`: the targets, up to `concurrency` at once through the same
+/// [`Queue`] `serve` runs repositories with, each in a checkout folder of its own
+/// under `work` that is deleted as soon as its repository is done
+/// ([`run_repo_apart`]), so temporary space stays about `concurrency` × the largest
+/// checkout. Each repository is reported to `done` as it finishes; the report lists
+/// them in the targets' order. After `stop_at` (`--deadline`), no repository starts:
+/// each left is a failure saying so.
 pub async fn run_fleet(
-    targets: &[crate::forge::fleet::Target],
+    targets: &[Target],
     opts: &RunOptions,
     work: &Path,
     stop_at: Option<tokio::time::Instant>,
+    concurrency: usize,
     done: &mut dyn FnMut(&RepoReport),
 ) -> FleetReport {
-    let mut report = FleetReport::default();
-    for target in targets {
-        let before = target.gh.calls();
-        let result = if stop_at.is_some_and(|d| tokio::time::Instant::now() >= d) {
-            Err("not started: the run's deadline (--deadline) passed".to_owned())
-        } else {
-            run_repo(&target.gh, &target.full_name, opts, work)
-                .await
-                .map_err(|e| e.to_string())
-        };
-        let repo = RepoReport {
-            full_name: target.full_name.clone(),
-            result,
-            api_calls: target.gh.calls() - before,
-        };
+    use futures_util::StreamExt as _;
+    let queue = &Queue::new(concurrency);
+    let mut running: futures_util::stream::FuturesUnordered<_> = targets
+        .iter()
+        .enumerate()
+        .map(|(i, target)| async move {
+            let ran = queue
+                .admit(&target.full_name, || async {
+                    if stop_at.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                        (
+                            Err("not started: the run's deadline (--deadline) passed".to_owned()),
+                            0,
+                        )
+                    } else {
+                        run_repo_apart(target.clone(), opts.clone(), work).await
+                    }
+                })
+                .await;
+            let (result, api_calls) = match ran {
+                Ran::Done(done) => done,
+                Ran::Folded => (Err("listed twice; run once".to_owned()), 0),
+                Ran::Abandoned => (Err("not started".to_owned()), 0),
+            };
+            let repo = RepoReport {
+                full_name: target.full_name.clone(),
+                result,
+                api_calls,
+            };
+            (i, repo)
+        })
+        .collect();
+    let mut finished = Vec::with_capacity(targets.len());
+    while let Some((i, repo)) = running.next().await {
         done(&repo);
-        report.repos.push(repo);
+        finished.push((i, repo));
     }
-    report
+    finished.sort_by_key(|(i, _)| *i);
+    FleetReport {
+        repos: finished.into_iter().map(|(_, repo)| repo).collect(),
+    }
+}
+
+/// Runs one repository on a blocking thread (git work blocks) with its own executor,
+/// in a checkout folder of its own under `work`, deleted when the repository is done.
+/// Returns the outcome (the error as one line) and the GitHub API calls this
+/// repository made (counted apart from other repositories sharing the client).
+pub async fn run_repo_apart(
+    target: Target,
+    opts: RunOptions,
+    work: &Path,
+) -> (Result<RepoSummary, String>, usize) {
+    let folder = match tempfile::Builder::new().prefix("repo-").tempdir_in(work) {
+        Ok(folder) => folder,
+        Err(e) => return (Err(format!("work folder {}: {e}", work.display())), 0),
+    };
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&calls);
+    let handle = tokio::runtime::Handle::current();
+    let result = tokio::task::spawn_blocking(move || {
+        let result = handle
+            .block_on(github::counting(
+                counted,
+                run_repo(&target.gh, &target.full_name, &opts, folder.path()),
+            ))
+            .map_err(|e| e.to_string());
+        // The checkout goes now, not when the run ends.
+        drop(folder);
+        result
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("the run stopped: {e}")));
+    (result, calls.load(std::sync::atomic::Ordering::Relaxed))
 }
 
 /// The store key recording that `state`'s digests were declined in `full_name` (a

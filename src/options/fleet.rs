@@ -109,6 +109,8 @@ pub struct RunFlags {
     pub state: Option<PathBuf>,
     /// How to reach registries.
     pub registry: RegistryFlags,
+    /// `--concurrency`: repositories worked on at once.
+    pub concurrency: Option<usize>,
 }
 
 /// Who repin acts as and on which repositories: a token and the `--repo`s (else the
@@ -173,6 +175,9 @@ pub struct RunSetup {
     pub options: RunOptions,
     /// When `--deadline` runs out: no repository starts after it.
     pub stop_at: Option<tokio::time::Instant>,
+    /// Repositories worked on at once: `--concurrency`, else the service config's
+    /// `[serve] concurrency`, else 4.
+    pub concurrency: usize,
 }
 
 /// Resolves `run`'s flags. One set of lookups serves the whole run, so a tag shared by
@@ -214,11 +219,21 @@ pub async fn for_run(flags: &RunFlags, env: &Env) -> Result<RunSetup, Error> {
         resolver,
         store,
     };
+    let concurrency = flags.concurrency.map_or_else(
+        || {
+            options.service.as_ref().map_or_else(
+                || config::ServeConfig::default().concurrency,
+                |s| s.serve.concurrency,
+            )
+        },
+        |n| n.max(1),
+    );
     Ok(RunSetup {
         fleet,
         lookups,
         options,
         stop_at,
+        concurrency,
     })
 }
 
@@ -249,13 +264,15 @@ pub async fn for_serve(
         fleet,
         lookups,
         options: run,
+        concurrency,
         ..
     } = for_run(flags, env).await?;
-    let config = run
+    let mut config = run
         .service
         .as_ref()
         .map(|s| s.serve.clone())
         .unwrap_or_default();
+    config.concurrency = concurrency;
     let mut warnings = Vec::new();
     let store = run.store.clone();
     if let (None, Some(path)) = (&store, &run.store_path)

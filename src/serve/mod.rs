@@ -4,8 +4,8 @@
 //!
 //! - [`schedule`]: the cron loop (no overlapping runs), on a [`schedule::Clock`] that
 //!   tests drive with paused tokio time.
-//! - [`queue`]: repositories run concurrently up to a limit, one run per repository at
-//!   a time.
+//! - [`crate::forge::queue`] (shared with `repin run`): repositories run concurrently
+//!   up to a limit, one run per repository at a time.
 //! - [`debounce`]: a burst of pushes to one repository makes one run.
 //! - [`webhook`]: the signature check (before parsing) and the events repin acts on.
 //! - [`http`]: the axum routes: `POST /webhook`, `/healthz`, `/readyz`, `/metrics`.
@@ -21,7 +21,6 @@ pub mod conn;
 pub mod debounce;
 pub mod http;
 pub mod metrics;
-pub mod queue;
 pub mod schedule;
 pub mod webhook;
 
@@ -35,13 +34,13 @@ use tokio::sync::watch;
 
 use crate::config::ServeConfig;
 use crate::forge::fleet::{Fleet, Target};
-use crate::forge::run::{RepoSummary, RunOptions, run_repo};
+use crate::forge::queue::{Queue, Ran};
+use crate::forge::run::{RepoSummary, RunOptions, run_repo_apart};
 use crate::options::Lookups;
 use crate::registry::resolve::Resolver;
 use crate::secret::Secret;
 use crate::state::Store;
 use metrics::Metrics;
-use queue::{Queue, Ran};
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -159,8 +158,8 @@ impl Service {
         }
     }
 
-    /// `run_repo` does blocking git work: it runs on a blocking thread with its own
-    /// executor so the HTTP server and the schedule never wait behind a clone.
+    /// One repository on a blocking thread of its own ([`run_repo_apart`]), so the HTTP
+    /// server and the schedule never wait behind a clone.
     async fn run_blocking(
         &self,
         target: Target,
@@ -174,16 +173,7 @@ impl Service {
             store: self.opts.store.clone(),
             ..self.opts.run.clone()
         };
-        let work = tempfile::tempdir_in(&self.opts.work_dir)
-            .map_err(|e| format!("work folder {}: {e}", self.opts.work_dir.display()))?;
-        let handle = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || {
-            handle
-                .block_on(run_repo(&target.gh, &target.full_name, &opts, work.path()))
-                .map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| format!("the run stopped: {e}"))?
+        run_repo_apart(target, opts, &self.opts.work_dir).await.0
     }
 
     /// Queues repositories; each runs as soon as the queue lets it.

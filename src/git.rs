@@ -260,6 +260,38 @@ pub fn remote_tip(remote: &Remote, branch: &str) -> Result<Option<Oid>, Error> {
     Ok(tip)
 }
 
+/// The remote's default branch (where its `HEAD` points) and that branch's commit,
+/// from one listing of its refs (`git ls-remote`: no clone, and no API call).
+///
+/// # Errors
+/// [`Error::Git`] when the remote cannot be reached or listed, or names no default
+/// branch.
+pub fn remote_head(remote: &Remote) -> Result<(String, Oid), Error> {
+    let mut detached = git2::Remote::create_detached(remote.url.as_str()).map_err(git("remote"))?;
+    let connection = detached
+        .connect_auth(git2::Direction::Fetch, Some(callbacks(remote)), None)
+        .map_err(git("ls-remote"))?;
+    let default = connection
+        .default_branch()
+        .map_err(git("ls-remote"))?
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_default();
+    let tip = connection
+        .list()
+        .map_err(git("ls-remote"))?
+        .iter()
+        .find(|head| head.name() == default)
+        .map(git2::RemoteHead::oid);
+    match (default.strip_prefix("refs/heads/"), tip) {
+        (Some(branch), Some(tip)) => Ok((branch.to_owned(), tip)),
+        _ => Err(Error::Git {
+            op: "ls-remote",
+            message: "the remote names no default branch".into(),
+        }),
+    }
+}
+
 /// Makes a commit with `parent`'s tree plus `files` (repository-relative path, new
 /// content) and returns it; no branch or working tree changes.
 ///

@@ -16,6 +16,10 @@ use crate::registry::resolve::Resolver;
 use crate::scan::walk::{self, Report};
 use crate::state::{self, Store};
 
+pub mod kept;
+
+pub use kept::KeptTree;
+
 /// Why a job could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -83,6 +87,10 @@ pub struct Outcome {
     pub scope: String,
     /// The run's lookups, for what comes after (PR bodies ask about the new images).
     pub resolver: Arc<Resolver>,
+    /// The repository config file read (`None` for none, or a kept scan's).
+    pub config_file: Option<config::RepoConfigFile>,
+    /// The warnings finding the repository config gave.
+    pub config_warnings: Vec<String>,
 }
 
 fn now_secs() -> u64 {
@@ -104,22 +112,77 @@ pub async fn check_tree(opts: &JobOptions, tick: &(dyn Fn() + Sync)) -> Result<O
     } else {
         opts.paths.clone()
     };
-    let mut warnings = Vec::new();
     let root = paths
         .iter()
         .find(|p| p.is_dir())
         .cloned()
         .unwrap_or_else(|| PathBuf::from("."));
-    let (repo, config_warnings) = config::load_repo(&root)?;
-    warnings.extend(config_warnings);
+    let (config_file, config_warnings) = config::find_repo_config(&root)?;
+    let repo = match &config_file {
+        Some((file, text)) => config::parse_repo(file, text)?,
+        None => config::RepoConfig::default(),
+    };
     let policy = Rules::new(opts.service.as_ref(), &repo);
+    let report = walk::scan_paths_with(&paths, &|path| policy.scan.reader_for(path))?;
+    let scanned = Input {
+        report,
+        config_file,
+        config_warnings,
+        root,
+    };
+    Ok(decide(opts, &policy, scanned, tick).await)
+}
 
-    let mut report = walk::scan_paths_with(&paths, &|path| policy.scan.reader_for(path))?;
+/// The job over a repository's kept scan ([`KeptTree`]) instead of a tree on disk: the
+/// same lookups and decisions, from the kept texts scanned again. The outcome has no
+/// sources: nothing can be written from it.
+///
+/// # Errors
+/// [`Error::Config`] for a kept repository config that no longer passes.
+pub async fn check_kept(
+    opts: &JobOptions,
+    kept: &KeptTree,
+    tick: &(dyn Fn() + Sync),
+) -> Result<Outcome, Error> {
+    let (repo, report, config_warnings) = kept.rescan()?;
+    let policy = Rules::new(opts.service.as_ref(), &repo);
+    let scanned = Input {
+        report,
+        config_file: None,
+        config_warnings,
+        root: PathBuf::from("."),
+    };
+    Ok(decide(opts, &policy, scanned, tick).await)
+}
+
+/// A scan and where it came from.
+struct Input {
+    report: Report,
+    config_file: Option<config::RepoConfigFile>,
+    config_warnings: Vec<String>,
+    /// The scanned root (schedule anchors are kept for it without a repository).
+    root: PathBuf,
+}
+
+/// Rules, lookups, state and policy over a scan.
+async fn decide(
+    opts: &JobOptions,
+    policy: &Rules,
+    scanned: Input,
+    tick: &(dyn Fn() + Sync),
+) -> Outcome {
+    let Input {
+        mut report,
+        config_file,
+        config_warnings,
+        root,
+    } = scanned;
+    let mut warnings = config_warnings.clone();
     report
         .found
         .retain(|f| policy.scan.format_enabled(f.format));
     let found = std::mem::take(&mut report.found);
-    let mut records = policy::records(found, &policy);
+    let mut records = policy::records(found, policy);
 
     // The store is opened before the lookups: they read and keep facts about digests
     // there. One that cannot be opened costs requests, and matters only when the rules
@@ -166,7 +229,7 @@ pub async fn check_tree(opts: &JobOptions, tick: &(dyn Fn() + Sync)) -> Result<O
         }
     };
     let change_sets = policy::decide(&mut records, opts.pin, now, snapshot.as_ref(), &scope);
-    Ok(Outcome {
+    Outcome {
         report,
         records,
         change_sets,
@@ -175,7 +238,9 @@ pub async fn check_tree(opts: &JobOptions, tick: &(dyn Fn() + Sync)) -> Result<O
         now,
         scope,
         resolver,
-    })
+        config_file,
+        config_warnings,
+    }
 }
 
 /// The state store as the lookups' keeper of facts about digests (a failure to read
@@ -195,6 +260,16 @@ impl crate::registry::resolve::Kept for KeptFacts {
 }
 
 impl Outcome {
+    /// What to keep of this outcome's scan ([`KeptTree::of`]).
+    #[must_use]
+    pub fn scanned(&self) -> kept::Scanned<'_> {
+        kept::Scanned {
+            config: (&self.config_file, &self.config_warnings),
+            report: &self.report,
+            found: self.records.iter().map(|r| &r.found).collect(),
+        }
+    }
+
     /// Every warning of the job, the scan's (files that could not be read) first.
     #[must_use]
     pub fn all_warnings(&self) -> Vec<String> {

@@ -710,3 +710,209 @@ async fn workflow_refusal_case(via_api: bool) {
     let changed = git(&bare, &["diff", "--name-only", "main", &pulls[0].head]);
     assert_eq!(changed.trim(), "Dockerfile");
 }
+
+/// A repository with one open repin pull request, and what the fleet tests need.
+struct Kept {
+    reg: Registry,
+    git_server: GitServer,
+    fake: FakeGitHub,
+    _state_dir: tempfile::TempDir,
+    state: std::path::PathBuf,
+    host: String,
+}
+
+impl Kept {
+    async fn start() -> Self {
+        let reg = Registry::start(Auth::Open);
+        let mut pusher = Pusher::new(&reg);
+        let host = reg.host.clone();
+        let a = pusher.index("app", "1", &PLATFORMS, Flavor::Oci, "a").await;
+        pusher.index("app", "1", &PLATFORMS, Flavor::Oci, "b").await;
+        let git_server = GitServer::start();
+        let dockerfile = format!("FROM {host}/app:1@{}\n", a.digest);
+        git_server.repo(
+            "acme/web",
+            &[("Dockerfile", &dockerfile), ("README.md", "web\n")],
+        );
+        let fake = FakeGitHub::start().await;
+        fake.add_repo(&git_server, "acme/web");
+        let state_dir = tempfile::tempdir().unwrap();
+        let state = state_dir.path().join("state.redb");
+        let kept = Self {
+            reg,
+            git_server,
+            fake,
+            _state_dir: state_dir,
+            state,
+            host,
+        };
+        let out = kept.run();
+        assert!(out.stdout.contains("opened [1]"), "{}", out.stdout);
+        kept
+    }
+
+    fn run(&self) -> Run {
+        run(&self.fake, &self.state, "acme/web")
+    }
+
+    /// Runs once more; returns (clones and fetches, API calls, writes) it cost.
+    fn run_counted(&self) -> (usize, usize, usize, Run) {
+        let (fetches, calls, writes) = (
+            self.git_server.fetches(),
+            self.fake.calls().len(),
+            self.fake.writes(),
+        );
+        let out = self.run();
+        (
+            self.git_server.fetches() - fetches,
+            self.fake.calls().len() - calls,
+            self.fake.writes() - writes,
+            out,
+        )
+    }
+
+    /// Pushes a commit to `main` changing `files`.
+    fn push(&self, files: &[(&str, &str)]) {
+        let work = tempfile::tempdir().unwrap();
+        let bare = self.git_server.path("acme/web");
+        git(work.path(), &["clone", "-q", bare.to_str().unwrap(), "w"]);
+        let w = work.path().join("w");
+        for (path, text) in files {
+            std::fs::write(w.join(path), text).unwrap();
+        }
+        git(&w, &["add", "-A"]);
+        git(&w, &["commit", "-qm", "change"]);
+        git(&w, &["push", "-q", "origin", "main"]);
+    }
+}
+
+/// An unchanged repository is not cloned on the second run: its default branch is read
+/// with `git ls-remote`, its scan comes from the state store, its pull request list is
+/// asked with the kept validator (`304`): one API call, no write. When the tag moves,
+/// the repository is cloned to commit the change, and the PR is right.
+#[tokio::test(flavor = "multi_thread")]
+async fn unchanged_repository_is_not_cloned_on_the_second_run() {
+    let kept = Kept::start().await;
+    for _ in 0..2 {
+        let served = kept.git_server.served().len();
+        let (fetches, calls, writes, out) = kept.run_counted();
+        assert_eq!(fetches, 0, "not cloned");
+        // Git served one listing of the refs, nothing more.
+        let idle = &kept.git_server.served()[served..];
+        assert_eq!(idle.len(), 1, "{idle:?}");
+        assert!(idle[0].bytes < 1024, "{idle:?}");
+        assert!(calls <= 2, "{calls} API calls: {:?}", kept.fake.calls());
+        assert_eq!(writes, 0);
+        assert!(
+            out.stdout.contains("opened [], updated [], closed []"),
+            "{}",
+            out.stdout
+        );
+    }
+    // The tag moves: a change must be committed, so the repository is cloned.
+    let mut pusher = Pusher::new(&kept.reg);
+    let c = pusher.index("app", "1", &PLATFORMS, Flavor::Oci, "c").await;
+    let (fetches, _, _, out) = kept.run_counted();
+    assert!(fetches > 0);
+    assert!(out.stdout.contains("updated [1]"), "{}", out.stdout);
+    let pr = &kept.fake.pulls()[0];
+    assert_eq!(
+        git(
+            &kept.git_server.path("acme/web"),
+            &["show", &format!("{}:Dockerfile", pr.head)]
+        ),
+        format!("FROM {}/app:1@{}\n", kept.host, c.digest)
+    );
+    // And then it is idle again.
+    let (fetches, calls, writes, _) = kept.run_counted();
+    assert_eq!((fetches, writes), (0, 0));
+    assert!(calls <= 2);
+}
+
+/// A moved default branch, a changed repository config and a changed service config
+/// each invalidate the kept scan: the repository is cloned; the new config's effect
+/// shows; then it is idle again.
+#[tokio::test(flavor = "multi_thread")]
+async fn moved_branch_or_changed_config_is_cloned() {
+    let kept = Kept::start().await;
+    kept.push(&[("README.md", "web, moved\n")]);
+    let (fetches, _, writes, _) = kept.run_counted();
+    assert!(fetches > 0 && writes == 0, "a moved branch is cloned");
+    let (fetches, _, _, _) = kept.run_counted();
+    assert_eq!(fetches, 0);
+
+    // The repository config now labels repin's pull requests and groups them anew:
+    // cloned, and the change set's new branch gets its PR.
+    kept.push(&[(".repin.toml", "[update]\ngroup = \"all images\"\n")]);
+    let (fetches, _, _, out) = kept.run_counted();
+    assert!(fetches > 0, "a changed repository config is cloned");
+    assert!(out.stdout.contains("opened [2]"), "{}", out.stdout);
+    assert!(kept.fake.pulls()[1].head.ends_with("all-images"));
+    let (fetches, _, writes, _) = kept.run_counted();
+    assert_eq!((fetches, writes), (0, 0));
+
+    // A service config the kept scan was not made under: cloned.
+    let service = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(service.path(), "[github]\nmax_open = 5\n").unwrap();
+    let with_service = |kept: &Kept| {
+        let fetches = kept.git_server.fetches();
+        let out = repin_env(
+            Path::new("."),
+            &[
+                "run",
+                "--repo",
+                "acme/web",
+                "--state",
+                kept.state.to_str().unwrap(),
+                "--config",
+                service.path().to_str().unwrap(),
+            ],
+            &[
+                ("GITHUB_TOKEN", TOKEN),
+                ("GITHUB_API_URL", kept.fake.url.as_str()),
+            ],
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        kept.git_server.fetches() - fetches
+    };
+    assert!(
+        with_service(&kept) > 0,
+        "a changed service config is cloned"
+    );
+    assert_eq!(with_service(&kept), 0);
+}
+
+/// Lost or corrupt state costs a clone, never a wrong pull request: a kept scan that
+/// does not read, and a state file that is not a store, each make the run clone and
+/// find the open PR right.
+#[tokio::test(flavor = "multi_thread")]
+async fn corrupted_state_costs_a_clone_not_a_wrong_pr() {
+    let kept = Kept::start().await;
+    let (fetches, _, _, _) = kept.run_counted();
+    assert_eq!(fetches, 0);
+    {
+        let store = repin::state::Store::open(&kept.state).unwrap();
+        for key in ["tree acme/web", "pulls acme/web"] {
+            store
+                .cache(repin::state::Cache::Trees, key, b"{\"made_by\": 7, garbage")
+                .unwrap();
+        }
+        store.set(&["flush".to_owned()], 1).unwrap();
+    }
+    let (fetches, _, writes, out) = kept.run_counted();
+    assert!(fetches > 0 && writes == 0, "{}", out.stderr);
+    assert!(out.stdout.contains("opened [], updated [], closed []"));
+    let (fetches, _, _, _) = kept.run_counted();
+    assert_eq!(fetches, 0, "kept again");
+
+    // The whole file: not a store any more.
+    let mut bytes = std::fs::read(&kept.state).unwrap();
+    for b in bytes.iter_mut().take(4096) {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&kept.state, &bytes).unwrap();
+    let (fetches, _, writes, out) = kept.run_counted();
+    assert!(fetches > 0 && writes == 0, "{}", out.stderr);
+    assert!(out.stdout.contains("opened [], updated [], closed []"));
+    assert_eq!(kept.fake.pulls().len(), 1, "no second pull request");
+}

@@ -249,7 +249,7 @@ pub struct Repo {
 }
 
 /// A pull request's head: its branch and the commit at its tip (GitHub's `head`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PullHead {
     /// The branch.
     #[serde(rename = "ref")]
@@ -259,7 +259,7 @@ pub struct PullHead {
 }
 
 /// A pull request as `run` needs it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Pull {
     /// The pull request's number.
     pub number: u64,
@@ -448,19 +448,38 @@ impl GitHub {
         route: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<(http::HeaderMap, String), Error> {
+        self.exchange_if(what, method, route, body, None)
+            .await?
+            .ok_or_else(|| Error::status(what, 304, "Not Modified".into()))
+    }
+
+    /// [`GitHub::exchange`], conditional on `etag` when one is given: `None` when
+    /// GitHub answers `304 Not Modified` (which does not count against its rate
+    /// limit).
+    async fn exchange_if(
+        &self,
+        what: &'static str,
+        method: http::Method,
+        route: &str,
+        body: Option<&serde_json::Value>,
+        etag: Option<&str>,
+    ) -> Result<Option<(http::HeaderMap, String)>, Error> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             self.count();
             let answer =
-                tokio::time::timeout(self.timeout, self.attempt(what, &method, route, body))
+                tokio::time::timeout(self.timeout, self.attempt(what, &method, route, body, etag))
                     .await
                     .map_err(|_| Error::Transport {
                         what,
                         message: format!("no answer in {} s", self.timeout.as_secs_f32()),
                     })??;
             let (status, headers, text) = match answer {
-                Ok(done) => return Ok(done),
+                Ok(done) => return Ok(Some(done)),
+                Err((status, _, _)) if status == http::StatusCode::NOT_MODIFIED => {
+                    return Ok(None);
+                }
                 Err(failed) => failed,
             };
             let wait = rate_limit_wait(status, &headers, chrono::Utc::now().timestamp());
@@ -494,11 +513,19 @@ impl GitHub {
         method: &http::Method,
         route: &str,
         body: Option<&serde_json::Value>,
+        etag: Option<&str>,
     ) -> Result<Answer, Error> {
+        let conditional = etag
+            .and_then(|e| http::HeaderValue::from_str(e).ok())
+            .map(|e| {
+                let mut headers = http::HeaderMap::new();
+                headers.insert(http::header::IF_NONE_MATCH, e);
+                headers
+            });
         let response = match *method {
             http::Method::POST => self.client._post(route, body).await,
             http::Method::PATCH => self.client._patch(route, body).await,
-            _ => self.client._get(route).await,
+            _ => self.client._get_with_headers(route, conditional).await,
         }
         .map_err(api(what))?;
         let status = response.status();
@@ -555,12 +582,34 @@ impl GitHub {
         K: Eq + std::hash::Hash,
         P: serde::de::DeserializeOwned,
     {
+        self.pages_after(what, route, max_pages, items, key, None)
+            .await
+    }
+
+    /// [`GitHub::pages`], the first page's answer already in hand when given.
+    async fn pages_after<T, K, P>(
+        &self,
+        what: &'static str,
+        route: &str,
+        max_pages: usize,
+        items: impl Fn(P) -> Vec<T>,
+        key: impl Fn(&T) -> K,
+        mut first: Option<(http::HeaderMap, String)>,
+    ) -> Result<Vec<T>, Error>
+    where
+        K: Eq + std::hash::Hash,
+        P: serde::de::DeserializeOwned,
+    {
         let mut out = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for page in 1..=max_pages {
-            let (headers, text) = self
-                .exchange(what, http::Method::GET, &paged(route, page), None)
-                .await?;
+            let (headers, text) = match first.take() {
+                Some(answer) => answer,
+                None => {
+                    self.exchange(what, http::Method::GET, &paged(route, page), None)
+                        .await?
+                }
+            };
             let parsed: P = serde_json::from_str(&text).map_err(|e| Error::Decode {
                 what,
                 message: e.to_string(),
@@ -612,6 +661,51 @@ impl GitHub {
             |pull| pull.number,
         )
         .await
+    }
+
+    /// The repository's pull requests as [`GitHub::pulls`] lists them, asked with the
+    /// validator of an earlier answer (`etag`): `None` when nothing changed since (GitHub
+    /// answers `304 Not Modified`, free of its rate limit, and no bodies come again).
+    /// Otherwise the list, and its validator when the list fits one page (a validator
+    /// covers only the page it came with).
+    ///
+    /// # Errors
+    /// [`Error`] of any page.
+    pub async fn pulls_if_changed(
+        &self,
+        full_name: &str,
+        etag: Option<&str>,
+    ) -> Result<Option<(Vec<Pull>, Option<String>)>, Error> {
+        const WHAT: &str = "list pull requests";
+        let route = format!("/repos/{full_name}/pulls?state=all");
+        let Some((headers, text)) = self
+            .exchange_if(WHAT, http::Method::GET, &paged(&route, 1), None, etag)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if has_next_page(&headers) {
+            let all = self
+                .pages_after(
+                    WHAT,
+                    &route,
+                    MAX_PAGES,
+                    |page: Vec<Pull>| page,
+                    |pull| pull.number,
+                    Some((headers, text)),
+                )
+                .await?;
+            return Ok(Some((all, None)));
+        }
+        let pulls: Vec<Pull> = serde_json::from_str(&text).map_err(|e| Error::Decode {
+            what: WHAT,
+            message: e.to_string(),
+        })?;
+        let etag = headers
+            .get(http::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok(Some((pulls, etag)))
     }
 
     /// # Errors

@@ -16,10 +16,11 @@ use crate::forge::plan::{self, Action, Proposal, Why};
 use crate::forge::pr::{self, Proposed};
 use crate::forge::queue::{Queue, Ran};
 use crate::git::{self, Identity, Lease, OwnBranch, Remote};
+use crate::job::KeptTree;
 use crate::job::{self, JobOptions, Outcome};
 use crate::model::Status;
 use crate::policy::ChangeSet;
-use crate::state::Store;
+use crate::state::{Cache, Store};
 
 /// Marks the one comment repin leaves on a branch a person took over.
 const HANDS_OFF: &str = "<!-- repin: hands-off -->";
@@ -239,7 +240,12 @@ fn is_repin_pull(pull: &Pull) -> Option<Proposed> {
     pull.body.as_deref().and_then(Proposed::parse)
 }
 
-/// Runs one repository.
+/// Runs one repository. When the state store keeps its scan ([`KeptTree`]) and its
+/// default branch is still at the kept commit (one `git ls-remote`, no API call), the
+/// repository is checked from the kept scan and the kept pull request list (asked again
+/// only if changed: `304 Not Modified` is free), and cloned only when a change must be
+/// committed (or a branch deleted); the work is then done from the fresh clone and a
+/// fresh scan, as without a kept scan.
 ///
 /// # Errors
 /// [`Error`]; the caller reports it and goes on with the next repository.
@@ -251,69 +257,74 @@ pub async fn run_repo(
     work: &Path,
 ) -> Result<RepoSummary, Error> {
     let mut summary = RepoSummary::default();
+    let token = gh.git_token().await?;
+    let store = opts.store.as_deref();
+    let kept = store.and_then(|s| KeptTree::load(s, full_name, opts.service.as_ref()));
+    let mut listed = None;
+    if let Some(kept) = &kept {
+        let remote = Remote {
+            url: kept.clone_url.clone(),
+            token: Some(token.clone()),
+        };
+        match git::remote_head(&remote) {
+            Ok((branch, head)) if branch == kept.branch && head.to_string() == kept.commit => {
+                let outcome =
+                    job::check_kept(&job_options(opts, full_name, None), kept, &|| {}).await?;
+                let pulls = pulls(gh, store, full_name).await?;
+                let planned = plan_repo(&outcome, &pulls, &branch, opts, full_name)?;
+                if !planned.actions.iter().any(needs_checkout) {
+                    tracing::info!(commit = %head, "unchanged since the kept scan; not cloned");
+                    for action in &planned.actions {
+                        if let Some(result) = apply_remote(
+                            gh,
+                            full_name,
+                            action,
+                            &planned.proposals,
+                            opts.dry_run,
+                            &mut summary,
+                        )
+                        .await
+                        {
+                            result?;
+                        }
+                    }
+                    return Ok(summary);
+                }
+                listed = Some(pulls);
+            }
+            Ok(_) => tracing::debug!("the default branch moved; cloning"),
+            Err(e) => tracing::debug!(error = %e, "the kept scan's remote did not answer; cloning"),
+        }
+    }
     let repo = gh.repo(full_name).await?;
     let remote = Remote {
         url: repo.clone_url.clone(),
-        token: Some(gh.git_token().await?),
+        token: Some(token),
     };
     let dir = work.join(pr::slug(full_name));
     let clone = git::clone_shallow(&remote, &repo.default_branch, &dir)?;
     let base = git::head(&clone)?;
-    let job_opts = JobOptions {
-        service: opts.service.clone(),
-        store_path: opts.store_path.clone(),
-        store: opts.store.clone(),
-        repository: Some(full_name.to_owned()),
-        ..JobOptions::new(vec![dir.clone()], std::sync::Arc::clone(&opts.resolver))
+    let outcome = job::check_tree(&job_options(opts, full_name, Some(dir)), &|| {}).await?;
+    if let Some(store) = store
+        && let Some(tree) = KeptTree::of(
+            &outcome.scanned(),
+            opts.service.as_ref(),
+            &repo.default_branch,
+            &base.to_string(),
+            &repo.clone_url,
+        )
+    {
+        tree.save(store, full_name);
+    }
+    let pulls = match listed {
+        Some(pulls) => pulls,
+        None => pulls(gh, store, full_name).await?,
     };
-    let outcome = job::check_tree(&job_opts, &|| {}).await?;
-    let pulls = gh.pulls(full_name).await?;
-    // Every branch is checked before anything is written: a config that names the
-    // default branch (or anything but a branch of repin's) stops this repository whole.
-    let branches = outcome
-        .change_sets
-        .iter()
-        .map(|set| OwnBranch::new(&pr::branch(&set.id, &set.settings), &repo.default_branch))
-        .collect::<Result<Vec<_>, _>>()?;
-    distinct_branches(outcome.change_sets.iter().map(|s| s.id.as_str()), &branches)?;
-    let proposals: Vec<Proposal> = outcome
-        .change_sets
-        .iter()
-        .zip(&branches)
-        .map(|(set, own)| {
-            let members: Vec<_> = set.members.iter().map(|&i| &outcome.records[i]).collect();
-            let state = Proposed::of(&set.id, &members);
-            Proposal {
-                branch: own.as_str().to_owned(),
-                title: pr::title(&state, &set.settings),
-                proposed: state,
-            }
-        })
-        .collect();
-    let store = declined_store(&outcome, opts);
-    let declined = proposals
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| {
-            store.as_ref().is_some_and(|s| {
-                matches!(s.get(&declined_key(full_name, &p.proposed)), Ok(Some(_)))
-            })
-        })
-        .map(|(i, _)| i)
-        .collect();
-    let current = pulls
-        .iter()
-        .filter(|p| p.is_open())
-        .filter(|p| is_repin_pull(p).is_some_and(|s| all_current(&outcome, &s)))
-        .map(|p| p.number)
-        .collect();
-    let actions = plan::plan(&plan::Inputs {
-        proposals: &proposals,
-        pulls: &pulls,
-        declined: &declined,
-        current: &current,
-        max_open: opts.max_open,
-    });
+    let Planned {
+        branches,
+        proposals,
+        actions,
+    } = plan_repo(&outcome, &pulls, &repo.default_branch, opts, full_name)?;
     let executor = Executor {
         to: PushTo {
             gh,
@@ -344,6 +355,170 @@ pub async fn run_repo(
         }
     }
     Ok(summary)
+}
+
+/// The job's options for one repository of the run; `dir` is its clone (`None` for a
+/// kept scan, which reads nothing from disk).
+fn job_options(opts: &RunOptions, full_name: &str, dir: Option<std::path::PathBuf>) -> JobOptions {
+    JobOptions {
+        service: opts.service.clone(),
+        store_path: opts.store_path.clone(),
+        store: opts.store.clone(),
+        repository: Some(full_name.to_owned()),
+        ..JobOptions::new(
+            dir.into_iter().collect(),
+            std::sync::Arc::clone(&opts.resolver),
+        )
+    }
+}
+
+/// The repository's pull requests: the kept list when GitHub says nothing changed since
+/// it was kept (`304`), else the list as it is now (kept, with its validator, for the
+/// next run).
+async fn pulls(gh: &GitHub, store: Option<&Store>, full_name: &str) -> Result<Vec<Pull>, Error> {
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct KeptPulls {
+        etag: String,
+        pulls: Vec<Pull>,
+    }
+    let key = format!("pulls {}", full_name.to_ascii_lowercase());
+    let kept: Option<KeptPulls> = store
+        .and_then(|s| s.cached(Cache::Trees, &key).ok().flatten())
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    let (pulls, etag) = match gh
+        .pulls_if_changed(full_name, kept.as_ref().map(|k| k.etag.as_str()))
+        .await?
+    {
+        Some(listed) => listed,
+        None => match kept {
+            Some(kept) => return Ok(kept.pulls),
+            // Unchanged since a list repin does not have: asked again in full.
+            None => (gh.pulls(full_name).await?, None),
+        },
+    };
+    if let (Some(store), Some(etag)) = (store, etag)
+        && let Ok(bytes) = serde_json::to_vec(&KeptPulls {
+            etag,
+            pulls: pulls.clone(),
+        })
+        && let Err(e) = store.cache(Cache::Trees, &key, &bytes)
+    {
+        tracing::debug!(error = %e, "pull request list not kept");
+    }
+    Ok(pulls)
+}
+
+/// A repository's plan: each change set's branch and proposal, and the actions.
+struct Planned {
+    branches: Vec<OwnBranch>,
+    proposals: Vec<Proposal>,
+    actions: Vec<Action>,
+}
+
+/// Plans a repository from a job's outcome and its pull requests ([`plan::plan`]).
+///
+/// # Errors
+/// [`git::Error::NotOwnBranch`] when a change set's branch is not repin's own (a config
+/// that names the default branch) or two change sets would share one: nothing is
+/// written in the repository then.
+fn plan_repo(
+    outcome: &Outcome,
+    pulls: &[Pull],
+    default_branch: &str,
+    opts: &RunOptions,
+    full_name: &str,
+) -> Result<Planned, Error> {
+    // Every branch is checked before anything is written: a config that names the
+    // default branch (or anything but a branch of repin's) stops this repository whole.
+    let branches = outcome
+        .change_sets
+        .iter()
+        .map(|set| OwnBranch::new(&pr::branch(&set.id, &set.settings), default_branch))
+        .collect::<Result<Vec<_>, _>>()?;
+    distinct_branches(outcome.change_sets.iter().map(|s| s.id.as_str()), &branches)?;
+    let proposals: Vec<Proposal> = outcome
+        .change_sets
+        .iter()
+        .zip(&branches)
+        .map(|(set, own)| {
+            let members: Vec<_> = set.members.iter().map(|&i| &outcome.records[i]).collect();
+            let state = Proposed::of(&set.id, &members);
+            Proposal {
+                branch: own.as_str().to_owned(),
+                title: pr::title(&state, &set.settings),
+                proposed: state,
+            }
+        })
+        .collect();
+    let store = declined_store(outcome, opts);
+    let declined = proposals
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| {
+            store.as_ref().is_some_and(|s| {
+                matches!(s.get(&declined_key(full_name, &p.proposed)), Ok(Some(_)))
+            })
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let current = pulls
+        .iter()
+        .filter(|p| p.is_open())
+        .filter(|p| is_repin_pull(p).is_some_and(|s| all_current(outcome, &s)))
+        .map(|p| p.number)
+        .collect();
+    let actions = plan::plan(&plan::Inputs {
+        proposals: &proposals,
+        pulls,
+        declined: &declined,
+        current: &current,
+        max_open: opts.max_open,
+    });
+    Ok(Planned {
+        branches,
+        proposals,
+        actions,
+    })
+}
+
+/// Whether an action needs the clone: a commit to make, or a branch to delete.
+fn needs_checkout(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::Open { .. } | Action::Update { .. } | Action::Close { .. }
+    )
+}
+
+/// Performs an action that needs no clone (a note, or the one comment on a branch a
+/// person took over); `None` for one that does ([`needs_checkout`]). With `dry_run`,
+/// says what it would do and writes nothing.
+async fn apply_remote(
+    gh: &GitHub,
+    full_name: &str,
+    action: &Action,
+    proposals: &[Proposal],
+    dry_run: bool,
+    summary: &mut RepoSummary,
+) -> Option<Result<(), Error>> {
+    let shown = || plan::Shown { action, proposals }.to_string();
+    match action {
+        Action::Skip {
+            why: Why::UpToDate { .. },
+            ..
+        } => Some(Ok(())),
+        Action::Skip { .. } => {
+            summary.notes.push(shown());
+            Some(Ok(()))
+        }
+        Action::HandsOff { set, pull } => {
+            summary.notes.push(shown());
+            if dry_run {
+                return Some(Ok(()));
+            }
+            Some(hands_off(gh, full_name, *pull, &proposals[*set].branch).await)
+        }
+        Action::Open { .. } | Action::Update { .. } | Action::Close { .. } => None,
+    }
 }
 
 /// Refuses change sets whose names slug alike (`app workflows`, `app/workflows`): they
@@ -454,18 +629,20 @@ impl Executor<'_> {
             }
             .to_string()
         };
+        if let Some(done) = apply_remote(
+            gh,
+            full_name,
+            action,
+            self.proposals,
+            self.opts.dry_run,
+            summary,
+        )
+        .await
+        {
+            return done;
+        }
         match action {
-            Action::Skip {
-                why: Why::UpToDate { .. },
-                ..
-            } => {}
-            Action::Skip { .. } => summary.notes.push(shown()),
-            Action::HandsOff { set, pull } => {
-                summary.notes.push(shown());
-                if !self.opts.dry_run {
-                    hands_off(gh, full_name, *pull, &self.proposals[*set].branch).await?;
-                }
-            }
+            Action::Skip { .. } | Action::HandsOff { .. } => {}
             Action::Update { set, pull, lease } => {
                 let change_set = &self.outcome.change_sets[*set];
                 let state = &self.proposals[*set].proposed;

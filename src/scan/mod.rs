@@ -280,7 +280,7 @@ pub struct Fields {
 }
 
 /// A problem in one file that does not stop the scan. Displays as `path:line: why`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Warning {
     /// The file, relative to the scanned root.
     pub path: String,

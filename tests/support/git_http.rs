@@ -20,6 +20,23 @@ pub struct GitServer {
     pub port: u16,
     pub root: tempfile::TempDir,
     stop: Arc<AtomicBool>,
+    /// Every request answered: method, path, bytes of the answer's body.
+    log: Arc<std::sync::Mutex<Vec<Served>>>,
+}
+
+/// One request the git server answered.
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub method: String,
+    pub path: String,
+    pub bytes: usize,
+}
+
+impl Served {
+    /// A clone or fetch: the pack negotiation (`POST …/git-upload-pack`).
+    pub fn is_fetch(&self) -> bool {
+        self.method == "POST" && self.path.ends_with("/git-upload-pack")
+    }
 }
 
 impl GitServer {
@@ -27,12 +44,34 @@ impl GitServer {
         let root = tempfile::tempdir().unwrap();
         let backend = backend_path();
         let project_root = root.path().to_path_buf();
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let logged = Arc::clone(&log);
         // A thread per connection, so one slow git request does not hold up the next.
         let (port, stop) = super::serve_loopback(move |stream| {
-            let (root, backend) = (project_root.clone(), backend.clone());
-            std::thread::spawn(move || serve(stream, &root, &backend));
+            let (root, backend, log) = (project_root.clone(), backend.clone(), logged.clone());
+            std::thread::spawn(move || {
+                if let Some(served) = serve(stream, &root, &backend) {
+                    log.lock().unwrap().push(served);
+                }
+            });
         });
-        Self { port, root, stop }
+        Self {
+            port,
+            root,
+            stop,
+            log,
+        }
+    }
+
+    /// Every request answered so far.
+    pub fn served(&self) -> Vec<Served> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Pack requests so far (of any repository): a clone makes one or two (a shallow
+    /// one negotiates first), a `git ls-remote` none.
+    pub fn fetches(&self) -> usize {
+        self.served().iter().filter(|s| s.is_fetch()).count()
     }
 
     /// Creates `owner/name.git` with a `main` branch holding `files`; returns its URL.
@@ -123,11 +162,11 @@ fn backend_path() -> PathBuf {
     PathBuf::from(String::from_utf8(exec.stdout).unwrap().trim()).join("git-http-backend")
 }
 
-fn serve(stream: TcpStream, root: &Path, backend: &Path) {
+fn serve(stream: TcpStream, root: &Path, backend: &Path) -> Option<Served> {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut line = String::new();
     if reader.read_line(&mut line).is_err() {
-        return;
+        return None;
     }
     let mut parts = line.split_whitespace();
     let (method, target) = (
@@ -138,7 +177,7 @@ fn serve(stream: TcpStream, root: &Path, backend: &Path) {
     loop {
         let mut h = String::new();
         if reader.read_line(&mut h).is_err() {
-            return;
+            return None;
         }
         let h = h.trim_end();
         if h.is_empty() {
@@ -181,7 +220,7 @@ fn serve(stream: TcpStream, root: &Path, backend: &Path) {
             stream,
             "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         );
-        return;
+        return None;
     }
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
     let mut command = Command::new(backend);
@@ -248,6 +287,11 @@ fn serve(stream: TcpStream, root: &Path, backend: &Path) {
     );
     let _ = stream.write_all(content);
     let _ = stream.flush();
+    Some(Served {
+        method,
+        path: path.to_owned(),
+        bytes: content.len(),
+    })
 }
 
 fn read_chunked(reader: &mut impl BufRead) -> Vec<u8> {

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -59,10 +59,13 @@ pub(super) async fn repo(
     }
 }
 
+/// Lists a repository's pull requests, paged, with GitHub's validator: a weak `ETag`
+/// over the page, and `304 Not Modified` (no body) when `If-None-Match` names it.
 pub(super) async fn list_pulls(
     State(inner): State<Shared>,
     RepoPath { full, .. }: RepoPath,
     uri: axum::http::Uri,
+    asked: HeaderMap,
 ) -> Response {
     let inner = inner.lock().unwrap();
     let state = uri
@@ -78,12 +81,30 @@ pub(super) async fn list_pulls(
         .filter(|p| p.repo == full && (state == "all" || p.state == state))
         .map(|p| pull_json(&inner, p))
         .collect();
-    let (headers, list) = page(&uri, list);
-    (
-        headers,
-        Json(shaped("pull-request-simple-items", Value::Array(list))),
-    )
-        .into_response()
+    let (mut headers, list) = page(&uri, list);
+    let body = shaped("pull-request-simple-items", Value::Array(list));
+    let etag = {
+        use sha2::Digest as _;
+        let hash = sha2::Sha256::digest(body.to_string().as_bytes());
+        format!("W/\"{}\"", hex(&hash))
+    };
+    headers.insert(axum::http::header::ETAG, etag.parse().unwrap());
+    let matches = asked
+        .get(axum::http::header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == etag);
+    if matches {
+        return (StatusCode::NOT_MODIFIED, headers).into_response();
+    }
+    (headers, Json(body)).into_response()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut hex, b| {
+        use std::fmt::Write as _;
+        let _ = write!(hex, "{b:02x}");
+        hex
+    })
 }
 
 pub(super) async fn create_pull(

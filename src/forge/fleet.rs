@@ -26,7 +26,11 @@ pub struct Target {
 }
 
 enum Access {
-    Token { api_url: String, token: Secret },
+    /// One client for every repository (each counts its own calls:
+    /// [`super::github::counting`]); building one loads the TLS roots.
+    Token {
+        client: Arc<GitHub>,
+    },
     App(App),
 }
 
@@ -58,17 +62,14 @@ impl Fleet {
     /// [`Error::Setup`] for a bad URL.
     pub fn token(
         api_url: &str,
-        token: Secret,
+        token: &Secret,
         repos: Vec<String>,
         shard: Option<Shard>,
     ) -> Result<Self, Error> {
         // Checks the URL once, up front.
-        GitHub::new(api_url, &token)?;
+        let client = Arc::new(GitHub::new(api_url, token)?);
         Ok(Self {
-            access: Access::Token {
-                api_url: api_url.to_owned(),
-                token,
-            },
+            access: Access::Token { client },
             globs: GlobSet::empty(),
             repos,
             shard,
@@ -174,8 +175,7 @@ impl Fleet {
             return Ok(None);
         }
         let gh = match (&self.access, installation) {
-            // A client per repository, so its call count is the repository's.
-            (Access::Token { api_url, token }, _) => Arc::new(GitHub::new(api_url, token)?),
+            (Access::Token { client, .. }, _) => Arc::clone(client),
             (Access::App(_), Some(id)) => self.installation(id)?,
             (Access::App(_), None) => {
                 return Err(Error::Setup(format!(

@@ -144,7 +144,7 @@ pub fn fleet(
         if repos.is_empty() {
             return Err(Error::NoRepositories);
         }
-        return Ok(Fleet::token(&api_url, Secret::new(token), repos, shard)?);
+        return Ok(Fleet::token(&api_url, &Secret::new(token), repos, shard)?);
     }
     let key_file = flags
         .app_key_file

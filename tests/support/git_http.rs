@@ -30,12 +30,15 @@ pub struct Served {
     pub method: String,
     pub path: String,
     pub bytes: usize,
+    /// The request ended a pack negotiation (`done`): the pack was sent.
+    pub done: bool,
 }
 
 impl Served {
-    /// A clone or fetch: the pack negotiation (`POST …/git-upload-pack`).
+    /// The last request of a clone or fetch: the one the pack answers (a shallow clone
+    /// negotiates in two requests, a `git ls-remote` makes none).
     pub fn is_fetch(&self) -> bool {
-        self.method == "POST" && self.path.ends_with("/git-upload-pack")
+        self.method == "POST" && self.path.ends_with("/git-upload-pack") && self.done
     }
 }
 
@@ -68,8 +71,7 @@ impl GitServer {
         self.log.lock().unwrap().clone()
     }
 
-    /// Pack requests so far (of any repository): a clone makes one or two (a shallow
-    /// one negotiates first), a `git ls-remote` none.
+    /// Clones and fetches so far (of any repository).
     pub fn fetches(&self) -> usize {
         self.served().iter().filter(|s| s.is_fetch()).count()
     }
@@ -223,6 +225,7 @@ fn serve(stream: TcpStream, root: &Path, backend: &Path) -> Option<Served> {
         return None;
     }
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let done = body.windows(9).any(|w| w == b"0009done\n");
     let mut command = Command::new(backend);
     command
         .env_clear()
@@ -288,6 +291,7 @@ fn serve(stream: TcpStream, root: &Path, backend: &Path) -> Option<Served> {
     let _ = stream.write_all(content);
     let _ = stream.flush();
     Some(Served {
+        done,
         method,
         path: path.to_owned(),
         bytes: content.len(),

@@ -40,7 +40,9 @@ pub fn repin(dir: &Path, args: &[&str]) -> Run {
 /// Docker config is an empty folder unless `DOCKER_CONFIG` is given.
 pub fn repin_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let empty = tempfile::tempdir().expect("tempdir");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_repin"));
+    // Integration tests know the binary; the fleet example runs a release build.
+    let mut command =
+        Command::new(option_env!("CARGO_BIN_EXE_repin").unwrap_or("target/release/repin"));
     command
         .args(args)
         .current_dir(dir)

@@ -124,7 +124,10 @@ fn measure(mut command: Command, tmp: &Path, git: &GitServer, fake: &FakeGitHub)
         .stdout(out.reopen().unwrap())
         .stderr(std::process::Stdio::null());
     let (started, cpu_before) = (Instant::now(), cpu_used());
-    #[expect(clippy::zombie_processes, reason = "reaped by wait4 below, for its rusage")]
+    #[expect(
+        clippy::zombie_processes,
+        reason = "reaped by wait4 below, for its rusage"
+    )]
     let child = command.spawn().expect("run repin");
     let mut status = 0;
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();

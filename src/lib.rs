@@ -35,21 +35,24 @@
 //! - [`registry`]: tag → digest at the request budget. [`registry::client`] (manifests
 //!   and blobs, digest checks, caps; its [`registry::setup`] options),
 //!   [`registry::transport`] (endpoint, scheme, redirects, reading answers), one retry
-//!   policy and the challenge/token flow (private modules), [`registry::auth`] (token
-//!   cache), [`registry::credentials`] and [`registry::dockerconfig`] (where credentials
+//!   policy and the challenge/token flow (private modules: one token for many
+//!   repositories), [`registry::auth`] (token cache), [`registry::credentials`] and [`registry::dockerconfig`] (where credentials
 //!   come from), [`registry::manifest`] (media types, platform descriptors),
-//!   [`registry::resolve`] (one lookup per tag per run, immutable-fact caches, the
-//!   platform-faithful pin decision).
+//!   [`registry::resolve`] (one lookup per tag per run, immutable-fact caches kept
+//!   across runs through its `Kept` trait, the platform-faithful pin decision).
 //! - [`config`]: the repository config (untrusted: rules only) and the service config
 //!   (trusted: registries, credentials by variable name, org rules), with spanned
 //!   diagnostics; [`config::Rules`] layers them.
 //! - [`policy`]: pure: records + rules + time + [`state`] snapshot → why each
 //!   reference is held, and the change sets to propose. [`state`]: the `redb` store of
-//!   first-seen digests and schedule anchors.
+//!   first-seen digests and schedule anchors, and bounded caches that only save
+//!   requests (facts about digests, kept scans, pull request lists).
 //! - [`options`]: every precedence rule (flag > environment > service config > default)
 //!   in one place, applied once at the top (`for_job`, `for_run`, `for_serve`); below it
 //!   nothing reads the environment.
-//! - [`job`]: one run over a tree: configs → scan → rules → registry → state → policy.
+//! - [`job`]: one run over a tree: configs → scan → rules → registry → state → policy;
+//!   or over a repository's scan kept at its default branch's commit ([`job::kept`]:
+//!   what `run` checks an unchanged repository from, without cloning it).
 //! - [`model`]: one [`model::Record`] per reference — finding, effective settings,
 //!   lookup outcome, hold — read and filled by every stage after the scan.
 //! - [`check`]: records + registry → each record's lookup (`current`, `outdated`, …); a
@@ -62,11 +65,13 @@
 //!   rate limits, pages, typed errors, Git Data API); [`forge::app`] App auth;
 //!   [`forge::fleet`] the repositories a run covers (token list or App installations,
 //!   globs, shard); [`forge::plan`] decides, from data alone, what to do with each
-//!   change set and open PR; [`forge::run`] gathers, plans and executes.
+//!   change set and open PR; [`forge::queue`] runs repositories concurrently up to a
+//!   limit, each at most once at a time (`run` and `serve`); [`forge::run`] gathers
+//!   (from a kept scan and a conditional pull request list when the default branch has
+//!   not moved, else from a clone), plans and executes.
 //! - [`shard`]: the stable split of a fleet across N workers (`--shard`, Indexed Jobs).
 //! - [`serve`]: the daemon around [`forge::run`]: [`serve::schedule`] (cron, no overlap),
-//!   [`forge::queue`] (concurrency limit, one run per repository at a time, shared with `run`),
-//!   [`serve::debounce`], [`serve::webhook`] (signature check before parsing, events),
+//!   [`forge::queue`] (shared with `run`), [`serve::debounce`], [`serve::webhook`] (signature check before parsing, events),
 //!   [`serve::http`] (axum routes), [`serve::metrics`] (Prometheus text).
 //! - [`rooted`]: files under a root, reached without following any link (`cap-std`):
 //!   how the repository config is read and every file is written.

@@ -916,3 +916,59 @@ async fn corrupted_state_costs_a_clone_not_a_wrong_pr() {
     assert!(out.stdout.contains("opened [], updated [], closed []"));
     assert_eq!(kept.fake.pulls().len(), 1, "no second pull request");
 }
+
+/// Each repository's checkout is its own folder under the run's work folder, gone as
+/// soon as the repository is done (not when the run ends), and its API calls are
+/// counted apart from other repositories sharing the client.
+#[tokio::test(flavor = "multi_thread")]
+async fn checkouts_are_deleted_when_their_repository_is_done() {
+    use repin::registry::client::{Client, Credentials, Options};
+    let reg = Registry::start(Auth::Open);
+    let mut pusher = Pusher::new(&reg);
+    let host = reg.host.clone();
+    let a = pusher.index("app", "1", &PLATFORMS, Flavor::Oci, "a").await;
+    pusher.index("app", "1", &PLATFORMS, Flavor::Oci, "b").await;
+    let git_server = GitServer::start();
+    let fake = FakeGitHub::start().await;
+    for name in ["acme/one", "acme/two"] {
+        git_server.repo(
+            name,
+            &[("Dockerfile", &format!("FROM {host}/app:1@{}\n", a.digest))],
+        );
+        fake.add_repo(&git_server, name);
+    }
+    let client = Client::new(Options::default(), Credentials::Anonymous).unwrap();
+    let opts = repin::forge::run::RunOptions {
+        author: repin::git::Identity {
+            name: "repin[bot]".into(),
+            email: "repin[bot]@users.noreply.github.com".into(),
+        },
+        max_open: 10,
+        dry_run: false,
+        service: None,
+        store_path: None,
+        commit_via_api: false,
+        resolver: repin::registry::resolve::Resolver::new(std::sync::Arc::new(client)),
+        store: None,
+    };
+    let gh = std::sync::Arc::new(
+        repin::forge::github::GitHub::new(&fake.url, &repin::secret::Secret::new(TOKEN)).unwrap(),
+    );
+    let work = tempfile::tempdir().unwrap();
+    let target = |name: &str| repin::forge::fleet::Target {
+        gh: std::sync::Arc::clone(&gh),
+        full_name: name.to_owned(),
+    };
+    let (one, two) = tokio::join!(
+        repin::forge::run::run_repo_apart(target("acme/one"), opts.clone(), work.path()),
+        repin::forge::run::run_repo_apart(target("acme/two"), opts.clone(), work.path()),
+    );
+    for (result, calls) in [one, two] {
+        assert_eq!(result.unwrap().opened.len(), 1);
+        // Repository, pull list, create: each repository's own, though the client is shared.
+        assert_eq!(calls, 3);
+    }
+    assert_eq!(gh.calls(), 6);
+    let left: Vec<_> = std::fs::read_dir(work.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -183,3 +183,112 @@ impl KeptTree {
         Ok((repo, report, self.config_warnings.clone()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PIN: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        dir
+    }
+
+    fn keep(dir: &Path, service: Option<&ServiceConfig>) -> (Option<KeptTree>, Vec<scan::Found>) {
+        let (config, warnings) = config::find_repo_config(dir).unwrap();
+        let report = scan::walk::scan_paths(&[dir.to_path_buf()]).unwrap();
+        let found: Vec<&scan::Found> = report.found.iter().collect();
+        let scanned = Scanned {
+            config: (&config, &warnings),
+            report: &report,
+            found,
+        };
+        (
+            KeptTree::of(
+                &scanned,
+                service,
+                "main",
+                "c0ffee",
+                "https://git.example/acme/web",
+            ),
+            report.found.clone(),
+        )
+    }
+
+    use std::path::Path;
+
+    /// The kept texts give back the clone's findings, in its order, with every format
+    /// (a GitLab file read because another includes it keeps the includer's format);
+    /// files without findings are not kept.
+    #[test]
+    fn kept_scans_give_back_the_clones_findings() {
+        let dir = tree(&[
+            (".repin.toml", "[update]\ngroup = \"all\"\n"),
+            (
+                "Dockerfile",
+                &format!("FROM alpine:3.20@{PIN}\r\nFROM busybox\r\n"),
+            ),
+            (
+                "deploy/app.yaml",
+                &format!(
+                    "\u{feff}kind: Pod\nspec:\n  containers:\n    - image: \"nginx:1@{PIN}\"\n"
+                ),
+            ),
+            (".gitlab-ci.yml", "include:\n  - local: ci/jobs.yml\n"),
+            ("ci/jobs.yml", &format!("build:\n  image: ruby:3@{PIN}\n")),
+            ("README.md", "no images here\n"),
+        ]);
+        let (kept, found) = keep(dir.path(), None);
+        let kept = kept.expect("kept");
+        assert!(found.iter().any(|f| f.path == "ci/jobs.yml"), "{found:?}");
+        let paths: Vec<&str> = kept.files.iter().map(|f| f.path.as_str()).collect();
+        assert!(
+            !paths.contains(&"README.md") && !paths.contains(&".gitlab-ci.yml"),
+            "{paths:?}"
+        );
+        let (repo, report, _) = kept.rescan().unwrap();
+        assert_eq!(report.found, found);
+        assert_eq!(repo.update.group.as_deref(), Some("all"));
+        // Through the store: the same tree back, for the same service config only.
+        let store_dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&store_dir.path().join("s.redb")).unwrap();
+        kept.save(&store, "Acme/Web");
+        assert_eq!(KeptTree::load(&store, "acme/web", None), Some(kept.clone()));
+        let other = ServiceConfig {
+            per_registry: Some(3),
+            ..ServiceConfig::default()
+        };
+        assert_eq!(KeptTree::load(&store, "acme/web", Some(&other)), None);
+        assert_eq!(KeptTree::load(&store, "acme/api", None), None);
+        // An entry that does not read is none.
+        store
+            .cache(Cache::Trees, "tree acme/web", b"{\"made_by\":")
+            .unwrap();
+        assert_eq!(KeptTree::load(&store, "acme/web", None), None);
+    }
+
+    /// A file that changed between the scan and the keeping (its kept text no longer
+    /// gives the scan's findings) makes no kept tree: the repository is cloned.
+    #[test]
+    fn a_tree_whose_texts_disagree_is_not_kept() {
+        let dir = tree(&[("Dockerfile", &format!("FROM alpine:3.20@{PIN}\n"))]);
+        let (config, warnings) = config::find_repo_config(dir.path()).unwrap();
+        let report = scan::walk::scan_paths(&[dir.path().to_path_buf()]).unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM alpine:3.21\n").unwrap();
+        let scanned = Scanned {
+            config: (&config, &warnings),
+            report: &report,
+            found: report.found.iter().collect(),
+        };
+        assert_eq!(KeptTree::of(&scanned, None, "main", "c0ffee", "u"), None);
+        // Nor does a file that cannot be read any more.
+        std::fs::remove_file(dir.path().join("Dockerfile")).unwrap();
+        assert_eq!(KeptTree::of(&scanned, None, "main", "c0ffee", "u"), None);
+    }
+}

@@ -28,8 +28,10 @@ pub enum Cache {
     /// Facts about digests (kind, platform, an index's children, created and source):
     /// at most 50,000 entries of at most 64 KiB.
     Facts,
-    /// Per repository, what its scan was at its default branch's commit: at most 20,000
-    /// entries of at most 8 MiB.
+    /// Per repository, what its scan was at its default branch's commit, and its pull
+    /// request list with GitHub's validator: at most 40,000 entries (20,000
+    /// repositories) of at most 1 MiB (a repository whose kept scan would be larger is
+    /// cloned every run).
     Trees,
 }
 
@@ -46,7 +48,7 @@ impl Cache {
     pub fn bounds(self) -> (u64, usize) {
         match self {
             Self::Facts => (50_000, 64 * 1024),
-            Self::Trees => (20_000, 8 * 1024 * 1024),
+            Self::Trees => (40_000, 1024 * 1024),
         }
     }
 }

@@ -497,3 +497,72 @@ async fn deadline_bounds_the_lookups() {
         "{results:?}"
     );
 }
+
+/// A registry that refuses a token asked for several repositories for one of them
+/// (`401`, or `403` `insufficient_scope` as RFC 6750 has it, as icr.io answers): that
+/// repository gets a token of its own and its lookup succeeds; a plain 403 with its own
+/// token stays an access error.
+async fn batched_token_then(refusal: u16) -> Result<(), String> {
+    use wiremock::matchers::header;
+    let server = MockServer::start().await;
+    let host = server.address().to_string();
+    let challenge = format!("Bearer realm=\"http://{host}/token\",service=\"reg\"");
+    Mock::given(method("GET"))
+        .and(path("/v2/"))
+        .respond_with(
+            ResponseTemplate::new(401).insert_header("WWW-Authenticate", challenge.as_str()),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/token"))
+        .and(|r: &wiremock::Request| r.url.query_pairs().filter(|(k, _)| k == "scope").count() > 1)
+        .respond_with(
+            ResponseTemplate::new(200).set_body_string(r#"{"token":"batch","expires_in":300}"#),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/token"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_string(r#"{"token":"single","expires_in":300}"#),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("HEAD"))
+        .and(path("/v2/b/manifests/1"))
+        .and(header("authorization", "Bearer batch"))
+        .respond_with(ResponseTemplate::new(refusal))
+        .mount(&server)
+        .await;
+    Mock::given(method("HEAD"))
+        .and(path("/v2/b/manifests/1"))
+        .and(header("authorization", "Bearer single"))
+        .respond_with(ok_head(&digest('b')))
+        .mount(&server)
+        .await;
+    Mock::given(method("HEAD"))
+        .and(path("/v2/c/manifests/1"))
+        .respond_with(ResponseTemplate::new(403))
+        .mount(&server)
+        .await;
+    let client = Arc::new(Client::new(fast(), Credentials::Anonymous).unwrap());
+    client.authorize_ahead(&host, &["a", "b"]).await;
+    let denied = client.head_manifest(&host, "c", "1").await.unwrap_err();
+    assert!(denied.to_string().contains("HTTP 403"), "{denied}");
+    client
+        .head_manifest(&host, "b", "1")
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn batched_token_refused_falls_back_per_repository_401() {
+    batched_token_then(401).await.unwrap();
+}
+
+#[tokio::test]
+async fn batched_token_refused_falls_back_per_repository_403() {
+    batched_token_then(403).await.unwrap();
+}

@@ -892,9 +892,24 @@ async fn corrupted_state_costs_a_clone_not_a_wrong_pr() {
     assert_eq!(fetches, 0);
     {
         let store = repin::state::Store::open(&kept.state).unwrap();
-        for key in ["tree acme/web", "pulls acme/web"] {
+        let forge = kept.fake.url.trim_end_matches('/').to_ascii_lowercase();
+        for key in [
+            repin::job::KeptTree::key(&forge, "acme/web"),
+            repin::forge::run::pulls_key(&forge, "acme/web"),
+        ] {
+            assert!(
+                store
+                    .cached(repin::state::Cache::Trees, &key)
+                    .unwrap()
+                    .is_some(),
+                "{key} is kept"
+            );
             store
-                .cache(repin::state::Cache::Trees, key, b"{\"made_by\": 7, garbage")
+                .cache(
+                    repin::state::Cache::Trees,
+                    &key,
+                    b"{\"made_by\": 7, garbage",
+                )
                 .unwrap();
         }
         store.set(&["flush".to_owned()], 1).unwrap();
@@ -971,4 +986,45 @@ async fn checkouts_are_deleted_when_their_repository_is_done() {
     assert_eq!(gh.calls(), 6);
     let left: Vec<_> = std::fs::read_dir(work.path()).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// Kept scans are kept per forge: a repository of the same name on another GitHub is
+/// another repository — never checked from the first one's kept scan, and its token
+/// never sent to the first one's git server.
+#[tokio::test(flavor = "multi_thread")]
+async fn kept_scans_are_kept_per_forge() {
+    let reg = Registry::start(Auth::Open);
+    let mut pusher = Pusher::new(&reg);
+    let host = reg.host.clone();
+    let a = pusher.index("app", "1", &PLATFORMS, Flavor::Oci, "a").await;
+    let b = pusher.index("app", "1", &PLATFORMS, Flavor::Oci, "b").await;
+    // Forge A: acme/web is current; forge B: another acme/web, outdated.
+    let (git_a, git_b) = (GitServer::start(), GitServer::start());
+    git_a.repo(
+        "acme/web",
+        &[("Dockerfile", &format!("FROM {host}/app:1@{}\n", b.digest))],
+    );
+    git_b.repo(
+        "acme/web",
+        &[("Dockerfile", &format!("FROM {host}/app:1@{}\n", a.digest))],
+    );
+    let (fake_a, fake_b) = (FakeGitHub::start().await, FakeGitHub::start().await);
+    fake_a.add_repo(&git_a, "acme/web");
+    fake_b.add_repo(&git_b, "acme/web");
+    let state_dir = tempfile::tempdir().unwrap();
+    let state = state_dir.path().join("state.redb");
+    let out = run(&fake_a, &state, "acme/web");
+    assert!(out.stdout.contains("opened []"), "{}", out.stdout);
+    let served_a = git_a.served().len();
+    let out = run(&fake_b, &state, "acme/web");
+    assert!(
+        git_a.served().len() == served_a,
+        "forge B's run reached forge A's git server"
+    );
+    assert!(out.stdout.contains("opened [1]"), "{}", out.stdout);
+    // Each forge's repository is then idle from its own kept scan.
+    let fetches = (git_a.fetches(), git_b.fetches());
+    run(&fake_a, &state, "acme/web");
+    run(&fake_b, &state, "acme/web");
+    assert_eq!((git_a.fetches(), git_b.fetches()), fetches);
 }

@@ -27,6 +27,8 @@ pub struct Account {
 /// A GitHub App.
 pub struct App {
     client: octocrab::Octocrab,
+    /// The API's base URL.
+    base_url: String,
 }
 
 impl App {
@@ -42,7 +44,10 @@ impl App {
             .app(octocrab::models::AppId(app_id), key)
             .build()
             .map_err(|e| Error::Setup(e.to_string()))?;
-        Ok(Self { client })
+        Ok(Self {
+            client,
+            base_url: base_url.to_owned(),
+        })
     }
 
     /// Every installation of the App.
@@ -50,7 +55,7 @@ impl App {
     /// # Errors
     /// [`Error`].
     pub async fn installations(&self) -> Result<Vec<Installation>, Error> {
-        GitHub::for_app(self.client.clone())
+        GitHub::for_app(self.client.clone(), &self.base_url)
             .pages(
                 "list installations",
                 "/app/installations",
@@ -70,7 +75,7 @@ impl App {
         struct Me {
             slug: String,
         }
-        let me: Me = GitHub::for_app(self.client.clone())
+        let me: Me = GitHub::for_app(self.client.clone(), &self.base_url)
             .call("get the App", http::Method::GET, "/app", None)
             .await?;
         let name = format!("{}[bot]", me.slug);
@@ -89,6 +94,6 @@ impl App {
             .client
             .installation(octocrab::models::InstallationId(id))
             .map_err(|e| Error::Setup(e.to_string()))?;
-        Ok(GitHub::for_installation(client))
+        Ok(GitHub::for_installation(client, &self.base_url))
     }
 }

@@ -31,7 +31,7 @@ enum Access {
     Token {
         client: Arc<GitHub>,
     },
-    App(App),
+    App(Box<App>),
 }
 
 /// Who repin acts as, and on which repositories.
@@ -84,7 +84,7 @@ impl Fleet {
     /// [`Error::Setup`] for a bad glob.
     pub fn app(app: App, patterns: Vec<String>, shard: Option<Shard>) -> Result<Self, Error> {
         Ok(Self {
-            access: Access::App(app),
+            access: Access::App(Box::new(app)),
             globs: globs(&patterns)?,
             repos: patterns,
             shard,

@@ -322,6 +322,8 @@ enum GitToken {
 /// A GitHub client for one token or App installation.
 pub struct GitHub {
     client: octocrab::Octocrab,
+    /// The API's base URL, as given.
+    base_url: String,
     calls: AtomicUsize,
     git_token: GitToken,
     /// How long one call may take, answer body included ([`CALL_TIMEOUT`]).
@@ -342,28 +344,33 @@ impl GitHub {
             .map_err(|e| Error::Setup(e.to_string()))?;
         Ok(Self {
             client,
+            base_url: base_url.to_owned(),
             calls: AtomicUsize::new(0),
             timeout: CALL_TIMEOUT,
             git_token: GitToken::Fixed(token.clone()),
         })
     }
 
-    /// A client acting as an App installation (from [`super::app::App::installation`]).
+    /// A client acting as an App installation (from [`super::app::App::installation`])
+    /// on the API at `base_url`.
     #[must_use]
-    pub fn for_installation(client: octocrab::Octocrab) -> Self {
+    pub fn for_installation(client: octocrab::Octocrab, base_url: &str) -> Self {
         Self {
             client,
+            base_url: base_url.to_owned(),
             calls: AtomicUsize::new(0),
             timeout: CALL_TIMEOUT,
             git_token: GitToken::Installation,
         }
     }
 
-    /// A client acting as the App itself (its JWT), for the App's own routes.
+    /// A client acting as the App itself (its JWT), for the App's own routes, on the
+    /// API at `base_url`.
     #[must_use]
-    pub fn for_app(client: octocrab::Octocrab) -> Self {
+    pub fn for_app(client: octocrab::Octocrab, base_url: &str) -> Self {
         Self {
             client,
+            base_url: base_url.to_owned(),
             calls: AtomicUsize::new(0),
             timeout: CALL_TIMEOUT,
             git_token: GitToken::App,
@@ -422,6 +429,13 @@ impl GitHub {
     pub fn with_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.timeout = timeout;
         self
+    }
+
+    /// Which GitHub this client talks to: its API's base URL, lower-cased, without a
+    /// trailing `/` (what is kept per repository is kept per forge too).
+    #[must_use]
+    pub fn forge(&self) -> String {
+        self.base_url.trim_end_matches('/').to_ascii_lowercase()
     }
 
     /// API calls made so far.

@@ -138,8 +138,11 @@ pub async fn run_fleet(
 ) -> FleetReport {
     use futures_util::StreamExt as _;
     let queue = &Queue::new(concurrency);
+    // A repository named twice runs once.
+    let mut seen = std::collections::HashSet::new();
     let mut running: futures_util::stream::FuturesUnordered<_> = targets
         .iter()
+        .filter(|t| seen.insert(t.full_name.to_ascii_lowercase()))
         .enumerate()
         .map(|(i, target)| async move {
             let ran = queue
@@ -259,7 +262,8 @@ pub async fn run_repo(
     let mut summary = RepoSummary::default();
     let token = gh.git_token().await?;
     let store = opts.store.as_deref();
-    let kept = store.and_then(|s| KeptTree::load(s, full_name, opts.service.as_ref()));
+    let forge = gh.forge();
+    let kept = store.and_then(|s| KeptTree::load(s, &forge, full_name, opts.service.as_ref()));
     let mut listed = None;
     if let Some(kept) = &kept {
         let remote = Remote {
@@ -314,7 +318,7 @@ pub async fn run_repo(
             &repo.clone_url,
         )
     {
-        tree.save(store, full_name);
+        tree.save(store, &forge, full_name);
     }
     let pulls = match listed {
         Some(pulls) => pulls,
@@ -381,7 +385,7 @@ async fn pulls(gh: &GitHub, store: Option<&Store>, full_name: &str) -> Result<Ve
         etag: String,
         pulls: Vec<Pull>,
     }
-    let key = format!("pulls {}", full_name.to_ascii_lowercase());
+    let key = pulls_key(&gh.forge(), full_name);
     let kept: Option<KeptPulls> = store
         .and_then(|s| s.cached(Cache::Trees, &key).ok().flatten())
         .and_then(|bytes| serde_json::from_slice(&bytes).ok());
@@ -406,6 +410,13 @@ async fn pulls(gh: &GitHub, store: Option<&Store>, full_name: &str) -> Result<Ve
         tracing::debug!(error = %e, "pull request list not kept");
     }
     Ok(pulls)
+}
+
+/// The store key of `full_name`'s kept pull request list on `forge` (a GitHub API's
+/// base URL, as [`GitHub::forge`] gives it).
+#[must_use]
+pub fn pulls_key(forge: &str, full_name: &str) -> String {
+    format!("pulls {forge} {}", full_name.to_ascii_lowercase())
 }
 
 /// A repository's plan: each change set's branch and proposal, and the actions.

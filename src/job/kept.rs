@@ -80,29 +80,37 @@ pub struct Scanned<'a> {
 }
 
 impl KeptTree {
-    fn key(full_name: &str) -> String {
-        format!("tree {}", full_name.to_ascii_lowercase())
+    /// The store key of `full_name`'s kept tree on `forge` (a GitHub API's base URL:
+    /// the same name on another GitHub is another repository).
+    #[must_use]
+    pub fn key(forge: &str, full_name: &str) -> String {
+        format!("tree {forge} {}", full_name.to_ascii_lowercase())
     }
 
-    /// The tree kept for `full_name`, if there is one made under `service` (an entry
-    /// that does not read is none).
+    /// The tree kept for `full_name` on `forge`, if there is one made under `service`
+    /// (an entry that does not read is none).
     #[must_use]
-    pub fn load(store: &Store, full_name: &str, service: Option<&ServiceConfig>) -> Option<Self> {
+    pub fn load(
+        store: &Store,
+        forge: &str,
+        full_name: &str,
+        service: Option<&ServiceConfig>,
+    ) -> Option<Self> {
         let bytes = store
-            .cached(Cache::Trees, &Self::key(full_name))
+            .cached(Cache::Trees, &Self::key(forge, full_name))
             .ok()
             .flatten()?;
         let kept: Self = serde_json::from_slice(&bytes).ok()?;
         (kept.made_by == fingerprint(service)).then_some(kept)
     }
 
-    /// Keeps it for `full_name` (best effort: a tree not kept costs a clone).
-    pub fn save(&self, store: &Store, full_name: &str) {
+    /// Keeps it for `full_name` on `forge` (best effort: a tree not kept costs a clone).
+    pub fn save(&self, store: &Store, forge: &str, full_name: &str) {
         let saved = serde_json::to_vec(self)
             .map_err(|e| e.to_string())
             .and_then(|bytes| {
                 store
-                    .cache(Cache::Trees, &Self::key(full_name), &bytes)
+                    .cache(Cache::Trees, &Self::key(forge, full_name), &bytes)
                     .map_err(|e| e.to_string())
             });
         if let Err(e) = saved {
@@ -258,19 +266,35 @@ mod tests {
         // Through the store: the same tree back, for the same service config only.
         let store_dir = tempfile::tempdir().unwrap();
         let store = Store::open(&store_dir.path().join("s.redb")).unwrap();
-        kept.save(&store, "Acme/Web");
-        assert_eq!(KeptTree::load(&store, "acme/web", None), Some(kept.clone()));
+        let forge = "https://api.github.com";
+        kept.save(&store, forge, "Acme/Web");
+        assert_eq!(
+            KeptTree::load(&store, forge, "acme/web", None),
+            Some(kept.clone())
+        );
+        // The same name on another GitHub is another repository.
+        assert_eq!(
+            KeptTree::load(&store, "https://ghe.example/api/v3", "acme/web", None),
+            None
+        );
         let other = ServiceConfig {
             per_registry: Some(3),
             ..ServiceConfig::default()
         };
-        assert_eq!(KeptTree::load(&store, "acme/web", Some(&other)), None);
-        assert_eq!(KeptTree::load(&store, "acme/api", None), None);
+        assert_eq!(
+            KeptTree::load(&store, forge, "acme/web", Some(&other)),
+            None
+        );
+        assert_eq!(KeptTree::load(&store, forge, "acme/api", None), None);
         // An entry that does not read is none.
         store
-            .cache(Cache::Trees, "tree acme/web", b"{\"made_by\":")
+            .cache(
+                Cache::Trees,
+                &KeptTree::key(forge, "acme/web"),
+                b"{\"made_by\":",
+            )
             .unwrap();
-        assert_eq!(KeptTree::load(&store, "acme/web", None), None);
+        assert_eq!(KeptTree::load(&store, forge, "acme/web", None), None);
     }
 
     /// A file that changed between the scan and the keeping (its kept text no longer

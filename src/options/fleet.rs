@@ -219,15 +219,19 @@ pub async fn for_run(flags: &RunFlags, env: &Env) -> Result<RunSetup, Error> {
         resolver,
         store,
     };
-    let concurrency = flags.concurrency.map_or_else(
-        || {
-            options.service.as_ref().map_or_else(
-                || config::ServeConfig::default().concurrency,
-                |s| s.serve.concurrency,
-            )
-        },
-        |n| n.max(1),
-    );
+    let concurrency = flags
+        .concurrency
+        .map_or_else(
+            || {
+                options.service.as_ref().map_or_else(
+                    || config::ServeConfig::default().concurrency,
+                    |s| s.serve.concurrency,
+                )
+            },
+            |n| n.max(1),
+        )
+        // As `--concurrency` allows: a config's huge number would be as many threads.
+        .min(256);
     Ok(RunSetup {
         fleet,
         lookups,

@@ -97,25 +97,26 @@ impl TokenCache {
         cells.entry(scope.to_owned()).or_default().clone()
     }
 
-    /// Drops the scope's token, unless a fetch holds the cell (its token is new). A
-    /// token asked for with other scopes that was refused for this one means the
-    /// registry grants fewer scopes than asked: no more batches ([`Self::batches`]).
-    pub fn forget(&self, scope: &str) {
-        let cell = self
-            .cells
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(scope)
-            .cloned();
-        if let Some(cell) = cell
-            && let Ok(mut slot) = cell.try_lock()
-        {
-            if slot.as_ref().is_some_and(|t| t.batch) {
-                self.batches_refused
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
-            }
-            *slot = None;
+    /// A request with `used` (its `Authorization` value) was refused: drops the scope's
+    /// token if it is still that one (a token fetched since is kept). Returns whether
+    /// it was a token asked for with other scopes: then the registry grants fewer
+    /// scopes than asked, and gets no more batches ([`Self::batches`]).
+    pub async fn refused(&self, scope: &str, used: &Secret) -> bool {
+        let cell = self.cell(scope);
+        let mut slot = cell.lock().await;
+        let Some(token) = slot
+            .as_ref()
+            .filter(|t| t.bearer().expose() == used.expose())
+        else {
+            return false;
+        };
+        let batch = token.batch;
+        if batch {
+            self.batches_refused
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
+        *slot = None;
+        batch
     }
 
     /// Whether tokens may be asked for several scopes at once (until one was refused).

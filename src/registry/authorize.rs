@@ -142,6 +142,11 @@ impl Client {
         let scopes: Vec<String> = wanted.iter().map(|(s, _)| s.clone()).collect();
         let mut slots = wanted.into_iter().map(|(_, slot)| slot);
         for batch in auth::batches(&scopes) {
+            // A request may have learned meanwhile that the registry grants fewer
+            // scopes than asked: then each request fetches its own.
+            if !state.tokens.batches() {
+                return;
+            }
             let token = self
                 .fetch_token(registry, &state, &realm, service.as_deref(), batch)
                 .await;

@@ -327,6 +327,8 @@ impl Client {
                 if status.is_success() {
                     return Ok(Attempt::Done(response));
                 }
+                let scope = &super::auth::pull_scope(repository);
+                let bearer = matches!(challenge, Challenge::Bearer { .. });
                 match status {
                     StatusCode::NOT_FOUND => Err(Error::NotFound {
                         registry: registry.to_owned(),
@@ -334,12 +336,29 @@ impl Client {
                         reference: reference.to_owned(),
                     }),
                     StatusCode::UNAUTHORIZED
-                        if matches!(challenge, Challenge::Bearer { .. })
+                        if bearer
                             && !refreshed_token
                                 .swap(true, std::sync::atomic::Ordering::Relaxed) =>
                     {
-                        // The token may have expired early; fetch a fresh one once.
-                        state.tokens.forget(&super::auth::pull_scope(repository));
+                        // The token may have expired early, or (asked for several
+                        // repositories) not cover this one: a fresh one, once.
+                        if let Some(used) = &authorization {
+                            state.tokens.refused(scope, used).await;
+                        }
+                        Ok(Attempt::Again)
+                    }
+                    // A token asked for several repositories that a registry refuses
+                    // with 403 (`insufficient_scope`, as RFC 6750 has it) did not
+                    // cover this one: a token of its own, once.
+                    StatusCode::FORBIDDEN
+                        if bearer
+                            && !refreshed_token.load(std::sync::atomic::Ordering::Relaxed)
+                            && match &authorization {
+                                Some(used) => state.tokens.refused(scope, used).await,
+                                None => false,
+                            } =>
+                    {
+                        refreshed_token.store(true, std::sync::atomic::Ordering::Relaxed);
                         Ok(Attempt::Again)
                     }
                     StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(Error::Unauthorized {

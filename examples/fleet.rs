@@ -6,8 +6,8 @@
 //! tree, with a warm store) as the yardstick for the idle run.
 //!
 //! For each: wall time, GitHub API calls, clones, bytes git served, peak temporary
-//! space (the run's `TMPDIR`, sampled every 20 ms), peak RSS (the process's own, from
-//! `wait4`).
+//! space (the run's `TMPDIR`, sampled every 20 ms), peak RSS (the process's own
+//! `VmHWM`, sampled every 20 ms).
 //!
 //! `cargo run --release --example fleet -- [REPOS] [LARGE] [MIB]` (default 200
 //! repositories, 10 of them large, each large one holding MIB = 39 MiB of
@@ -66,6 +66,21 @@ impl std::fmt::Display for Measured {
     }
 }
 
+/// The process's peak resident set (`VmHWM`, KiB); 0 once it is gone.
+fn vm_hwm_kib(pid: u64) -> u64 {
+    if pid == 0 {
+        return 0;
+    }
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// Bytes under `dir` (files only; a file gone while walking counts nothing).
 fn size_of(dir: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -110,11 +125,20 @@ fn measure(mut command: Command, tmp: &Path, git: &GitServer, fake: &FakeGitHub)
     let (calls, served) = (fake.calls().len(), git.served().len());
     let stop = Arc::new(AtomicBool::new(false));
     let peak = Arc::new(AtomicU64::new(0));
+    let hwm = Arc::new(AtomicU64::new(0));
+    let pid = Arc::new(AtomicU64::new(0));
     let sampler = {
-        let (stop, peak, tmp) = (Arc::clone(&stop), Arc::clone(&peak), tmp.to_path_buf());
+        let (stop, peak, hwm, pid, tmp) = (
+            Arc::clone(&stop),
+            Arc::clone(&peak),
+            Arc::clone(&hwm),
+            Arc::clone(&pid),
+            tmp.to_path_buf(),
+        );
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 peak.fetch_max(size_of(&tmp), Ordering::Relaxed);
+                hwm.fetch_max(vm_hwm_kib(pid.load(Ordering::Relaxed)), Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(20));
             }
         })
@@ -129,6 +153,7 @@ fn measure(mut command: Command, tmp: &Path, git: &GitServer, fake: &FakeGitHub)
         reason = "reaped by wait4 below, for its rusage"
     )]
     let child = command.spawn().expect("run repin");
+    pid.store(u64::from(child.id()), Ordering::Relaxed);
     let mut status = 0;
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: wait4 on our own child's pid fills `status` and `usage`.
@@ -153,7 +178,9 @@ fn measure(mut command: Command, tmp: &Path, git: &GitServer, fake: &FakeGitHub)
         clones: served.iter().filter(|s| s.is_fetch()).count(),
         git_bytes: served.iter().map(|s| s.bytes).sum(),
         peak_tmp: peak.load(Ordering::Relaxed),
-        peak_rss_kib: usage.ru_maxrss,
+        // Not `ru_maxrss`: a child spawned with vfork and exec inherits the parent's
+        // high-water mark there. Its own `VmHWM`, sampled while it runs.
+        peak_rss_kib: i64::try_from(hwm.load(Ordering::Relaxed)).unwrap_or(0),
         cpu: seconds(&usage.ru_utime) + seconds(&usage.ru_stime),
         cpu_all,
         stdout: std::fs::read_to_string(out.path()).unwrap_or_default(),
@@ -309,6 +336,10 @@ async fn main() {
         let last = m.stdout.lines().last().unwrap_or_default();
         println!("           {last}");
     }
+    println!(
+        "state store after both runs: {:.1} MiB",
+        std::fs::metadata(&state).map_or(0, |m| m.len()) as f64 / 1_048_576.0
+    );
 
     // The yardstick: the same lookups over every repository's files in one tree, with
     // the warm store of a first check.

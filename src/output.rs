@@ -162,7 +162,8 @@ pub fn policy_text(out: &mut impl Write, policy: &Rules, repo: &RepoConfig) -> i
         }
     )?;
     let formats = policy.scan.formats.as_ref().map_or_else(
-        || "dockerfile, compose, kubernetes".to_owned(),
+        // Every format of the table (the opt-in scanner reads only the paths listed).
+        || crate::scan::Format::names().join(", "),
         |f| {
             f.iter()
                 .map(ToString::to_string)

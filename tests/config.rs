@@ -88,4 +88,12 @@ fn a_directory_is_searched_for_its_config() {
         "{}",
         run.stdout
     );
+    // The defaults name every format read, as the scan reads them.
+    assert!(
+        run.stdout.contains(
+            "formats = dockerfile, compose, github-actions, gitlab-ci, cloudbuild, kustomize, ko, helm-chart, helm-values, kubernetes, extra\n"
+        ),
+        "{}",
+        run.stdout
+    );
 }

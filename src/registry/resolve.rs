@@ -201,6 +201,33 @@ impl Resolver {
         Ok(v)
     }
 
+    /// A fact about a digest, once per run (`memo`) and across runs ([`Self::remembered`]).
+    async fn fact<V, F, Fut>(
+        &self,
+        memo: &Memo<DigestKey, V>,
+        fact: &str,
+        dk: &DigestKey,
+        learn: F,
+    ) -> Shared<V>
+    where
+        V: Clone + serde::Serialize + serde::de::DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, Error>>,
+    {
+        memo.get(dk, || self.remembered(fact, dk, learn)).await
+    }
+
+    /// The manifest a digest key names, read in full (and checked against the digest).
+    async fn manifest(&self, dk: &DigestKey) -> Result<super::client::Fetched, Error> {
+        self.client
+            .get_manifest(
+                &dk.name.registry,
+                &dk.name.repository,
+                &dk.digest.to_string(),
+            )
+            .await
+    }
+
     /// The tag's current digest and media type: one `HEAD` per tag per run.
     ///
     /// # Errors
@@ -229,14 +256,11 @@ impl Resolver {
     async fn keep_descriptors(&self, name: &RepositoryName, digest: &Digest, body: &[u8]) {
         let dk = Self::digest_key(name, digest);
         let _ = self
-            .descriptors
-            .get(&dk, || {
-                self.remembered("children", &dk, || async {
-                    manifest::platform_descriptors(body).map_err(|why| Error::Invalid {
-                        registry: dk.name.registry.clone(),
-                        what: "index",
-                        why,
-                    })
+            .fact(&self.descriptors, "children", &dk, || async {
+                manifest::platform_descriptors(body).map_err(|why| Error::Invalid {
+                    registry: dk.name.registry.clone(),
+                    what: "index",
+                    why,
                 })
             })
             .await;
@@ -421,45 +445,35 @@ impl Resolver {
     #[tracing::instrument(level = "debug", skip_all, fields(image = %name, digest = %digest.short(12)))]
     pub async fn facts(&self, name: &RepositoryName, digest: &Digest) -> Shared<ImageFacts> {
         let dk = Self::digest_key(name, digest);
-        self.facts
-            .get(&dk, || {
-                self.remembered("facts", &dk, || async {
-                    let mut facts = ImageFacts::default();
-                    let mut fetched = self
-                        .client
-                        .get_manifest(
-                            &dk.name.registry,
-                            &dk.name.repository,
-                            &dk.digest.to_string(),
-                        )
-                        .await?;
-                    facts.add_annotations(&fetched.bytes);
-                    if fetched.media_type.as_deref().and_then(Kind::of) == Some(Kind::Index)
-                        && let Some(child) = manifest::platform_descriptors(&fetched.bytes)
-                            .ok()
-                            .and_then(|c| c.into_iter().next())
-                    {
-                        fetched = self
-                            .client
-                            .get_manifest(
-                                &dk.name.registry,
-                                &dk.name.repository,
-                                &child.digest.to_string(),
-                            )
-                            .await?;
-                        facts.add_annotations(&fetched.bytes);
-                    }
-                    if let Ok(config) = manifest::config_digest(&fetched.bytes) {
-                        let blob = self
-                            .client
-                            .get_blob(&dk.name.registry, &dk.name.repository, &config)
-                            .await?;
-                        facts.add_config(&blob);
-                    }
-                    Ok(facts)
-                })
-            })
-            .await
+        self.fact(&self.facts, "facts", &dk, || async {
+            let mut facts = ImageFacts::default();
+            let mut fetched = self.manifest(&dk).await?;
+            facts.add_annotations(&fetched.bytes);
+            if fetched.media_type.as_deref().and_then(Kind::of) == Some(Kind::Index)
+                && let Some(child) = manifest::platform_descriptors(&fetched.bytes)
+                    .ok()
+                    .and_then(|c| c.into_iter().next())
+            {
+                fetched = self
+                    .client
+                    .get_manifest(
+                        &dk.name.registry,
+                        &dk.name.repository,
+                        &child.digest.to_string(),
+                    )
+                    .await?;
+                facts.add_annotations(&fetched.bytes);
+            }
+            if let Ok(config) = manifest::config_digest(&fetched.bytes) {
+                let blob = self
+                    .client
+                    .get_blob(&dk.name.registry, &dk.name.repository, &config)
+                    .await?;
+                facts.add_config(&blob);
+            }
+            Ok(facts)
+        })
+        .await
     }
 
     fn digest_key(name: &RepositoryName, digest: &Digest) -> DigestKey {
@@ -499,81 +513,59 @@ impl Resolver {
     /// does not say, by the manifest's own bytes (immutable, cached).
     async fn kind(&self, name: &RepositoryName, digest: &Digest) -> Shared<Option<Kind>> {
         let dk = Self::digest_key(name, digest);
-        self.kinds
-            .get(&dk, || {
-                self.remembered("kind", &dk, || async {
-                    let head = self
-                        .client
-                        .head_manifest(
-                            &dk.name.registry,
-                            &dk.name.repository,
-                            &dk.digest.to_string(),
-                        )
-                        .await?;
-                    let mut body = head.body;
-                    let kind = if let Some(kind) = head.media_type.as_deref().and_then(Kind::of) {
-                        Some(kind)
-                    } else {
-                        let bytes = match &body {
-                            Some(bytes) => Arc::clone(bytes),
-                            None => self
-                                .client
-                                .get_manifest(
-                                    &dk.name.registry,
-                                    &dk.name.repository,
-                                    &dk.digest.to_string(),
-                                )
-                                .await?
-                                .bytes
-                                .into(),
-                        };
-                        let kind = Kind::of_body(&bytes);
-                        body = Some(bytes);
-                        kind
-                    };
-                    if let Some(bytes) = &body
-                        && kind == Some(Kind::Index)
-                    {
-                        self.keep_descriptors(name, digest, bytes).await;
-                    }
-                    Ok(kind)
-                })
-            })
-            .await
+        self.fact(&self.kinds, "kind", &dk, || async {
+            let head = self
+                .client
+                .head_manifest(
+                    &dk.name.registry,
+                    &dk.name.repository,
+                    &dk.digest.to_string(),
+                )
+                .await?;
+            let mut body = head.body;
+            let kind = if let Some(kind) = head.media_type.as_deref().and_then(Kind::of) {
+                Some(kind)
+            } else {
+                let bytes = match &body {
+                    Some(bytes) => Arc::clone(bytes),
+                    None => self.manifest(&dk).await?.bytes.into(),
+                };
+                let kind = Kind::of_body(&bytes);
+                body = Some(bytes);
+                kind
+            };
+            if let Some(bytes) = &body
+                && kind == Some(Kind::Index)
+            {
+                self.keep_descriptors(name, digest, bytes).await;
+            }
+            Ok(kind)
+        })
+        .await
     }
 
     /// A platform manifest's platform, from its config blob (immutable, cached).
     async fn platform(&self, name: &RepositoryName, digest: &Digest) -> Shared<Platform> {
         let dk = Self::digest_key(name, digest);
-        self.platforms
-            .get(&dk, || {
-                self.remembered("platform", &dk, || async {
-                    let invalid = |why: String| Error::Invalid {
-                        registry: dk.name.registry.clone(),
-                        what: "image manifest",
-                        why,
-                    };
-                    let fetched = self
-                        .client
-                        .get_manifest(
-                            &dk.name.registry,
-                            &dk.name.repository,
-                            &dk.digest.to_string(),
-                        )
-                        .await?;
-                    let config = manifest::config_digest(&fetched.bytes).map_err(invalid)?;
-                    let blob = self
-                        .client
-                        .get_blob(&dk.name.registry, &dk.name.repository, &config)
-                        .await?;
-                    manifest::config_platform(&blob).map_err(|why| Error::Invalid {
-                        registry: dk.name.registry.clone(),
-                        what: "image config",
-                        why,
-                    })
-                })
+        self.fact(&self.platforms, "platform", &dk, || async {
+            let invalid = |why: String| Error::Invalid {
+                registry: dk.name.registry.clone(),
+                what: "image manifest",
+                why,
+            };
+            let fetched = self.manifest(&dk).await?;
+            let config = manifest::config_digest(&fetched.bytes).map_err(invalid)?;
+            let blob = self
+                .client
+                .get_blob(&dk.name.registry, &dk.name.repository, &config)
+                .await?;
+            manifest::config_platform(&blob).map_err(|why| Error::Invalid {
+                registry: dk.name.registry.clone(),
+                what: "image config",
+                why,
             })
-            .await
+        })
+        .await
     }
 
     /// An index's platform children, by `GET` on its digest (immutable, cached).
@@ -583,24 +575,14 @@ impl Resolver {
         digest: &Digest,
     ) -> Shared<Vec<PlatformDescriptor>> {
         let dk = Self::digest_key(name, digest);
-        self.descriptors
-            .get(&dk, || {
-                self.remembered("children", &dk, || async {
-                    let fetched = self
-                        .client
-                        .get_manifest(
-                            &dk.name.registry,
-                            &dk.name.repository,
-                            &dk.digest.to_string(),
-                        )
-                        .await?;
-                    manifest::platform_descriptors(&fetched.bytes).map_err(|why| Error::Invalid {
-                        registry: dk.name.registry.clone(),
-                        what: "index",
-                        why,
-                    })
-                })
+        self.fact(&self.descriptors, "children", &dk, || async {
+            let fetched = self.manifest(&dk).await?;
+            manifest::platform_descriptors(&fetched.bytes).map_err(|why| Error::Invalid {
+                registry: dk.name.registry.clone(),
+                what: "index",
+                why,
             })
-            .await
+        })
+        .await
     }
 }

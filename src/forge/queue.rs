@@ -1,5 +1,5 @@
-//! The work queue: repositories run concurrently up to a limit, each repository at most
-//! once at a time. A request for a repository that is already running queues one more
+//! The work queue of `run` and `serve`: repositories run concurrently up to a limit,
+//! each repository at most once at a time. A request for a repository that is already running queues one more
 //! run after it (the running one may have read the tree before the change that caused
 //! the request); further requests while that one waits are folded into it.
 //!

@@ -1,8 +1,10 @@
 //! How a request gets its `Authorization`: the registry's challenge, learned once per
 //! registry with `GET /v2/`; its credential, looked up once ([`super::credentials`]);
-//! and for a bearer challenge, a token per repository scope from the realm (only over
-//! HTTPS unless the registry itself is on plain HTTP: [`super::transport::realm_allowed`]),
-//! kept in the registry's [`super::auth::TokenCache`] until it expires.
+//! and for a bearer challenge, a token from the realm (only over HTTPS unless the
+//! registry itself is on plain HTTP: [`super::transport::realm_allowed`]) — asked ahead
+//! for many repositories at once ([`Client::authorize_ahead`]), else per repository
+//! scope — kept per scope in the registry's [`super::auth::TokenCache`] until it
+//! expires.
 
 use std::time::Instant;
 

@@ -241,23 +241,38 @@ pub fn tree_modes(
     Ok((tree.id().to_string(), modes))
 }
 
+/// A remote's refs (name, commit) and the ref its `HEAD` points at, if it says.
+type Listing = (Vec<(String, Oid)>, Option<String>);
+
+/// The remote's [`Listing`]: one `git ls-remote`, no clone.
+fn ls_remote(remote: &Remote) -> Result<Listing, Error> {
+    let mut detached = git2::Remote::create_detached(remote.url.as_str()).map_err(git("remote"))?;
+    let connection = detached
+        .connect_auth(git2::Direction::Fetch, Some(callbacks(remote)), None)
+        .map_err(git("ls-remote"))?;
+    let default = connection
+        .default_branch()
+        .ok()
+        .and_then(|name| name.as_str().ok().map(str::to_owned));
+    let refs = connection
+        .list()
+        .map_err(git("ls-remote"))?
+        .iter()
+        .map(|head| (head.name().to_owned(), head.oid()))
+        .collect();
+    Ok((refs, default))
+}
+
 /// The commit a remote branch points at, `None` when it does not exist.
 ///
 /// # Errors
 /// [`Error::Git`] when the remote cannot be reached or listed.
 pub fn remote_tip(remote: &Remote, branch: &str) -> Result<Option<Oid>, Error> {
-    let mut detached = git2::Remote::create_detached(remote.url.as_str()).map_err(git("remote"))?;
-    let connection = detached
-        .connect_auth(git2::Direction::Fetch, Some(callbacks(remote)), None)
-        .map_err(git("ls-remote"))?;
     let wanted = format!("refs/heads/{branch}");
-    let tip = connection
-        .list()
-        .map_err(git("ls-remote"))?
-        .iter()
-        .find(|head| head.name() == wanted)
-        .map(git2::RemoteHead::oid);
-    Ok(tip)
+    let (refs, _) = ls_remote(remote)?;
+    Ok(refs
+        .into_iter()
+        .find_map(|(name, oid)| (name == wanted).then_some(oid)))
 }
 
 /// The remote's default branch (where its `HEAD` points) and that branch's commit,
@@ -267,22 +282,11 @@ pub fn remote_tip(remote: &Remote, branch: &str) -> Result<Option<Oid>, Error> {
 /// [`Error::Git`] when the remote cannot be reached or listed, or names no default
 /// branch.
 pub fn remote_head(remote: &Remote) -> Result<(String, Oid), Error> {
-    let mut detached = git2::Remote::create_detached(remote.url.as_str()).map_err(git("remote"))?;
-    let connection = detached
-        .connect_auth(git2::Direction::Fetch, Some(callbacks(remote)), None)
-        .map_err(git("ls-remote"))?;
-    let default = connection
-        .default_branch()
-        .map_err(git("ls-remote"))?
-        .as_str()
-        .map(str::to_owned)
-        .unwrap_or_default();
-    let tip = connection
-        .list()
-        .map_err(git("ls-remote"))?
-        .iter()
-        .find(|head| head.name() == default)
-        .map(git2::RemoteHead::oid);
+    let (refs, default) = ls_remote(remote)?;
+    let default = default.unwrap_or_default();
+    let tip = refs
+        .into_iter()
+        .find_map(|(name, oid)| (name == default).then_some(oid));
     match (default.strip_prefix("refs/heads/"), tip) {
         (Some(branch), Some(tip)) => Ok((branch.to_owned(), tip)),
         _ => Err(Error::Git {

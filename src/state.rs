@@ -163,20 +163,16 @@ impl Store {
 
     /// Every key's time, when every key is stored; `None` when one is missing.
     fn all_present(&self, keys: &[String]) -> Result<Option<HashMap<String, u64>>, Error> {
-        let tx = self.db.begin_read().map_err(|e| self.fail(e))?;
-        let table = match tx.open_table(TIMES) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(self.fail(e)),
-        };
-        let mut times = HashMap::with_capacity(keys.len());
-        for key in keys {
-            match table.get(key.as_str()).map_err(|e| self.fail(e))? {
-                Some(v) => times.insert(key.clone(), v.value()),
-                None => return Ok(None),
-            };
-        }
-        Ok(Some(times))
+        self.read(TIMES, |table| {
+            let mut times = HashMap::with_capacity(keys.len());
+            for key in keys {
+                match table.get(key.as_str())? {
+                    Some(v) => times.insert(key.clone(), v.value()),
+                    None => return Ok(None),
+                };
+            }
+            Ok(Some(times))
+        })
     }
 
     /// Sets keys to `now` (a change set was proposed).
@@ -199,16 +195,9 @@ impl Store {
     /// # Errors
     /// [`Error`] on a storage failure.
     pub fn cached(&self, cache: Cache, key: &str) -> Result<Option<Vec<u8>>, Error> {
-        let tx = self.db.begin_read().map_err(|e| self.fail(e))?;
-        let table = match tx.open_table(cache.table()) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(self.fail(e)),
-        };
-        Ok(table
-            .get(key)
-            .map_err(|e| self.fail(e))?
-            .map(|v| v.value().to_vec()))
+        self.read(cache.table(), |table| {
+            Ok(table.get(key)?.map(|v| v.value().to_vec()))
+        })
     }
 
     /// Keeps `value` under `key` in `cache` (a value over the cache's size bound is not
@@ -258,13 +247,26 @@ impl Store {
     /// # Errors
     /// [`Error`] on a storage failure.
     pub fn get(&self, key: &str) -> Result<Option<u64>, Error> {
+        self.read(TIMES, |table| Ok(table.get(key)?.map(|v| v.value())))
+    }
+
+    /// `read` over `table` in one read transaction; a table not yet made reads as
+    /// `None`.
+    fn read<K, V, R>(
+        &self,
+        table: TableDefinition<'_, K, V>,
+        read: impl FnOnce(&redb::ReadOnlyTable<K, V>) -> Result<Option<R>, redb::StorageError>,
+    ) -> Result<Option<R>, Error>
+    where
+        K: redb::Key + 'static,
+        V: redb::Value + 'static,
+    {
         let tx = self.db.begin_read().map_err(|e| self.fail(e))?;
-        let table = match tx.open_table(TIMES) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(self.fail(e)),
-        };
-        Ok(table.get(key).map_err(|e| self.fail(e))?.map(|v| v.value()))
+        match tx.open_table(table) {
+            Ok(t) => read(&t).map_err(|e| self.fail(e)),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(self.fail(e)),
+        }
     }
 }
 

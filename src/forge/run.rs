@@ -221,17 +221,6 @@ pub fn declined_key(full_name: &str, state: &Proposed) -> String {
     crate::state::declined_key(full_name, &proposal)
 }
 
-/// The store to read declined digests from: the job's, else an existing one at the
-/// configured path (the job opens the store only when it has something to record, and
-/// a missing store is not created here).
-fn declined_store(outcome: &Outcome, opts: &RunOptions) -> Option<std::sync::Arc<Store>> {
-    outcome.store.clone().or_else(|| {
-        let path = opts.store_path.as_ref()?;
-        path.is_file()
-            .then(|| Store::open(path).ok().map(std::sync::Arc::new))?
-    })
-}
-
 /// Whether commit `tip` was authored by `author` (one Git Data API call).
 async fn authored_by(gh: &GitHub, full_name: &str, tip: &str, author: &Identity) -> bool {
     gh.commit_author(full_name, tip)
@@ -461,12 +450,13 @@ fn plan_repo(
             }
         })
         .collect();
-    let store = declined_store(outcome, opts);
+    // The job opens the store whenever there is one (a store that does not open has
+    // nothing declined to read).
     let declined = proposals
         .iter()
         .enumerate()
         .filter(|(_, p)| {
-            store.as_ref().is_some_and(|s| {
+            outcome.store.as_ref().is_some_and(|s| {
                 matches!(s.get(&declined_key(full_name, &p.proposed)), Ok(Some(_)))
             })
         })

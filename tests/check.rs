@@ -6,7 +6,7 @@ use std::path::Path;
 use crate::support::images::{Flavor, PushedIndex, Pusher};
 use crate::support::registry::{Auth, PASSWORD, Registry};
 use crate::support::token::REFRESH_TOKEN;
-use crate::support::{Run, read, repin_env, tree};
+use crate::support::{Run, formats, read, repin_env, text_tree, tree};
 
 const PLATFORMS: [&str; 3] = ["linux/amd64", "linux/arm64", "linux/arm/v7"];
 
@@ -588,11 +588,7 @@ async fn registry_token_bench_cold_and_warm() {
             files.push((format!("svc{copy}/{i}/Dockerfile"), format!("FROM {pin}\n")));
         }
     }
-    let files: Vec<(&str, &[u8])> = files
-        .iter()
-        .map(|(p, t)| (p.as_str(), t.as_bytes()))
-        .collect();
-    let dir = tree(&files);
+    let dir = text_tree(&files);
     let state = tempfile::tempdir().unwrap();
     let store = state.path().join("state.redb");
     let check = || {
@@ -777,20 +773,11 @@ async fn gitlab_cloudbuild_and_compose_by_content_are_updated_in_place() {
     };
     let pin = format!("{host}/app:1@{}", old.digest);
     let before = files(&pin);
-    let dir = tree(
-        &before
-            .iter()
-            .map(|(p, t)| (*p, t.as_bytes()))
-            .collect::<Vec<_>>(),
-    );
+    let dir = text_tree(&before);
     let (code, checked) = check_json(dir.path(), None);
     assert_eq!(code, 1, "{checked:?}");
-    let formats: Vec<&str> = checked
-        .iter()
-        .map(|c| c["format"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        formats,
+        formats(&checked),
         [
             "gitlab-ci",
             "gitlab-ci",
@@ -1004,20 +991,11 @@ async fn helm_kustomize_ko_and_chart_annotations_update_only_digests() {
         ]
     };
     let before = files(&old.digest);
-    let dir = tree(
-        &before
-            .iter()
-            .map(|(p, t)| (*p, t.as_bytes()))
-            .collect::<Vec<_>>(),
-    );
+    let dir = text_tree(&before);
     let (code, checked) = check_json(dir.path(), None);
     assert_eq!(code, 1, "{checked:?}");
-    let formats: Vec<&str> = checked
-        .iter()
-        .map(|c| c["format"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        formats,
+        formats(&checked),
         [
             "ko",
             "kubernetes",

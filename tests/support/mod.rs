@@ -87,6 +87,23 @@ pub fn tree(files: &[(&str, &[u8])]) -> tempfile::TempDir {
     dir
 }
 
+/// A temporary tree of text files given as owned or borrowed strings.
+pub fn text_tree<P: AsRef<str>, T: AsRef<str>>(files: &[(P, T)]) -> tempfile::TempDir {
+    let files: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(p, t)| (p.as_ref(), t.as_ref().as_bytes()))
+        .collect();
+    tree(&files)
+}
+
+/// The `format` fields of findings, in output order.
+pub fn formats(found: &[serde_json::Value]) -> Vec<&str> {
+    found
+        .iter()
+        .map(|f| f["format"].as_str().expect("format"))
+        .collect()
+}
+
 /// The `reference` fields of findings, in output order.
 pub fn references(found: &[serde_json::Value]) -> Vec<&str> {
     found

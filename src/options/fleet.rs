@@ -175,6 +175,8 @@ pub struct RunSetup {
     pub options: RunOptions,
     /// When `--deadline` runs out: no repository starts after it.
     pub stop_at: Option<tokio::time::Instant>,
+    /// Why the state store could not be opened, if it could not.
+    pub store_problem: Option<String>,
     /// Repositories worked on at once: `--concurrency`, else the service config's
     /// `[serve] concurrency`, else 4.
     pub concurrency: usize,
@@ -205,10 +207,14 @@ pub async fn for_run(flags: &RunFlags, env: &Env) -> Result<RunSetup, Error> {
     let store_path = super::state_path(flags.state.as_deref(), env, service.as_ref());
     // Opened once for the whole run (a `redb` file opens once per process, and
     // repositories run concurrently); one that cannot be opened is each job's warning.
-    let store = store_path
-        .as_deref()
-        .and_then(|p| Store::open(p).ok())
-        .map(Arc::new);
+    let (store, store_problem) = match store_path.as_deref().map(Store::open) {
+        Some(Ok(store)) => (Some(Arc::new(store)), None),
+        Some(Err(e)) => (
+            None,
+            Some(format!("{e}; references under min_age or a schedule wait")),
+        ),
+        None => (None, None),
+    };
     let options = RunOptions {
         author: Identity { name, email },
         max_open: super::max_open(flags.pr.max_open, service.as_ref()),
@@ -237,6 +243,7 @@ pub async fn for_run(flags: &RunFlags, env: &Env) -> Result<RunSetup, Error> {
         lookups,
         options,
         stop_at,
+        store_problem,
         concurrency,
     })
 }
@@ -269,6 +276,7 @@ pub async fn for_serve(
         lookups,
         options: run,
         concurrency,
+        store_problem,
         ..
     } = for_run(flags, env).await?;
     let mut config = run
@@ -279,11 +287,7 @@ pub async fn for_serve(
     config.concurrency = concurrency;
     let mut warnings = Vec::new();
     let store = run.store.clone();
-    if let (None, Some(path)) = (&store, &run.store_path)
-        && let Err(e) = Store::open(path)
-    {
-        warnings.push(format!("{e}; references under min_age or a schedule wait"));
-    }
+    warnings.extend(store_problem);
     let webhook_secret = super::webhook_secret(env, &config);
     if webhook_secret.is_none() {
         warnings.push(format!(
